@@ -1,0 +1,45 @@
+/**
+ * fanout runs many independent pieces of work in parallel from TypeScript, the same way on
+ * Deno, Bun and Node. One facade, {@linkcode ParallelExecutor}, maps work onto a strategy —
+ * serial, or a pool of worker threads — keeps results in input order, cancels through
+ * `AbortSignal`, disposes with `await using`, and never leaves a promise hanging when a
+ * worker dies.
+ *
+ * @example Map a module's export over inputs on threads
+ * ```ts ignore
+ * import { ParallelExecutor, tasks } from "@fanout/fanout";
+ *
+ * // work.ts: export function fib(n: number): number { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+ * const work = tasks<typeof import("./work.ts")>(new URL("./work.ts", import.meta.url));
+ * await using ex = new ParallelExecutor();
+ * console.log(await ex.map(work.fib, [30, 31, 32]));
+ * ```
+ *
+ * @module
+ */
+
+export { ParallelExecutor } from "./src/executor.ts";
+export type {
+  ExecutorOptions,
+  ImapOptions,
+  MapOptions,
+  StrategyName,
+  SubmitOptions,
+} from "./src/executor.ts";
+export { tasks } from "./src/task.ts";
+export type {
+  ModuleTasks,
+  Task,
+  TaskContext,
+  TaskFunction,
+  TaskInput,
+  TaskRef,
+} from "./src/task.ts";
+export {
+  ExecutorClosedError,
+  NotCloneableError,
+  TaskError,
+  WorkerCrashedError,
+  WorkerStartError,
+} from "./src/errors.ts";
+export type { FanoutErrorOptions, WorkerCrashInfo } from "./src/errors.ts";

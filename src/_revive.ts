@@ -1,0 +1,69 @@
+/**
+ * Rebuilding errors that crossed a thread boundary, and the one wording of a task failure
+ * shared by every strategy.
+ *
+ * @module
+ */
+
+import type { WireError } from "./protocol.ts";
+import { TaskError } from "./errors.ts";
+
+type ErrorClass = new (message?: string, options?: { cause?: unknown }) => Error;
+
+const BUILT_IN: Record<string, ErrorClass> = {
+  Error,
+  TypeError,
+  RangeError,
+  SyntaxError,
+  ReferenceError,
+  EvalError,
+  URIError,
+};
+
+/**
+ * Rebuilds an error from its wire form: built-in classes come back as themselves; other
+ * classes come back as `Error` carrying the original `name` (or, for a subclass that never
+ * set `name`, its class name), with message, stack, `cause` and own properties.
+ */
+export function reviveError(wire: WireError): unknown {
+  if (wire.thrown !== undefined) return wire.thrown.value;
+  const Class = BUILT_IN[wire.name] ?? Error;
+  const error = new Class(wire.message);
+  const name = wire.name === "Error" && wire.className !== undefined ? wire.className : wire.name;
+  if (error.name !== name) {
+    Object.defineProperty(error, "name", { value: name, writable: true, configurable: true });
+  }
+  if (wire.stack !== undefined) {
+    Object.defineProperty(error, "stack", {
+      value: wire.stack,
+      writable: true,
+      configurable: true,
+    });
+  }
+  if (wire.cause !== undefined) {
+    const cause = "value" in wire.cause && !("message" in wire.cause)
+      ? wire.cause.value
+      : reviveError(wire.cause as WireError);
+    Object.defineProperty(error, "cause", { value: cause, writable: true, configurable: true });
+  }
+  if (wire.props !== undefined) Object.assign(error, wire.props);
+  return error;
+}
+
+/**
+ * The error a call rejects with when task `index` threw `cause`. An inline function that read
+ * a variable it does not define gets a message that says how to fix it.
+ */
+export function taskFailure(index: number, cause: unknown, capturedName?: string): TaskError {
+  if (capturedName !== undefined) {
+    return new TaskError(
+      index,
+      `Task ${index} failed: the inline function uses \`${capturedName}\`, which is not defined ` +
+        `inside it. Inline functions are sent as source and must be self-contained: pass the ` +
+        `value through the input, or use a module task: tasks(new URL("./work.ts", import.meta.url))`,
+      { cause },
+    );
+  }
+  const what = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+  return new TaskError(index, `Task ${index} failed: ${what}`, { cause });
+}

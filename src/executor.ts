@@ -1,0 +1,456 @@
+/**
+ * `ParallelExecutor`: the facade. It validates options, owns ordering and the lifecycle, and
+ * maps calls onto a strategy (serial or threads), which only runs chunks.
+ *
+ * @module
+ */
+
+import type { TaskFunction, TaskRef } from "./task.ts";
+import { describe, toTaskSpec } from "./task.ts";
+import type { TaskSpec } from "./protocol.ts";
+import type { Strategy, StrategyName } from "./strategy/types.ts";
+import { SerialStrategy } from "./strategy/serial.ts";
+import { ThreadPool } from "./strategy/threads.ts";
+import { detect, threadFactory } from "./runtime/mod.ts";
+import { Dispatch } from "./_dispatch.ts";
+import { MAX_CHUNK } from "./chunking.ts";
+import { ExecutorClosedError } from "./errors.ts";
+
+export type { StrategyName } from "./strategy/types.ts";
+
+/** Options of {@linkcode ParallelExecutor}. */
+export interface ExecutorOptions {
+  /**
+   * How work runs: `"threads"` on a pool of worker threads (Web Workers on Deno and Bun,
+   * `node:worker_threads` on Node), or `"serial"` on the calling thread.
+   *
+   * @default {"threads"}
+   */
+  strategy?: StrategyName;
+  /**
+   * Most threads to run at once. The pool starts lazily and never starts more threads than
+   * the work queued for it.
+   *
+   * @default {the number of usable CPUs}
+   */
+  maxWorkers?: number;
+  /**
+   * Items per message to a worker: a positive integer, or `"auto"` to size chunks from the
+   * measured time per item (one item per chunk for slow tasks, thousands for trivial ones).
+   *
+   * @default {"auto"}
+   */
+  chunkSize?: number | "auto";
+}
+
+/** Options of {@linkcode ParallelExecutor.prototype.map}. */
+export interface MapOptions {
+  /** Cancels the call: it rejects with `signal.reason`, queued work stops, running work is stopped. */
+  signal?: AbortSignal;
+  /**
+   * Items per message to a worker for this call.
+   *
+   * @default {the executor's `chunkSize`}
+   */
+  chunkSize?: number | "auto";
+}
+
+/** Options of {@linkcode ParallelExecutor.prototype.imap}. */
+export interface ImapOptions extends MapOptions {
+  /**
+   * `true` yields results in input order; `false` yields each as soon as it is ready.
+   *
+   * @default {true}
+   */
+  ordered?: boolean;
+}
+
+/** Options of {@linkcode ParallelExecutor.prototype.submit}. */
+export interface SubmitOptions {
+  /** Cancels the call: it rejects with `signal.reason` and the running task is stopped. */
+  signal?: AbortSignal;
+}
+
+const EXECUTOR_OPTIONS = ["strategy", "maxWorkers", "chunkSize"];
+const MAP_OPTIONS = ["signal", "chunkSize"];
+const IMAP_OPTIONS = ["signal", "chunkSize", "ordered"];
+const SUBMIT_OPTIONS = ["signal"];
+
+/**
+ * Runs many independent tasks in parallel, the same way on Deno, Bun and Node, with results
+ * in input order.
+ *
+ * A task is either an exported function of a module, named with {@linkcode tasks} (the robust
+ * form), or a self-contained inline function, which is sent as source. Either is called as
+ * `fn(input, ctx)` with `ctx.index` and `ctx.signal`.
+ *
+ * Dispose it when done (`await using`, or `close()`): live threads keep the process running.
+ *
+ * @example Squares on threads
+ * ```ts
+ * import { ParallelExecutor } from "@fanout/fanout";
+ * import assert from "node:assert/strict";
+ *
+ * await using ex = new ParallelExecutor({ maxWorkers: 2 });
+ * const squares = await ex.map((n: number) => n * n, [1, 2, 3, 4]);
+ * assert.deepEqual(squares, [1, 4, 9, 16]);
+ * ```
+ */
+export class ParallelExecutor implements AsyncDisposable {
+  readonly #strategyName: StrategyName;
+  readonly #maxWorkers: number;
+  readonly #chunkSize: number | "auto";
+  #strategy: Strategy | undefined;
+  readonly #specs = new WeakMap<object, TaskSpec>();
+  readonly #active = new Set<Promise<unknown>>();
+  readonly #dispatches = new Set<Dispatch>();
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #terminating: Promise<void> | undefined;
+
+  /**
+   * @param options How to run work; every field is optional.
+   * @throws {TypeError} If an option has the wrong type or is unknown.
+   * @throws {RangeError} If an option is out of range.
+   */
+  constructor(options: ExecutorOptions = {}) {
+    checkKeys("options", options, EXECUTOR_OPTIONS);
+    const strategy = options.strategy ?? "threads";
+    if (strategy !== "serial" && strategy !== "threads") {
+      throw new RangeError(
+        `Expected \`strategy\` to be "serial" or "threads", got ${describe(strategy)}`,
+      );
+    }
+    this.#strategyName = strategy;
+    this.#maxWorkers = options.maxWorkers === undefined
+      ? detect().cpus
+      : checkCount("maxWorkers", options.maxWorkers);
+    this.#chunkSize = checkChunkSize(options.chunkSize ?? "auto");
+  }
+
+  /** The strategy this executor runs work with. */
+  get strategy(): StrategyName {
+    return this.#strategyName;
+  }
+
+  /** Most threads this executor runs at once (1 for the serial strategy). */
+  get maxWorkers(): number {
+    return this.#strategyName === "serial" ? 1 : this.#maxWorkers;
+  }
+
+  /** Whether `close()` or `terminate()` has been called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Runs `task` on every item and returns the results in input order. The input is read
+   * lazily, as workers free up. The first failure rejects the call and cancels the rest.
+   *
+   * @param task A task reference from {@linkcode tasks}, or a self-contained function.
+   * @param items The inputs: any iterable or async iterable.
+   * @param options `signal` and `chunkSize`.
+   * @returns The results, in input order.
+   * @throws {TaskError} If a task throws; `index` says which, `cause` is its error.
+   * @throws {WorkerCrashedError} If a worker dies while running a task.
+   * @throws {NotCloneableError} If an input or result cannot be sent between threads.
+   * @throws {ExecutorClosedError} If the executor is closed, or terminated during the call.
+   *
+   * @example Results keep input order
+   * ```ts
+   * import { ParallelExecutor } from "@fanout/fanout";
+   * import assert from "node:assert/strict";
+   *
+   * await using ex = new ParallelExecutor({ strategy: "serial" });
+   * assert.deepEqual(await ex.map((s: string) => s.length, ["a", "bb", "ccc"]), [1, 2, 3]);
+   * ```
+   */
+  map<I, O>(
+    task: TaskRef<I, O> | TaskFunction<I, O>,
+    items: Iterable<I> | AsyncIterable<I>,
+    options: MapOptions = {},
+  ): Promise<O[]> {
+    try {
+      checkKeys("options", options, MAP_OPTIONS);
+      const chunkSize = checkChunkSize(options.chunkSize ?? this.#chunkSize);
+      const signal = checkSignal(options.signal);
+      const spec = this.#spec(task);
+      const strategy = this.#ensure();
+      const parts: unknown[][] = [];
+      let total = 0;
+      const dispatch = new Dispatch(strategy, spec, items, {
+        signal,
+        chunkSize,
+        window: Infinity,
+        onChunk(seq, _base, values) {
+          parts[seq] = values;
+          total += values.length;
+        },
+      });
+      return this.#track((async () => {
+        this.#dispatches.add(dispatch);
+        try {
+          dispatch.start();
+          await dispatch.done;
+        } finally {
+          this.#dispatches.delete(dispatch);
+        }
+        const results = new Array<O>(total);
+        let at = 0;
+        for (const part of parts) {
+          for (let k = 0; k < part.length; k++) results[at++] = part[k] as O;
+        }
+        return results;
+      })());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Runs `task` on every item and yields the results, in input order or as they complete.
+   * Reads its input lazily and keeps memory bounded: only a few chunks per worker are in
+   * flight or waiting to be consumed, so a generator of millions of items is never
+   * materialised. Breaking out of the loop cancels the rest.
+   *
+   * On a failure the iterator throws it at once; with `ordered`, results of items before the
+   * failed one that had not been yielded yet are dropped.
+   *
+   * Note that `close()` waits for iterators that are still being consumed; break out of the
+   * loop (or call `return()`) on an iterator you abandon.
+   *
+   * @param task A task reference from {@linkcode tasks}, or a self-contained function.
+   * @param items The inputs: any iterable or async iterable.
+   * @param options `signal`, `chunkSize` and `ordered`.
+   * @returns An async iterator of the results.
+   * @throws {TypeError} At once, for bad options or a task that cannot be sent.
+   *
+   * @example Streaming results as they complete
+   * ```ts
+   * import { ParallelExecutor } from "@fanout/fanout";
+   * import assert from "node:assert/strict";
+   *
+   * await using ex = new ParallelExecutor({ strategy: "serial" });
+   * const seen: number[] = [];
+   * for await (const n of ex.imap((n: number) => n + 1, [1, 2, 3], { ordered: false })) {
+   *   seen.push(n);
+   * }
+   * assert.deepEqual(seen.sort(), [2, 3, 4]);
+   * ```
+   */
+  imap<I, O>(
+    task: TaskRef<I, O> | TaskFunction<I, O>,
+    items: Iterable<I> | AsyncIterable<I>,
+    options: ImapOptions = {},
+  ): AsyncIterableIterator<O> {
+    checkKeys("options", options, IMAP_OPTIONS);
+    const chunkSize = checkChunkSize(options.chunkSize ?? this.#chunkSize);
+    const signal = checkSignal(options.signal);
+    const ordered = options.ordered ?? true;
+    if (typeof ordered !== "boolean") {
+      throw new TypeError(`Expected \`ordered\` to be a boolean, got ${describe(ordered)}`);
+    }
+    const spec = this.#spec(task);
+    return this.#iterate<O>(spec, items, { signal, chunkSize, ordered });
+  }
+
+  async *#iterate<O>(
+    spec: TaskSpec,
+    items: unknown,
+    options: { signal?: AbortSignal; chunkSize: number | "auto"; ordered: boolean },
+  ): AsyncGenerator<O, void, undefined> {
+    const strategy = this.#ensure();
+    const ready = new Map<number, unknown[]>();
+    let wake: (() => void) | undefined;
+    const notify = (): void => {
+      const resume = wake;
+      wake = undefined;
+      resume?.();
+    };
+    let arrival = 0;
+    const dispatch = new Dispatch(strategy, spec, items, {
+      signal: options.signal,
+      chunkSize: options.chunkSize,
+      window: strategy.concurrency *
+        (options.chunkSize === "auto" ? MAX_CHUNK : options.chunkSize) * 2,
+      onChunk(seq, _base, values) {
+        ready.set(options.ordered ? seq : arrival++, values);
+        notify();
+      },
+      onSettled: notify,
+    });
+    let finished!: () => void;
+    const active = new Promise<void>((resolve) => (finished = resolve));
+    this.#track(active);
+    this.#dispatches.add(dispatch);
+    try {
+      dispatch.start();
+      let next = 0;
+      while (true) {
+        const values = ready.get(next);
+        if (values !== undefined) {
+          ready.delete(next++);
+          for (const value of values) yield value as O;
+          dispatch.release(values.length);
+          continue;
+        }
+        if (dispatch.error !== undefined || (dispatch.stopped && ready.size === 0)) {
+          if (dispatch.stopped && dispatch.error === undefined) return;
+          throw dispatch.error;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    } finally {
+      dispatch.cancel(new ExecutorClosedError("The iterator was closed"), false);
+      this.#dispatches.delete(dispatch);
+      finished();
+    }
+  }
+
+  /**
+   * Runs `task` on one input.
+   *
+   * @param task A task reference from {@linkcode tasks}, or a self-contained function.
+   * @param input The input.
+   * @param options `signal`.
+   * @returns The task's result.
+   * @throws {TaskError} If the task throws.
+   * @throws {WorkerCrashedError} If the worker dies while running it.
+   * @throws {NotCloneableError} If the input or result cannot be sent between threads.
+   * @throws {ExecutorClosedError} If the executor is closed, or terminated during the call.
+   *
+   * @example One task
+   * ```ts
+   * import { ParallelExecutor } from "@fanout/fanout";
+   * import assert from "node:assert/strict";
+   *
+   * await using ex = new ParallelExecutor({ maxWorkers: 1 });
+   * assert.equal(await ex.submit((s: string) => s.toUpperCase(), "hi"), "HI");
+   * ```
+   */
+  submit<I, O>(
+    task: TaskRef<I, O> | TaskFunction<I, O>,
+    input: I,
+    options: SubmitOptions = {},
+  ): Promise<O> {
+    try {
+      checkKeys("options", options, SUBMIT_OPTIONS);
+      const signal = checkSignal(options.signal);
+      const spec = this.#spec(task);
+      const run = this.#ensure().run({ task: spec, base: 0, items: [input], signal });
+      return this.#track(run.then((result) => result.values[0] as O));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Stops taking work, waits for running calls to finish, then stops every worker.
+   * Idempotent: every call returns the same promise.
+   *
+   * @returns A promise that resolves once no worker is left.
+   */
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#closing ??= (async () => {
+      while (this.#active.size > 0) await Promise.allSettled([...this.#active]);
+      await this.#strategy?.close();
+    })();
+    return this.#closing;
+  }
+
+  /**
+   * Stops taking work, cancels running calls (they reject with `ExecutorClosedError`) and
+   * stops every worker. On Deno a worker busy in synchronous code cannot be stopped from
+   * outside; it sees `ctx.signal` abort and goes away once its task returns. Idempotent.
+   *
+   * @returns A promise that resolves once no worker is left.
+   */
+  terminate(): Promise<void> {
+    this.#closed = true;
+    this.#terminating ??= (async () => {
+      const error = new ExecutorClosedError(
+        "The executor was terminated while this call was running",
+      );
+      for (const dispatch of this.#dispatches) dispatch.cancel(error, true);
+      await this.#strategy?.terminate();
+    })();
+    return this.#terminating;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #ensure(): Strategy {
+    if (this.#closed) throw new ExecutorClosedError();
+    this.#strategy ??= this.#strategyName === "serial"
+      ? new SerialStrategy()
+      : new ThreadPool(this.#maxWorkers, threadFactory());
+    return this.#strategy;
+  }
+
+  #spec(task: unknown): TaskSpec {
+    if ((typeof task === "object" && task !== null) || typeof task === "function") {
+      let spec = this.#specs.get(task);
+      if (spec === undefined) {
+        spec = toTaskSpec(task);
+        this.#specs.set(task, spec);
+      }
+      return spec;
+    }
+    return toTaskSpec(task);
+  }
+
+  #track<T>(promise: Promise<T>): Promise<T> {
+    this.#active.add(promise);
+    const untrack = (): void => {
+      this.#active.delete(promise);
+    };
+    promise.then(untrack, untrack);
+    return promise;
+  }
+}
+
+function checkKeys(what: string, options: unknown, allowed: string[]): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Expected \`${what}\` to be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) {
+      throw new TypeError(
+        `Expected ${what} among ${allowed.map((k) => `\`${k}\``).join(", ")}, got \`${key}\``,
+      );
+    }
+  }
+}
+
+function checkCount(name: string, value: unknown): number {
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Expected \`${name}\` to be an integer from 1 and up, got ${describe(value)}`,
+    );
+  }
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(
+      `Expected \`${name}\` to be an integer from 1 and up, got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+function checkChunkSize(value: unknown): number | "auto" {
+  if (value === "auto") return value;
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Expected \`chunkSize\` to be an integer from 1 and up or "auto", got ${describe(value)}`,
+    );
+  }
+  return checkCount("chunkSize", value);
+}
+
+function checkSignal(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined || signal instanceof AbortSignal) return signal;
+  throw new TypeError(`Expected \`signal\` to be an AbortSignal, got ${describe(signal)}`);
+}

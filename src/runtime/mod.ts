@@ -1,0 +1,111 @@
+/**
+ * Runtime detection and the per-runtime adapters. Everything above this folder asks here
+ * instead of testing `Deno` or `Bun` globals itself.
+ *
+ * @module
+ */
+
+import { availableParallelism } from "node:os";
+import process from "node:process";
+import type { ThreadFactory } from "./types.ts";
+import { denoThreads } from "./deno.ts";
+import { bunThreads } from "./bun.ts";
+import { nodeThreads } from "./node.ts";
+
+export type { ThreadExit, ThreadFactory, ThreadHandle } from "./types.ts";
+export { liveThreadCount } from "./_live.ts";
+
+/** The JavaScript runtimes fanout supports. */
+export type RuntimeName = "deno" | "bun" | "node";
+
+/** What fanout needs to know about the runtime it runs on. */
+export interface RuntimeInfo {
+  /** Which runtime this is. */
+  readonly name: RuntimeName;
+  /** The runtime's own version (not the Node version Deno and Bun claim). */
+  readonly version: string;
+  /** Usable CPUs; honours CPU affinity (`taskset`), unlike `os.cpus().length`. */
+  readonly cpus: number;
+  /** The runtime's executable, with symlinks resolved. */
+  readonly execPath: string;
+  /**
+   * Reads an environment variable; `undefined` when unset or, on Deno, when env access was
+   * not granted (it never prompts).
+   */
+  env(name: string): string | undefined;
+}
+
+interface DenoGlobal {
+  version: { deno: string };
+  env: { get(name: string): string | undefined };
+  permissions: { querySync(desc: { name: "env"; variable: string }): { state: string } };
+}
+
+const globals = globalThis as { Deno?: DenoGlobal; Bun?: { version: string } };
+
+let cached: RuntimeInfo | undefined;
+
+/**
+ * Tells Deno, Bun and Node apart. Deno and Bun both claim a Node version in
+ * `process.versions.node`, so their own globals are checked first.
+ */
+export function detect(): RuntimeInfo {
+  if (cached !== undefined) return cached;
+  const deno = globals.Deno;
+  const name: RuntimeName = deno !== undefined
+    ? "deno"
+    : globals.Bun !== undefined
+    ? "bun"
+    : "node";
+  const version = deno !== undefined
+    ? deno.version.deno
+    : globals.Bun !== undefined
+    ? globals.Bun.version
+    : process.versions.node;
+  const env = deno !== undefined
+    ? (variable: string): string | undefined => {
+      try {
+        if (deno.permissions.querySync({ name: "env", variable }).state !== "granted") {
+          return undefined;
+        }
+        return deno.env.get(variable);
+      } catch {
+        return undefined;
+      }
+    }
+    : (variable: string): string | undefined => process.env[variable];
+  cached = {
+    name,
+    version,
+    cpus: countCpus(),
+    get execPath(): string {
+      return process.execPath;
+    },
+    env,
+  };
+  return cached;
+}
+
+function countCpus(): number {
+  try {
+    const n = availableParallelism();
+    if (Number.isInteger(n) && n > 0) return n;
+  } catch {
+    // fall through to navigator
+  }
+  const n = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
+    ?.hardwareConcurrency;
+  return typeof n === "number" && n > 0 ? n : 1;
+}
+
+/** The thread factory for the current runtime. */
+export function threadFactory(): ThreadFactory {
+  switch (detect().name) {
+    case "deno":
+      return denoThreads;
+    case "bun":
+      return bunThreads;
+    case "node":
+      return nodeThreads;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The serial strategy: chunks run one at a time on the calling thread. Inline functions are
+ * compiled from source here too, so a function that captures outer variables fails the same
+ * way as on threads. Inputs and results are passed by reference, not cloned.
+ *
+ * @module
+ */
+
+import type { TaskSpec } from "../protocol.ts";
+import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
+import { capturedName, loadTask } from "../worker/run_task.js";
+import type { TaskFn } from "../worker/run_task.js";
+import { taskFailure } from "../_revive.ts";
+import { ExecutorClosedError } from "../errors.ts";
+
+/** Longest stretch of work between two returns to the event loop, so timers and aborts run. */
+const YIELD_EVERY_MS = 10;
+
+const neverAborted = new AbortController().signal;
+
+/** Runs every chunk on the calling thread. */
+export class SerialStrategy implements Strategy {
+  readonly name = "serial";
+  readonly concurrency = 1;
+  #loaded = new Map<string, Promise<TaskFn>>();
+  #closed = false;
+  #lastYield = performance.now();
+
+  async run(request: ChunkRequest): Promise<ChunkResult> {
+    if (this.#closed) throw new ExecutorClosedError();
+    const { task, base, items } = request;
+    const signal = request.signal ?? neverAborted;
+    const fn = await this.#load(task, base);
+    if (performance.now() - this.#lastYield > YIELD_EVERY_MS) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      this.#lastYield = performance.now();
+    }
+    const values = new Array(items.length);
+    const start = performance.now();
+    for (let k = 0; k < items.length; k++) {
+      if (signal.aborted) throw signal.reason;
+      if (this.#closed) {
+        throw new ExecutorClosedError("The executor was terminated while this call was running");
+      }
+      const index = base + k;
+      try {
+        let value = fn(items[k], { index, signal });
+        if (typeof (value as { then?: unknown } | null)?.then === "function") value = await value;
+        values[k] = value;
+      } catch (error) {
+        if (signal.aborted && error === signal.reason) throw error;
+        throw taskFailure(index, error, task.kind === "inline" ? capturedName(error) : undefined);
+      }
+    }
+    return { values, ms: performance.now() - start };
+  }
+
+  #load(task: TaskSpec, base: number): Promise<TaskFn> {
+    const key = task.kind === "module" ? `${task.url}#${task.name}` : task.source;
+    let loaded = this.#loaded.get(key);
+    if (loaded === undefined) {
+      loaded = loadTask(task);
+      this.#loaded.set(key, loaded);
+      loaded.catch(() => this.#loaded.delete(key));
+    }
+    return loaded.catch((error) => {
+      throw taskFailure(base, error);
+    });
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+
+  terminate(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+}

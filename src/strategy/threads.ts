@@ -1,0 +1,406 @@
+/**
+ * The thread strategy: a lazily started pool of worker threads, reused for the executor's
+ * life and never larger than the work queued for it.
+ *
+ * ```
+ * run(chunk) ──► queue ──► idle worker? ──► prepare task once (comlink) ──► "run" message
+ *                  ▲                                                           │
+ *   abort ─────────┤  (queued: dropped; running: thread terminated where      ▼
+ *                  │   the runtime can, else ctx.signal via shared memory)  worker
+ *                  │                                                           │
+ * resolve/reject ◄─┴── "done" | "fail" | crash (exit, fatal, exit event) ◄────┘
+ * ```
+ *
+ * Every job is settled by the pool itself, never by waiting on comlink, which would hang if
+ * the worker died mid-call. A worker that dies fails only the job it was running and is
+ * replaced on demand; a worker that dies before it is ready fails the queued jobs with
+ * `WorkerStartError` (retrying would only fail again).
+ *
+ * @module
+ */
+
+import { releaseProxy, wrap } from "comlink";
+import type { Remote } from "comlink";
+import type { FromWorker, TaskSpec, WorkerControl } from "../protocol.ts";
+import { STATE_CANCELLED, STATE_RUNNING_INDEX } from "../protocol.ts";
+import type { ThreadExit, ThreadFactory, ThreadHandle } from "../runtime/mod.ts";
+import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
+import {
+  ExecutorClosedError,
+  NotCloneableError,
+  TaskError,
+  WorkerCrashedError,
+  WorkerStartError,
+} from "../errors.ts";
+import { reviveError, taskFailure } from "../_revive.ts";
+import { findUncloneable } from "../worker/run_task.js";
+
+const ENTRY = new URL("../worker/thread_entry.js", import.meta.url);
+
+interface Job {
+  readonly request: ChunkRequest;
+  readonly taskId: number;
+  readonly resolve: (result: ChunkResult) => void;
+  readonly reject: (error: unknown) => void;
+  /** Chunk id, set when the job is given to a worker. */
+  id: number;
+  worker: PoolWorker | undefined;
+  settled: boolean;
+  onAbort: (() => void) | undefined;
+}
+
+interface PoolWorker {
+  readonly handle: ThreadHandle;
+  /** Shared [cancelled chunk id, index of the running item]. */
+  readonly state: Int32Array;
+  ready: boolean;
+  dead: boolean;
+  control: Remote<WorkerControl> | undefined;
+  port: MessagePort | undefined;
+  readonly prepared: Set<number>;
+  /** The job it is running; kept after a cooperative cancel until the worker replies. */
+  job: Job | undefined;
+  fatal: unknown;
+}
+
+/** Runs chunks on a pool of worker threads. */
+export class ThreadPool implements Strategy {
+  readonly name = "threads";
+  readonly concurrency: number;
+  readonly #factory: ThreadFactory;
+  readonly #workers = new Set<PoolWorker>();
+  readonly #idle: PoolWorker[] = [];
+  readonly #queue: Job[] = [];
+  readonly #exiting = new Set<Promise<void>>();
+  readonly #taskIds = new Map<string, number>();
+  #starting = 0;
+  #nextChunk = 1;
+  #closed = false;
+  #drained: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * @param maxWorkers Most threads the pool runs at once.
+   * @param factory The runtime's thread factory.
+   */
+  constructor(maxWorkers: number, factory: ThreadFactory) {
+    this.concurrency = maxWorkers;
+    this.#factory = factory;
+  }
+
+  run(request: ChunkRequest): Promise<ChunkResult> {
+    if (this.#closed) return Promise.reject(new ExecutorClosedError());
+    const signal = request.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<ChunkResult>((resolve, reject) => {
+      const job: Job = {
+        request,
+        taskId: this.#taskId(request.task),
+        resolve,
+        reject,
+        id: 0,
+        worker: undefined,
+        settled: false,
+        onAbort: undefined,
+      };
+      if (signal !== undefined) {
+        job.onAbort = () => this.#abort(job);
+        signal.addEventListener("abort", job.onAbort, { once: true });
+      }
+      this.#queue.push(job);
+      this.#pump();
+    });
+  }
+
+  #taskId(task: TaskSpec): number {
+    const key = task.kind === "module" ? `m:${task.url}#${task.name}` : `f:${task.source}`;
+    let id = this.#taskIds.get(key);
+    if (id === undefined) {
+      id = this.#taskIds.size + 1;
+      this.#taskIds.set(key, id);
+    }
+    return id;
+  }
+
+  #settle(job: Job, error: unknown, result?: ChunkResult): void {
+    if (job.settled) return;
+    job.settled = true;
+    if (job.onAbort !== undefined) job.request.signal?.removeEventListener("abort", job.onAbort);
+    if (result !== undefined) job.resolve(result);
+    else job.reject(error);
+  }
+
+  /** Hands queued jobs to idle workers, and starts workers for what is left. */
+  #pump(): void {
+    while (this.#queue.length > 0 && this.#idle.length > 0) {
+      this.#assign(this.#idle.pop()!, this.#queue.shift()!);
+    }
+    let wanted = this.#queue.length - this.#starting;
+    while (wanted-- > 0 && this.#workers.size < this.concurrency) this.#spawn();
+    this.#checkDrained();
+  }
+
+  #spawn(): void {
+    const handle = this.#factory.create(ENTRY, `fanout-thread-${this.#workers.size + 1}`);
+    const worker: PoolWorker = {
+      handle,
+      state: new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT)),
+      ready: false,
+      dead: false,
+      control: undefined,
+      port: undefined,
+      prepared: new Set(),
+      job: undefined,
+      fatal: undefined,
+    };
+    this.#workers.add(worker);
+    this.#starting++;
+    handle.onMessage((message) => this.#onMessage(worker, message as FromWorker));
+    handle.onExit((exit) => this.#onDeath(worker, exit));
+  }
+
+  #onMessage(worker: PoolWorker, message: FromWorker): void {
+    if (worker.dead) return;
+    switch (message.type) {
+      case "ready": {
+        const { port1, port2 } = new MessageChannel();
+        worker.port = port1;
+        worker.control = wrap<WorkerControl>(port1);
+        worker.handle.postMessage(
+          { type: "init", control: port2, state: worker.state.buffer },
+          [port2],
+        );
+        worker.ready = true;
+        this.#starting--;
+        this.#release(worker);
+        return;
+      }
+      case "done":
+      case "fail":
+      case "cancelled": {
+        const job = worker.job;
+        worker.job = undefined;
+        if (job !== undefined && job.id === message.id && !job.settled) {
+          if (message.type === "done") {
+            this.#settle(job, undefined, { values: message.values, ms: message.ms });
+          } else if (message.type === "fail") {
+            this.#settle(job, this.#failure(message));
+          } else {
+            this.#settle(job, job.request.signal?.reason);
+          }
+        }
+        this.#release(worker);
+        return;
+      }
+      case "fatal":
+        worker.fatal = reviveError(message.error);
+        this.#onDeath(worker, {
+          error: worker.fatal,
+          message: worker.fatal instanceof Error
+            ? `uncaught ${worker.fatal.name}: ${worker.fatal.message}`
+            : `uncaught ${String(worker.fatal)}`,
+        });
+        return;
+      case "exit":
+        this.#onDeath(worker, {
+          code: message.code,
+          message: `the worker called exit with code ${message.code}`,
+        });
+        return;
+    }
+  }
+
+  #failure(message: Extract<FromWorker, { type: "fail" }>): unknown {
+    const cause = reviveError(message.error);
+    if (message.clone !== undefined) {
+      return new NotCloneableError(
+        message.index,
+        message.clone.path,
+        `Expected the result of task ${message.index} to be cloneable, got ${message.clone.what} at \`${message.clone.path}\``,
+        { cause },
+      );
+    }
+    return taskFailure(message.index, cause, message.error.capturedName);
+  }
+
+  /** A worker is free again: give it the next job, or park it (or retire it when closing). */
+  #release(worker: PoolWorker): void {
+    if (worker.dead) return;
+    const next = this.#queue.shift();
+    if (next !== undefined) this.#assign(worker, next);
+    else {
+      this.#idle.push(worker);
+      if (this.#closed) this.#checkDrained();
+    }
+  }
+
+  #assign(worker: PoolWorker, job: Job): void {
+    worker.job = job;
+    job.worker = worker;
+    job.id = this.#nextChunk++;
+    if (worker.prepared.has(job.taskId)) return this.#post(worker, job);
+    worker.control!.prepare(job.taskId, job.request.task).then(
+      () => {
+        if (worker.dead || worker.job !== job) return;
+        worker.prepared.add(job.taskId);
+        if (job.settled) {
+          worker.job = undefined;
+          this.#release(worker);
+        } else this.#post(worker, job);
+      },
+      (error: unknown) => {
+        if (worker.dead || worker.job !== job) return;
+        worker.job = undefined;
+        this.#settle(
+          job,
+          new TaskError(
+            job.request.base,
+            `Task ${job.request.base} failed: its task could not be loaded: ${
+              error instanceof Error ? error.message : String(error)
+            }`,
+            { cause: error },
+          ),
+        );
+        this.#release(worker);
+      },
+    );
+  }
+
+  #post(worker: PoolWorker, job: Job): void {
+    const { base, items } = job.request;
+    try {
+      worker.handle.postMessage({ type: "run", id: job.id, task: job.taskId, base, items });
+    } catch (error) {
+      worker.job = undefined;
+      this.#settle(job, notCloneable(base, items, error));
+      this.#release(worker);
+    }
+  }
+
+  #abort(job: Job): void {
+    const worker = job.worker;
+    const reason = job.request.signal?.reason;
+    if (worker === undefined) {
+      const at = this.#queue.indexOf(job);
+      if (at >= 0) this.#queue.splice(at, 1);
+      this.#settle(job, reason);
+      return;
+    }
+    this.#settle(job, reason);
+    const hard = job.request.hardStop?.() ?? true;
+    if (hard && this.#factory.canStopBusyThread) {
+      this.#retire(worker);
+      this.#pump();
+    } else {
+      // Cooperative: the task sees ctx.signal abort (read from shared memory even in a sync
+      // loop); the worker stays busy, and out of the idle list, until it replies.
+      Atomics.store(worker.state, STATE_CANCELLED, job.id);
+      try {
+        worker.handle.postMessage({ type: "cancel", id: job.id });
+      } catch {
+        // The shared flag alone will do.
+      }
+    }
+  }
+
+  #onDeath(worker: PoolWorker, exit: ThreadExit): void {
+    if (worker.dead) return;
+    const wasReady = worker.ready;
+    const job = worker.job;
+    this.#retire(worker);
+    if (!wasReady) {
+      // A worker that cannot start would not start on a retry either: fail what waits, unless
+      // another worker is up to serve it.
+      if (![...this.#workers].some((w) => w.ready)) {
+        const error = new WorkerStartError(`A worker failed to start: ${exit.message}`, {
+          exitCode: exit.code,
+          cause: exit.error,
+        });
+        for (const waiting of this.#queue.splice(0)) this.#settle(waiting, error);
+      }
+    } else if (job !== undefined && !job.settled) {
+      const { base, items } = job.request;
+      const running = Atomics.load(worker.state, STATE_RUNNING_INDEX);
+      const index = running >= base && running < base + items.length ? running : base;
+      this.#settle(
+        job,
+        new WorkerCrashedError(`The worker running task ${index} crashed: ${exit.message}`, {
+          index,
+          exitCode: exit.code,
+          cause: exit.error ?? worker.fatal,
+        }),
+      );
+    }
+    this.#pump();
+  }
+
+  /** Takes a worker out of the pool and stops its thread. */
+  #retire(worker: PoolWorker): void {
+    if (worker.dead) return;
+    worker.dead = true;
+    this.#workers.delete(worker);
+    const at = this.#idle.indexOf(worker);
+    if (at >= 0) this.#idle.splice(at, 1);
+    if (!worker.ready) this.#starting--;
+    worker.control?.[releaseProxy]();
+    worker.port?.close();
+    const exiting = worker.handle.terminate().catch(() => {});
+    this.#exiting.add(exiting);
+    exiting.then(() => this.#exiting.delete(exiting));
+    this.#checkDrained();
+  }
+
+  #busy(): boolean {
+    if (this.#queue.length > 0) return true;
+    for (const worker of this.#workers) if (worker.job !== undefined) return true;
+    return false;
+  }
+
+  #checkDrained(): void {
+    if (this.#drained !== undefined && !this.#busy()) this.#drained();
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      if (this.#busy()) await new Promise<void>((resolve) => (this.#drained = resolve));
+      await this.#shutdown();
+    })();
+    return this.#closing;
+  }
+
+  terminate(): Promise<void> {
+    this.#closed = true;
+    const error = new ExecutorClosedError(
+      "The executor was terminated while this call was running",
+    );
+    for (const job of this.#queue.splice(0)) this.#settle(job, error);
+    for (const worker of this.#workers) {
+      if (worker.job !== undefined) this.#settle(worker.job, error);
+    }
+    this.#drained?.();
+    return this.#shutdown();
+  }
+
+  async #shutdown(): Promise<void> {
+    for (const worker of [...this.#workers]) this.#retire(worker);
+    while (this.#exiting.size > 0) await Promise.all(this.#exiting);
+  }
+}
+
+function notCloneable(base: number, items: unknown[], error: unknown): unknown {
+  for (let k = 0; k < items.length; k++) {
+    const found = findUncloneable(items[k], "input");
+    if (found !== undefined) {
+      return new NotCloneableError(
+        base + k,
+        found.path,
+        `Expected the input of task ${
+          base + k
+        } to be cloneable, got ${found.what} at \`${found.path}\``,
+        { cause: error },
+      );
+    }
+  }
+  return error;
+}

@@ -1,0 +1,51 @@
+/**
+ * The interface every strategy implements. The executor owns ordering, chunking and
+ * cancellation; a strategy only runs chunks and reports how long they took.
+ *
+ * @module
+ */
+
+import type { TaskSpec } from "../protocol.ts";
+
+/** Names of the strategies available to `ParallelExecutor`. */
+export type StrategyName = "serial" | "threads";
+
+/** One chunk: consecutive items of one call. */
+export interface ChunkRequest {
+  /** The task to run on each item. */
+  task: TaskSpec;
+  /** Index (in the call's input) of the first item. */
+  base: number;
+  /** The items. */
+  items: unknown[];
+  /** Aborting it cancels the chunk: the returned promise rejects with `signal.reason`. */
+  signal?: AbortSignal;
+  /**
+   * Whether a running chunk may be stopped hard (its thread terminated) on abort. False for
+   * cancellations that are not urgent, e.g. the rest of a call whose first task failed: the
+   * chunk is then asked to stop through its `ctx.signal` and its thread is kept.
+   */
+  hardStop?: () => boolean;
+}
+
+/** What a finished chunk returns. */
+export interface ChunkResult {
+  /** One result per item, in order. */
+  values: unknown[];
+  /** Time spent running the items, excluding transport. */
+  ms: number;
+}
+
+/** A way of running chunks. */
+export interface Strategy {
+  /** The strategy's name. */
+  readonly name: StrategyName;
+  /** How many chunks it runs at once. */
+  readonly concurrency: number;
+  /** Runs one chunk. Rejects with `TaskError`, `WorkerCrashedError`, `NotCloneableError` or the abort reason. */
+  run(request: ChunkRequest): Promise<ChunkResult>;
+  /** Waits for running chunks, then releases every resource. Idempotent. */
+  close(): Promise<void>;
+  /** Rejects queued and running chunks with `ExecutorClosedError`, then releases everything. Idempotent. */
+  terminate(): Promise<void>;
+}
