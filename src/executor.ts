@@ -102,7 +102,8 @@ export class ParallelExecutor implements AsyncDisposable {
   readonly #chunkSize: number | "auto";
   #strategy: Strategy | undefined;
   readonly #specs = new WeakMap<object, TaskSpec>();
-  readonly #active = new Set<Promise<unknown>>();
+  #active = 0;
+  #idle: (() => void) | undefined;
   readonly #dispatches = new Set<Dispatch>();
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -187,13 +188,15 @@ export class ParallelExecutor implements AsyncDisposable {
           total += values.length;
         },
       });
-      return this.#track((async () => {
+      this.#begin();
+      return (async () => {
         this.#dispatches.add(dispatch);
         try {
           dispatch.start();
           await dispatch.done;
         } finally {
           this.#dispatches.delete(dispatch);
+          this.#end();
         }
         const results = new Array<O>(total);
         let at = 0;
@@ -201,7 +204,7 @@ export class ParallelExecutor implements AsyncDisposable {
           for (let k = 0; k < part.length; k++) results[at++] = part[k] as O;
         }
         return results;
-      })());
+      })();
     } catch (error) {
       return Promise.reject(error);
     }
@@ -279,9 +282,7 @@ export class ParallelExecutor implements AsyncDisposable {
       },
       onSettled: notify,
     });
-    let finished!: () => void;
-    const active = new Promise<void>((resolve) => (finished = resolve));
-    this.#track(active);
+    this.#begin();
     this.#dispatches.add(dispatch);
     try {
       dispatch.start();
@@ -303,7 +304,7 @@ export class ParallelExecutor implements AsyncDisposable {
     } finally {
       dispatch.cancel(new ExecutorClosedError("The iterator was closed"), false);
       this.#dispatches.delete(dispatch);
-      finished();
+      this.#end();
     }
   }
 
@@ -338,7 +339,14 @@ export class ParallelExecutor implements AsyncDisposable {
       const signal = checkSignal(options.signal);
       const spec = this.#spec(task);
       const run = this.#ensure().run({ task: spec, base: 0, items: [input], signal });
-      return this.#track(run.then((result) => result.values[0] as O));
+      this.#begin();
+      return run.then((result) => {
+        this.#end();
+        return result.values[0] as O;
+      }, (error: unknown) => {
+        this.#end();
+        throw error;
+      });
     } catch (error) {
       return Promise.reject(error);
     }
@@ -353,7 +361,7 @@ export class ParallelExecutor implements AsyncDisposable {
   close(): Promise<void> {
     this.#closed = true;
     this.#closing ??= (async () => {
-      while (this.#active.size > 0) await Promise.allSettled([...this.#active]);
+      if (this.#active > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
       await this.#strategy?.close();
     })();
     return this.#closing;
@@ -403,13 +411,18 @@ export class ParallelExecutor implements AsyncDisposable {
     return toTaskSpec(task);
   }
 
-  #track<T>(promise: Promise<T>): Promise<T> {
-    this.#active.add(promise);
-    const untrack = (): void => {
-      this.#active.delete(promise);
-    };
-    promise.then(untrack, untrack);
-    return promise;
+  /** A call started: `close()` waits for it. */
+  #begin(): void {
+    this.#active++;
+  }
+
+  /** A call settled. */
+  #end(): void {
+    if (--this.#active === 0 && this.#idle !== undefined) {
+      const resolve = this.#idle;
+      this.#idle = undefined;
+      resolve();
+    }
   }
 }
 

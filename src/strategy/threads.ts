@@ -21,8 +21,15 @@
 
 import { releaseProxy, wrap } from "comlink";
 import type { Remote } from "comlink";
-import type { FromWorker, TaskSpec, WorkerControl } from "../protocol.ts";
-import { STATE_CANCELLED, STATE_RUNNING_INDEX } from "../protocol.ts";
+import type {
+  FromWorkerEvent,
+  InitMessage,
+  StartMessage,
+  TaskSpec,
+  ToWorkerEvent,
+  WorkerControl,
+} from "../protocol.ts";
+import { MS_OFFSET, Payload, Slot, SLOTS, STATE_BYTES } from "../protocol.ts";
 import type { ThreadExit, ThreadFactory, ThreadHandle } from "../runtime/mod.ts";
 import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
 import {
@@ -51,12 +58,15 @@ interface Job {
 
 interface PoolWorker {
   readonly handle: ThreadHandle;
-  /** Shared [cancelled chunk id, index of the running item]. */
-  readonly state: Int32Array;
+  /** The shared header (see `Slot` in protocol.ts). */
+  readonly header: Int32Array;
+  /** Run time of the last chunk, written by the worker. */
+  readonly runMs: Float64Array;
   ready: boolean;
   dead: boolean;
   control: Remote<WorkerControl> | undefined;
-  port: MessagePort | undefined;
+  ports: MessagePort[];
+  events: MessagePort | undefined;
   readonly prepared: Set<number>;
   /** The job it is running; kept after a cooperative cancel until the worker replies. */
   job: Job | undefined;
@@ -73,6 +83,7 @@ export class ThreadPool implements Strategy {
   readonly #queue: Job[] = [];
   readonly #exiting = new Set<Promise<void>>();
   readonly #taskIds = new Map<string, number>();
+  readonly #specIds = new WeakMap<TaskSpec, number>();
   #starting = 0;
   #nextChunk = 1;
   #closed = false;
@@ -113,12 +124,17 @@ export class ThreadPool implements Strategy {
   }
 
   #taskId(task: TaskSpec): number {
+    // Specs are cached per task by the executor, so the object is the cheap key; the string
+    // key makes equal tasks from different call sites share one id.
+    let id = this.#specIds.get(task);
+    if (id !== undefined) return id;
     const key = task.kind === "module" ? `m:${task.url}#${task.name}` : `f:${task.source}`;
-    let id = this.#taskIds.get(key);
+    id = this.#taskIds.get(key);
     if (id === undefined) {
       id = this.#taskIds.size + 1;
       this.#taskIds.set(key, id);
     }
+    this.#specIds.set(task, id);
     return id;
   }
 
@@ -142,58 +158,86 @@ export class ThreadPool implements Strategy {
 
   #spawn(): void {
     const handle = this.#factory.create(ENTRY, `fanout-thread-${this.#workers.size + 1}`);
+    const state = new SharedArrayBuffer(STATE_BYTES);
     const worker: PoolWorker = {
       handle,
-      state: new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT)),
+      header: new Int32Array(state, 0, SLOTS),
+      runMs: new Float64Array(state, MS_OFFSET, 1),
       ready: false,
       dead: false,
       control: undefined,
-      port: undefined,
+      ports: [],
+      events: undefined,
       prepared: new Set(),
       job: undefined,
       fatal: undefined,
     };
     this.#workers.add(worker);
     this.#starting++;
-    handle.onMessage((message) => this.#onMessage(worker, message as FromWorker));
+    handle.onMessage((message) =>
+      worker.ready
+        ? this.#onResult(worker, message)
+        : this.#onStart(worker, message as StartMessage)
+    );
     handle.onExit((exit) => this.#onDeath(worker, exit));
   }
 
-  #onMessage(worker: PoolWorker, message: FromWorker): void {
+  /** Before `init`: the handshake, or news of a worker that died while starting. */
+  #onStart(worker: PoolWorker, message: StartMessage): void {
     if (worker.dead) return;
-    switch (message.type) {
-      case "ready": {
-        const { port1, port2 } = new MessageChannel();
-        worker.port = port1;
-        worker.control = wrap<WorkerControl>(port1);
-        worker.handle.postMessage(
-          { type: "init", control: port2, state: worker.state.buffer },
-          [port2],
-        );
-        worker.ready = true;
-        this.#starting--;
-        this.#release(worker);
-        return;
-      }
-      case "done":
+    if (message.type !== "ready") return this.#onEvent(worker, message);
+    const events = new MessageChannel();
+    const control = new MessageChannel();
+    worker.ports = [events.port1, control.port1];
+    worker.events = events.port1;
+    worker.events.onmessage = (event: MessageEvent<FromWorkerEvent>) =>
+      this.#onEvent(worker, event.data);
+    worker.control = wrap<WorkerControl>(control.port1);
+    const init: InitMessage = {
+      type: "init",
+      state: worker.header.buffer as SharedArrayBuffer,
+      events: events.port2,
+      control: control.port2,
+    };
+    worker.handle.postMessage(init, [events.port2, control.port2]);
+    worker.ready = true;
+    this.#starting--;
+    this.#release(worker);
+  }
+
+  /** A result payload: what it belongs to is in the shared header. */
+  #onResult(worker: PoolWorker, payload: unknown): void {
+    if (worker.dead) return;
+    const job = worker.job;
+    worker.job = undefined;
+    const id = Atomics.load(worker.header, Slot.DONE_ID);
+    if (job !== undefined && job.id === id && !job.settled) {
+      const values = Atomics.load(worker.header, Slot.DONE_PAYLOAD) === Payload.ONE
+        ? [payload]
+        : payload as unknown[];
+      this.#settle(job, undefined, { values, ms: worker.runMs[0] });
+    }
+    this.#release(worker);
+  }
+
+  #onEvent(worker: PoolWorker, event: FromWorkerEvent): void {
+    if (worker.dead) return;
+    switch (event.type) {
       case "fail":
       case "cancelled": {
         const job = worker.job;
         worker.job = undefined;
-        if (job !== undefined && job.id === message.id && !job.settled) {
-          if (message.type === "done") {
-            this.#settle(job, undefined, { values: message.values, ms: message.ms });
-          } else if (message.type === "fail") {
-            this.#settle(job, this.#failure(message));
-          } else {
-            this.#settle(job, job.request.signal?.reason);
-          }
+        if (job !== undefined && job.id === event.id && !job.settled) {
+          this.#settle(
+            job,
+            event.type === "fail" ? this.#failure(event) : job.request.signal?.reason,
+          );
         }
         this.#release(worker);
         return;
       }
       case "fatal":
-        worker.fatal = reviveError(message.error);
+        worker.fatal = reviveError(event.error);
         this.#onDeath(worker, {
           error: worker.fatal,
           message: worker.fatal instanceof Error
@@ -203,14 +247,14 @@ export class ThreadPool implements Strategy {
         return;
       case "exit":
         this.#onDeath(worker, {
-          code: message.code,
-          message: `the worker called exit with code ${message.code}`,
+          code: event.code,
+          message: `the worker called exit with code ${event.code}`,
         });
         return;
     }
   }
 
-  #failure(message: Extract<FromWorker, { type: "fail" }>): unknown {
+  #failure(message: Extract<FromWorkerEvent, { type: "fail" }>): unknown {
     const cause = reviveError(message.error);
     if (message.clone !== undefined) {
       return new NotCloneableError(
@@ -268,8 +312,14 @@ export class ThreadPool implements Strategy {
 
   #post(worker: PoolWorker, job: Job): void {
     const { base, items } = job.request;
+    const header = worker.header;
+    const one = items.length === 1;
+    Atomics.store(header, Slot.RUN_ID, job.id);
+    Atomics.store(header, Slot.RUN_TASK, job.taskId);
+    Atomics.store(header, Slot.RUN_BASE, base);
+    Atomics.store(header, Slot.RUN_PAYLOAD, one ? Payload.ONE : Payload.MANY);
     try {
-      worker.handle.postMessage({ type: "run", id: job.id, task: job.taskId, base, items });
+      worker.handle.postMessage(one ? items[0] : items);
     } catch (error) {
       worker.job = undefined;
       this.#settle(job, notCloneable(base, items, error));
@@ -294,12 +344,9 @@ export class ThreadPool implements Strategy {
     } else {
       // Cooperative: the task sees ctx.signal abort (read from shared memory even in a sync
       // loop); the worker stays busy, and out of the idle list, until it replies.
-      Atomics.store(worker.state, STATE_CANCELLED, job.id);
-      try {
-        worker.handle.postMessage({ type: "cancel", id: job.id });
-      } catch {
-        // The shared flag alone will do.
-      }
+      Atomics.store(worker.header, Slot.CANCELLED, job.id);
+      const cancel: ToWorkerEvent = { type: "cancel", id: job.id };
+      worker.events?.postMessage(cancel);
     }
   }
 
@@ -320,7 +367,7 @@ export class ThreadPool implements Strategy {
       }
     } else if (job !== undefined && !job.settled) {
       const { base, items } = job.request;
-      const running = Atomics.load(worker.state, STATE_RUNNING_INDEX);
+      const running = Atomics.load(worker.header, Slot.RUNNING_INDEX);
       const index = running >= base && running < base + items.length ? running : base;
       this.#settle(
         job,
@@ -343,7 +390,7 @@ export class ThreadPool implements Strategy {
     if (at >= 0) this.#idle.splice(at, 1);
     if (!worker.ready) this.#starting--;
     worker.control?.[releaseProxy]();
-    worker.port?.close();
+    for (const port of worker.ports) port.close();
     const exiting = worker.handle.terminate().catch(() => {});
     this.#exiting.add(exiting);
     exiting.then(() => this.#exiting.delete(exiting));

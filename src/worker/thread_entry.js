@@ -1,26 +1,22 @@
 // @ts-check
 /**
- * The program every pool thread runs (plain JavaScript: see run_task.js for why).
+ * The program every pool thread runs (plain JavaScript: see run_task.js for why). The wire
+ * format is described in `src/protocol.ts`.
  *
- * It speaks two channels: its own port for the hot path (`run` → `done` | `fail`), and a
- * comlink control port, handed over in `init`, for preparing tasks. Before any of that it
- * reports what would otherwise die silently: on Deno a worker that calls `process.exit`,
- * `Deno.exit` or `self.close()` raises no event in the parent, so those are wrapped to say
- * `exit` first; an uncaught error is sent as `fatal` with its real stack (the parent only
- * gets `error: null` on Deno and a formatted code frame on Bun).
+ * Before any of that it reports what would otherwise die silently: on Deno a web worker that
+ * calls `process.exit`, `Deno.exit` or `self.close()` raises no event in the parent, so those
+ * are wrapped to say `exit` first; an uncaught error is sent as `fatal` with its real stack
+ * (the parent only gets `error: null` on Deno and a formatted code frame on Bun).
  *
  * @module
  */
 
-/** @import { FromWorker, ToWorker } from "../protocol.ts" */
+/** @import { FromWorkerEvent, InitMessage, StartMessage, TaskSpec, ToWorkerEvent } from "../protocol.ts" */
 /** @import { TaskFn } from "./run_task.js" */
 
 import { expose } from "comlink";
 import { findUncloneable, loadTask, serializeError } from "./run_task.js";
-
-/** Slots of the shared state array (kept in step with protocol.ts). */
-const STATE_CANCELLED = 0;
-const STATE_RUNNING_INDEX = 1;
+import { MS_OFFSET, Payload, Slot } from "./wire.js";
 
 const scope = /** @type {any} */ (globalThis);
 // Web workers (Deno, Bun) have `self.postMessage`; Node's worker_threads use `parentPort`.
@@ -29,65 +25,82 @@ const web = typeof scope.self === "object" && typeof scope.self.postMessage === 
 const parentPort = web ? null : (await import("node:worker_threads")).parentPort;
 if (!web && parentPort === null) throw new Error("thread_entry.js must run in a worker");
 
-/** @type {(message: FromWorker) => void} */
+/** Posts on the worker's own port: start messages, then result payloads only. */
 const post = web
-  ? (message) => scope.self.postMessage(message)
-  : (message) => /** @type {NonNullable<typeof parentPort>} */ (parentPort).postMessage(message);
+  ? (/** @type {unknown} */ message) => scope.self.postMessage(message)
+  : (/** @type {unknown} */ message) =>
+    /** @type {NonNullable<typeof parentPort>} */ (parentPort).postMessage(message);
 
-// Say `exit` before exiting, where the parent would otherwise hear nothing.
-/** @param {unknown} code */
-const reportExit = (code) => {
-  try {
-    post({ type: "exit", code: typeof code === "number" ? code : 0 });
-  } catch {
-    // Nothing more can be done from a dying worker.
-  }
+/** @type {MessagePort | undefined} */
+let events;
+/** Posts on the events port, or on the own port while there is none yet (before `init`). */
+const postEvent = (/** @type {FromWorkerEvent} */ event) => {
+  if (events !== undefined) events.postMessage(event);
+  else post(/** @type {StartMessage} */ (event));
 };
-if (typeof scope.process?.exit === "function") {
-  const exit = scope.process.exit.bind(scope.process);
-  scope.process.exit = (/** @type {number | undefined} */ code) => {
-    reportExit(code ?? scope.process.exitCode ?? 0);
-    return exit(code);
+
+// Web workers die silently on Deno (no event for `process.exit`, `Deno.exit`, `self.close()`,
+// and `error: null` for an uncaught error), so they say what happened first. worker_threads
+// report all of this to the parent themselves, real Error and exit code included.
+if (web) {
+  /** @param {unknown} code */
+  const reportExit = (code) => {
+    try {
+      postEvent({ type: "exit", code: typeof code === "number" ? code : 0 });
+    } catch {
+      // Nothing more can be done from a dying worker.
+    }
   };
-}
-if (typeof scope.Deno?.exit === "function") {
-  const exit = scope.Deno.exit.bind(scope.Deno);
-  try {
-    scope.Deno.exit = (/** @type {number | undefined} */ code) => {
-      reportExit(code ?? 0);
+  if (typeof scope.process?.exit === "function") {
+    const exit = scope.process.exit.bind(scope.process);
+    scope.process.exit = (/** @type {number | undefined} */ code) => {
+      reportExit(code ?? scope.process.exitCode ?? 0);
       return exit(code);
     };
-  } catch {
-    // Not writable on this Deno: the exit then goes unreported, as before.
   }
-}
-if (web && typeof scope.self.close === "function") {
-  const close = scope.self.close.bind(scope.self);
-  scope.self.close = () => {
-    reportExit(0);
-    close();
+  if (typeof scope.Deno?.exit === "function") {
+    const exit = scope.Deno.exit.bind(scope.Deno);
+    try {
+      scope.Deno.exit = (/** @type {number | undefined} */ code) => {
+        reportExit(code ?? 0);
+        return exit(code);
+      };
+    } catch {
+      // Not writable on this Deno: the exit then goes unreported, as before.
+    }
+  }
+  if (typeof scope.self.close === "function") {
+    const close = scope.self.close.bind(scope.self);
+    scope.self.close = () => {
+      reportExit(0);
+      close();
+    };
+  }
+  // An uncaught error leaves the worker in an unknown state: report it with its real stack
+  // and let the pool terminate this worker at once. Handling it here also keeps Deno from
+  // printing it as if the program had crashed.
+  /** @param {Event} event @param {unknown} error */
+  const fatal = (event, error) => {
+    event.preventDefault();
+    postEvent({ type: "fatal", error: serializeError(error) });
   };
-}
-if (web) {
-  scope.self.addEventListener("error", (/** @type {ErrorEvent} */ event) => {
-    post({ type: "fatal", error: serializeError(event.error ?? event.message) });
-  });
+  scope.self.addEventListener(
+    "error",
+    (/** @type {ErrorEvent} */ event) => fatal(event, event.error ?? event.message),
+  );
   scope.self.addEventListener(
     "unhandledrejection",
-    (/** @type {PromiseRejectionEvent} */ event) => {
-      post({ type: "fatal", error: serializeError(event.reason) });
-    },
+    (/** @type {PromiseRejectionEvent} */ event) => fatal(event, event.reason),
   );
 }
 
 /** @type {Map<number, TaskFn>} */
 const prepared = new Map();
-/** @type {Int32Array} */
-let state = new Int32Array(2);
-/** @type {{ id: number, controller: AbortController } | undefined} */
+/** Shared header (see `Slot`); replaced by the pool's in `init`. */
+let header = new Int32Array(8);
+let runMs = new Float64Array(1);
+/** @type {Chunk | undefined} */
 let current;
-/** @type {Extract<ToWorker, { type: "run" }>[]} */
-const backlog = [];
 
 const abortedGetter = /** @type {() => boolean} */ (
   /** @type {PropertyDescriptor} */ (Object.getOwnPropertyDescriptor(
@@ -96,69 +109,111 @@ const abortedGetter = /** @type {() => boolean} */ (
   ))
     .get
 );
+const cancelled = () => new DOMException("The task was cancelled", "AbortError");
 
 /**
- * A signal that also reads the shared cancel slot, so `signal.aborted` flips for a chunk the
- * parent cancelled even while a synchronous task never lets the cancel message in.
- *
- * @param {AbortController} controller
- * @param {number} id
- * @returns {AbortSignal}
+ * One running chunk. Its signal is made on first use only: most tasks never read
+ * `ctx.signal`, and an AbortController per chunk is a measurable part of a round trip.
  */
-function chunkSignal(controller, id) {
-  const signal = controller.signal;
-  const aborted = () => {
-    if (!abortedGetter.call(signal) && Atomics.load(state, STATE_CANCELLED) === id) {
-      controller.abort(new DOMException("The task was cancelled", "AbortError"));
-    }
-    return abortedGetter.call(signal);
-  };
-  Object.defineProperty(signal, "aborted", { get: aborted });
-  Object.defineProperty(signal, "throwIfAborted", {
-    value: () => {
-      if (aborted()) throw signal.reason;
-    },
-  });
-  return signal;
+class Chunk {
+  /** @param {number} id */
+  constructor(id) {
+    this.id = id;
+    /** @type {AbortController | undefined} */
+    this.controller = undefined;
+  }
+
+  /**
+   * A signal that also reads the shared cancel slot, so `signal.aborted` flips for a chunk
+   * the pool cancelled even while a synchronous task never lets the cancel message in.
+   *
+   * @returns {AbortSignal}
+   */
+  get signal() {
+    if (this.controller !== undefined) return this.controller.signal;
+    const controller = new AbortController();
+    this.controller = controller;
+    const signal = controller.signal;
+    const id = this.id;
+    const aborted = () => {
+      if (!abortedGetter.call(signal) && Atomics.load(header, Slot.CANCELLED) === id) {
+        controller.abort(cancelled());
+      }
+      return abortedGetter.call(signal);
+    };
+    Object.defineProperty(signal, "aborted", { get: aborted });
+    Object.defineProperty(signal, "throwIfAborted", {
+      value: () => {
+        if (aborted()) throw signal.reason;
+      },
+    });
+    aborted();
+    return signal;
+  }
+
+  /** Aborts the signal, if a task asked for it. */
+  abort() {
+    this.controller?.abort(cancelled());
+  }
+}
+
+/** What a task receives as `ctx`; made per item, so it stays a plain, fast object. */
+class Context {
+  /** @type {Chunk} */
+  #chunk;
+
+  /**
+   * @param {number} index
+   * @param {Chunk} chunk
+   */
+  constructor(index, chunk) {
+    this.index = index;
+    this.#chunk = chunk;
+  }
+
+  /** @returns {AbortSignal} */
+  get signal() {
+    return this.#chunk.signal;
+  }
 }
 
 /**
  * Runs the items of one chunk in order. Synchronous tasks run in a plain loop; the loop only
  * goes through a promise when a task returns one.
  *
- * @param {Extract<ToWorker, { type: "run" }>} message
+ * @param {number} id
+ * @param {TaskFn} fn
+ * @param {number} base
+ * @param {unknown[]} items
+ * @param {boolean} one Whether the result goes back as a bare value.
  */
-function runChunk(message) {
-  const { id, base, items } = message;
-  const fn = /** @type {TaskFn} */ (prepared.get(message.task));
-  const controller = new AbortController();
-  const signal = chunkSignal(controller, id);
-  current = { id, controller };
+function runChunk(id, fn, base, items, one) {
+  const chunk = new Chunk(id);
+  current = chunk;
   const values = new Array(items.length);
   const start = performance.now();
   let k = 0;
 
-  const finish = (/** @type {FromWorker} */ reply) => {
+  const fail = (/** @type {unknown} */ error) => {
     current = undefined;
-    post(reply);
-    const next = backlog.shift();
-    if (next !== undefined) runChunk(next);
+    postEvent({ type: "fail", id, index: base + k, error: serializeError(error) });
   };
-  const fail = (/** @type {unknown} */ error) =>
-    finish({ type: "fail", id, index: base + k, error: serializeError(error) });
-
   const step = () => {
     for (; k < items.length; k++) {
-      if (Atomics.load(state, STATE_CANCELLED) === id) return finish({ type: "cancelled", id });
-      Atomics.store(state, STATE_RUNNING_INDEX, base + k);
+      if (Atomics.load(header, Slot.CANCELLED) === id) {
+        current = undefined;
+        return postEvent({ type: "cancelled", id });
+      }
+      Atomics.store(header, Slot.RUNNING_INDEX, base + k);
       let value;
       try {
-        value = fn(items[k], { index: base + k, signal });
+        value = fn(items[k], new Context(base + k, chunk));
       } catch (error) {
         return fail(error);
       }
       if (
-        value instanceof Promise || (typeof value === "object" && value !== null &&
+        value instanceof Promise ||
+        (typeof value === "object" && value !== null &&
           typeof (/** @type {{ then?: unknown }} */ (value)).then === "function")
       ) {
         Promise.resolve(value).then((v) => {
@@ -169,56 +224,56 @@ function runChunk(message) {
       }
       values[k] = value;
     }
-    const ms = performance.now() - start;
+    current = undefined;
+    runMs[0] = performance.now() - start;
+    Atomics.store(header, Slot.DONE_ID, id);
+    Atomics.store(header, Slot.DONE_PAYLOAD, one ? Payload.ONE : Payload.MANY);
     try {
-      current = undefined;
-      post({ type: "done", id, values, ms });
+      post(one ? values[0] : values);
     } catch (error) {
-      const bad = values.findIndex((v) => findUncloneable(v, "result") !== undefined);
-      k = Math.max(bad, 0);
-      const found = findUncloneable(values[k], "result");
-      finish({
+      const bad = Math.max(values.findIndex((v) => findUncloneable(v, "result") !== undefined), 0);
+      const found = findUncloneable(values[bad], "result");
+      postEvent({
         type: "fail",
         id,
-        index: base + k,
+        index: base + bad,
         error: serializeError(error),
         clone: { path: found?.path ?? "result", what: found?.what ?? "a value" },
       });
-      return;
     }
-    const next = backlog.shift();
-    if (next !== undefined) runChunk(next);
   };
   step();
 }
 
-/** @param {ToWorker} message */
-function onMessage(message) {
-  switch (message.type) {
-    case "run":
-      if (current === undefined) runChunk(message);
-      else backlog.push(message);
-      break;
-    case "cancel":
-      if (current?.id === message.id) {
-        current.controller.abort(new DOMException("The task was cancelled", "AbortError"));
-      }
-      break;
-    case "init":
-      state = new Int32Array(message.state);
-      expose({
-        /**
-         * @param {number} id
-         * @param {import("../protocol.ts").TaskSpec} spec
-         */
-        async prepare(id, spec) {
-          if (!prepared.has(id)) prepared.set(id, await loadTask(spec));
-        },
-      }, message.control);
-      break;
-  }
+/** @param {unknown} payload */
+function onPayload(payload) {
+  if (events === undefined) return init(/** @type {InitMessage} */ (payload));
+  const id = Atomics.load(header, Slot.RUN_ID);
+  const fn = /** @type {TaskFn} */ (prepared.get(Atomics.load(header, Slot.RUN_TASK)));
+  const base = Atomics.load(header, Slot.RUN_BASE);
+  const one = Atomics.load(header, Slot.RUN_PAYLOAD) === Payload.ONE;
+  runChunk(id, fn, base, one ? [payload] : /** @type {unknown[]} */ (payload), one);
 }
 
-if (web) scope.self.onmessage = (/** @type {MessageEvent} */ event) => onMessage(event.data);
-/** @type {NonNullable<typeof parentPort>} */ else parentPort.on("message", onMessage);
-post({ type: "ready" });
+/** @param {InitMessage} message */
+function init(message) {
+  header = new Int32Array(message.state, 0, MS_OFFSET / Int32Array.BYTES_PER_ELEMENT);
+  runMs = new Float64Array(message.state, MS_OFFSET, 1);
+  events = message.events;
+  events.onmessage = (/** @type {MessageEvent<ToWorkerEvent>} */ event) => {
+    if (event.data.type === "cancel" && current?.id === event.data.id) current.abort();
+  };
+  expose({
+    /**
+     * @param {number} id
+     * @param {TaskSpec} spec
+     */
+    async prepare(id, spec) {
+      if (!prepared.has(id)) prepared.set(id, await loadTask(spec));
+    },
+  }, message.control);
+}
+
+if (web) scope.self.onmessage = (/** @type {MessageEvent} */ event) => onPayload(event.data);
+/** @type {NonNullable<typeof parentPort>} */ else parentPort.on("message", onPayload);
+post(/** @type {StartMessage} */ ({ type: "ready" }));

@@ -1,0 +1,42 @@
+// @ts-check
+/**
+ * Layout of a worker's shared header: see `src/protocol.ts`, which re-exports these. Plain
+ * JavaScript so that workers import it without type stripping.
+ *
+ * @module
+ */
+
+/** Slots of the shared `Int32Array` header of one worker. */
+export const Slot = /** @type {const} */ ({
+  /** Id of the chunk the pool cancelled; read by `ctx.signal.aborted`. */
+  CANCELLED: 0,
+  /** Index of the item the worker is running; names the task when a worker crashes. */
+  RUNNING_INDEX: 1,
+  /** Chunk id of the payload being posted to the worker. */
+  RUN_ID: 2,
+  /** Task id (as prepared) of that chunk. */
+  RUN_TASK: 3,
+  /** Index of the chunk's first item. */
+  RUN_BASE: 4,
+  /** `Payload.ONE` or `Payload.MANY`, for the payload being posted to the worker. */
+  RUN_PAYLOAD: 5,
+  /** Chunk id of the result being posted back. */
+  DONE_ID: 6,
+  /** `Payload.ONE` or `Payload.MANY`, for the result being posted back. */
+  DONE_PAYLOAD: 7,
+});
+
+/** Number of `Int32` slots in the header. */
+export const SLOTS = 8;
+/** Byte offset of the `Float64` holding the last chunk's run time in ms. */
+export const MS_OFFSET = SLOTS * Int32Array.BYTES_PER_ELEMENT;
+/** Bytes of shared state per worker. */
+export const STATE_BYTES = MS_OFFSET + Float64Array.BYTES_PER_ELEMENT;
+
+/** What a payload holds. */
+export const Payload = /** @type {const} */ ({
+  /** The bare item (or value) of a one-item chunk. */
+  ONE: 1,
+  /** An array with one item (or value) per item of the chunk. */
+  MANY: 2,
+});
