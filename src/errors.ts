@@ -40,6 +40,8 @@ export class TaskError extends Error {
   readonly index: number;
 
   /**
+   * Creates a task error.
+   *
    * @param index Position of the failed task in the call's input.
    * @param message What went wrong.
    * @param options `cause`: the task's own error.
@@ -78,6 +80,8 @@ export class WorkerCrashedError extends Error {
   readonly signal: string | undefined;
 
   /**
+   * Creates a crash error.
+   *
    * @param message What happened.
    * @param info The index, exit code, signal and cause.
    */
@@ -105,6 +109,8 @@ export class ExecutorClosedError extends Error {
     this.prototype.name = "ExecutorClosedError";
   }
   /**
+   * Creates a closed-executor error.
+   *
    * @param message What was refused or cut short.
    */
   constructor(message = "Cannot run work on a closed executor: it was closed or terminated") {
@@ -127,6 +133,8 @@ export class NotCloneableError extends TypeError {
   readonly path: string;
 
   /**
+   * Creates a clone error.
+   *
    * @param index Position of the task.
    * @param path Where in the value the offending part is.
    * @param message What was expected and what arrived.

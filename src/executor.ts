@@ -110,6 +110,8 @@ export class ParallelExecutor implements AsyncDisposable {
   #terminating: Promise<void> | undefined;
 
   /**
+   * Creates an executor. No thread starts until the first call needs one.
+   *
    * @param options How to run work; every field is optional.
    * @throws {TypeError} If an option has the wrong type or is unknown.
    * @throws {RangeError} If an option is out of range.

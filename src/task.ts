@@ -24,16 +24,14 @@ export interface TaskContext {
 /** A function that can run as a task: `fn(input, ctx)`. */
 export type TaskFunction<I, O> = (input: I, ctx: TaskContext) => O | Promise<O>;
 
-declare const taskTypes: unique symbol;
-
 /** A reference to an exported function of a module, made by {@linkcode tasks}. */
 export interface TaskRef<I, O> {
   /** The module's URL. */
   readonly module: string;
   /** The export's name. */
   readonly name: string;
-  /** Carries the input and result types; never set at run time. */
-  readonly [taskTypes]?: (input: I) => O;
+  /** Carries the input and result types for type checking; never set at run time. */
+  readonly types?: (input: I) => O;
 }
 
 /** Anything `map`, `imap` and `submit` accept as a task. */
