@@ -24,6 +24,10 @@ export class SerialStrategy implements Strategy {
   readonly concurrency = 1;
   #loaded = new Map<string, Promise<TaskFn>>();
   #closed = false;
+  /** Set by `terminate()`: what running calls reject with. */
+  #terminated: ExecutorClosedError | undefined;
+  /** Rejecters of the async tasks being awaited, so `terminate()` can cut them short. */
+  readonly #waiting = new Set<(error: unknown) => void>();
   #lastYield = performance.now();
 
   async run(request: ChunkRequest): Promise<ChunkResult> {
@@ -39,20 +43,46 @@ export class SerialStrategy implements Strategy {
     const start = performance.now();
     for (let k = 0; k < items.length; k++) {
       if (signal.aborted) throw signal.reason;
-      if (this.#closed) {
-        throw new ExecutorClosedError("The executor was terminated while this call was running");
-      }
+      if (this.#terminated !== undefined) throw this.#terminated;
       const index = base + k;
       try {
         let value = fn(items[k], { index, signal });
-        if (typeof (value as { then?: unknown } | null)?.then === "function") value = await value;
+        if (typeof (value as { then?: unknown } | null)?.then === "function") {
+          value = await this.#await(value as PromiseLike<unknown>, signal);
+        }
         values[k] = value;
       } catch (error) {
-        if (signal.aborted && error === signal.reason) throw error;
+        if ((signal.aborted && error === signal.reason) || error === this.#terminated) throw error;
         throw taskFailure(index, error, task.kind === "inline" ? capturedName(error) : undefined);
       }
     }
     return { values, ms: performance.now() - start };
+  }
+
+  /**
+   * Awaits an async task, unless the call is aborted or the executor terminated first: the
+   * task cannot be stopped (it shares this thread), but the call does not wait for it.
+   */
+  #await(value: PromiseLike<unknown>, signal: AbortSignal): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => reject(signal.reason);
+      const done = (): void => {
+        this.#waiting.delete(reject);
+        signal.removeEventListener("abort", onAbort);
+      };
+      this.#waiting.add(reject);
+      signal.addEventListener("abort", onAbort, { once: true });
+      Promise.resolve(value).then(
+        (result) => {
+          done();
+          resolve(result);
+        },
+        (error: unknown) => {
+          done();
+          reject(error);
+        },
+      );
+    });
   }
 
   #load(task: TaskSpec, base: number): Promise<TaskFn> {
@@ -75,6 +105,11 @@ export class SerialStrategy implements Strategy {
 
   terminate(): Promise<void> {
     this.#closed = true;
+    this.#terminated ??= new ExecutorClosedError(
+      "The executor was terminated while this call was running",
+    );
+    for (const reject of this.#waiting) reject(this.#terminated);
+    this.#waiting.clear();
     return Promise.resolve();
   }
 }

@@ -1,4 +1,3 @@
-// @ts-check
 /**
  * Loading and describing tasks, shared by the thread worker and the serial strategy.
  *

@@ -1,4 +1,3 @@
-// @ts-check
 /**
  * The program every pool thread runs (plain JavaScript: see run_task.js for why). The wire
  * format is described in `src/protocol.ts`.
@@ -96,8 +95,12 @@ if (web) {
 
 /** @type {Map<number, TaskFn>} */
 const prepared = new Map();
-/** Shared header (see `Slot`); replaced by the pool's in `init`. */
+/**
+ * Shared header (see `Slot`); replaced by views on the pool's shared memory in `init`.
+ * @type {Int32Array<ArrayBufferLike>}
+ */
 let header = new Int32Array(8);
+/** @type {Float64Array<ArrayBufferLike>} */
 let runMs = new Float64Array(1);
 /** @type {Chunk | undefined} */
 let current;
@@ -135,9 +138,18 @@ class Chunk {
     this.controller = controller;
     const signal = controller.signal;
     const id = this.id;
+    // Deno's abort() reads `aborted` itself: without the guard that would recurse.
+    let aborting = false;
     const aborted = () => {
-      if (!abortedGetter.call(signal) && Atomics.load(header, Slot.CANCELLED) === id) {
-        controller.abort(cancelled());
+      if (
+        !aborting && !abortedGetter.call(signal) && Atomics.load(header, Slot.CANCELLED) === id
+      ) {
+        aborting = true;
+        try {
+          controller.abort(cancelled());
+        } finally {
+          aborting = false;
+        }
       }
       return abortedGetter.call(signal);
     };
@@ -274,6 +286,6 @@ function init(message) {
   }, message.control);
 }
 
-if (web) scope.self.onmessage = (/** @type {MessageEvent} */ event) => onPayload(event.data);
-/** @type {NonNullable<typeof parentPort>} */ else parentPort.on("message", onPayload);
+if (parentPort !== null) parentPort.on("message", onPayload);
+else scope.self.onmessage = (/** @type {MessageEvent} */ event) => onPayload(event.data);
 post(/** @type {StartMessage} */ ({ type: "ready" }));

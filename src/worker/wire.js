@@ -1,4 +1,3 @@
-// @ts-check
 /**
  * Layout of a worker's shared header: see `src/protocol.ts`, which re-exports these. Plain
  * JavaScript so that workers import it without type stripping.
