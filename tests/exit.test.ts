@@ -1,0 +1,108 @@
+/**
+ * After dispose, nothing is left running: a program that uses a threads executor and disposes
+ * it with `await using` exits by itself. Each case runs a child process of the same runtime.
+ */
+
+import { describe } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { detect } from "../src/runtime/mod.ts";
+import { test } from "./_helpers.ts";
+
+const CHILD = fileURLToPath(new URL("./fixtures/child.ts", import.meta.url));
+/** How long a child may take before it counts as hung. Generous: it normally takes < 2 s. */
+const WATCHDOG_MS = 30_000;
+
+interface ChildResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  hung: boolean;
+}
+
+/** The command that runs `script` on the runtime the suite runs on. */
+function command(script: string, args: string[], denoFlags: string[]): [string, string[]] {
+  const { name, execPath } = detect();
+  return name === "deno"
+    ? [execPath, ["run", ...denoFlags, script, ...args]]
+    : [execPath, [script, ...args]];
+}
+
+/** Runs the child script; kills it (and says so) if it has not exited after the watchdog. */
+function runChild(mode: string, denoFlags = ["-A"]): Promise<ChildResult> {
+  const [cmd, args] = command(CHILD, [mode], denoFlags);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    let hung = false;
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const watchdog = setTimeout(() => {
+      hung = true;
+      child.kill("SIGKILL");
+    }, WATCHDOG_MS);
+    child.on("error", (error) => {
+      clearTimeout(watchdog);
+      reject(error);
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(watchdog);
+      resolve({ code, signal, stdout, stderr, hung });
+    });
+  });
+}
+
+function assertExitedCleanly(result: ChildResult, expected: unknown): void {
+  const report = `\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
+  assert.equal(
+    result.hung,
+    false,
+    `the child did not exit by itself within ${WATCHDOG_MS} ms after disposing its executor${report}`,
+  );
+  assert.equal(
+    result.code,
+    0,
+    `the child exited with code ${result.code} (${result.signal})${report}`,
+  );
+  const line = result.stdout.split("\n").find((l) => l.startsWith("fanout-child-result "));
+  assert.ok(line !== undefined, `the child printed no result${report}`);
+  assert.deepEqual(JSON.parse(line.slice("fanout-child-result ".length)), expected);
+  assert.match(
+    result.stdout,
+    /^fanout-child-disposed$/m,
+    `the child did not finish disposing${report}`,
+  );
+}
+
+describe("process exit", () => {
+  test("a program that disposes its executor with `await using` exits by itself", async () => {
+    assertExitedCleanly(await runChild("map"), [1, 4, 9, 16, 25, 36]);
+  }, 60_000);
+
+  test("a program exits by itself after aborting tasks that spin synchronously", async () => {
+    assertExitedCleanly(await runChild("abort-spin"), "abort from child");
+  }, 60_000);
+
+  test("a program exits by itself after one of its workers crashed", async () => {
+    assertExitedCleanly(await runChild("crash"), ["crashed", [9]]);
+  }, 60_000);
+
+  if (detect().name === "deno") {
+    test(
+      "a worker that cannot start rejects with WorkerStartError (Deno without --allow-read)",
+      async () => {
+        // Static imports need no permission, but a worker's script does: every thread fails to
+        // start. (Deno's node:child_process grants -A to a `deno run` that has no permission
+        // flag at all, hence the harmless --allow-env.)
+        assertExitedCleanly(
+          await runChild("start-error", ["--no-prompt", "--allow-env"]),
+          "WorkerStartError",
+        );
+      },
+      60_000,
+    );
+  }
+});
