@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { ThreadExit, ThreadFactory, ThreadHandle } from "./types.ts";
-import { trackThread } from "./_live.ts";
+import type { ThreadFactory, ThreadHandle } from "./types.ts";
+import { startWebThread, webHandle } from "./_web.ts";
 
 /** How long `terminate()` waits for Bun's `close` event before taking the thread as gone. */
 const CLOSE_GRACE_MS = 2000;
@@ -16,56 +16,29 @@ const CLOSE_GRACE_MS = 2000;
 export const bunThreads: ThreadFactory = {
   canStopBusyThread: true,
   create(url: URL, name: string): ThreadHandle {
-    const worker = new Worker(url, { type: "module", name });
-    const untrack = trackThread();
-    let exitListener: ((exit: ThreadExit) => void) | undefined;
-    let ended = false;
+    const thread = startWebThread(url, name, 1);
     let closed = false;
-    let errorMessage: string | undefined;
     let onClosed: (() => void) | undefined;
-    const end = (exit: ThreadExit): void => {
-      if (ended) return;
-      ended = true;
-      exitListener?.(exit);
-    };
-    worker.addEventListener("error", (event) => {
-      event.preventDefault();
-      errorMessage = event.message || "the worker failed";
-      end({ code: 1, message: errorMessage });
-    });
-    worker.addEventListener("messageerror", () => {
-      end({ message: "a message from the worker could not be read" });
-    });
-    worker.addEventListener("close", (event) => {
+    thread.worker.addEventListener("close", (event) => {
       closed = true;
-      untrack();
+      thread.untrack();
       onClosed?.();
       const code = (event as Event & { code?: number }).code;
-      end({ code, message: errorMessage ?? `the worker exited with code ${code}` });
+      thread.exit.fire({ code, message: `the worker exited with code ${code}` });
     });
-    return {
-      postMessage: (message, transfer) => worker.postMessage(message, transfer ?? []),
-      onMessage: (listener) => {
-        worker.addEventListener("message", (event) => listener(event.data));
-      },
-      onExit: (listener) => {
-        exitListener = listener;
-      },
-      terminate: () => {
-        ended = true;
-        if (closed) return Promise.resolve();
-        return new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            untrack();
-            resolve();
-          }, CLOSE_GRACE_MS);
-          onClosed = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-          worker.terminate();
-        });
-      },
-    };
+    return webHandle(thread, () => {
+      if (closed) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          thread.untrack();
+          resolve();
+        }, CLOSE_GRACE_MS);
+        onClosed = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        thread.worker.terminate();
+      });
+    });
   },
 };

@@ -6,7 +6,8 @@
  */
 
 import { Worker } from "node:worker_threads";
-import type { ThreadExit, ThreadFactory, ThreadHandle } from "./types.ts";
+import type { ThreadFactory, ThreadHandle } from "./types.ts";
+import { ExitOnce } from "./_exit.ts";
 import { trackThread } from "./_live.ts";
 
 /** Thread factory for Node. */
@@ -15,20 +16,14 @@ export const nodeThreads: ThreadFactory = {
   create(url: URL, name: string): ThreadHandle {
     const worker = new Worker(url, { name });
     const untrack = trackThread();
+    const exit = new ExitOnce();
     let error: unknown;
-    let exitListener: ((exit: ThreadExit) => void) | undefined;
-    let ended = false;
-    const end = (exit: ThreadExit): void => {
-      if (ended) return;
-      ended = true;
-      exitListener?.(exit);
-    };
     worker.on("error", (e) => {
       error = e;
     });
     worker.on("exit", (code) => {
       untrack();
-      end({
+      exit.fire({
         code,
         error,
         message: error instanceof Error
@@ -38,7 +33,7 @@ export const nodeThreads: ThreadFactory = {
     });
     worker.on(
       "messageerror",
-      (e) => end({ error: e, message: `a message could not be read: ${e}` }),
+      (e) => exit.fire({ error: e, message: `a message could not be read: ${e}` }),
     );
     return {
       postMessage: (message, transfer) =>
@@ -46,11 +41,9 @@ export const nodeThreads: ThreadFactory = {
       onMessage: (listener) => {
         worker.on("message", listener);
       },
-      onExit: (listener) => {
-        exitListener = listener;
-      },
+      onExit: (listener) => exit.listen(listener),
       terminate: async () => {
-        ended = true;
+        exit.silence();
         await worker.terminate();
         untrack();
       },
