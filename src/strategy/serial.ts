@@ -12,6 +12,7 @@ import { capturedName, loadTask } from "../worker/run_task.js";
 import type { TaskFn } from "../worker/run_task.js";
 import { taskFailure } from "../_revive.ts";
 import { ExecutorClosedError } from "../errors.ts";
+import { setImmediate } from "node:timers";
 
 /** Longest stretch of work between two returns to the event loop, so timers and aborts run. */
 const YIELD_EVERY_MS = 10;
@@ -36,7 +37,9 @@ export class SerialStrategy implements Strategy {
     const signal = request.signal ?? neverAborted;
     const fn = await this.#load(task, base);
     if (performance.now() - this.#lastYield > YIELD_EVERY_MS) {
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      // setImmediate, not setTimeout(0): nested timers are clamped to 4 ms, which made 64
+      // tasks of 20 ms each 10% slower than a plain loop.
+      await new Promise((resolve) => setImmediate(resolve));
       this.#lastYield = performance.now();
     }
     const values = new Array(items.length);
