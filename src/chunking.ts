@@ -4,8 +4,9 @@
  *
  * Auto sizing starts every worker on a one-item chunk, then sizes chunks from the measured
  * time per item (reported by the worker, excluding transport) towards a target duration long
- * enough to hide a round trip, growing at most 16× per step and never past an even share of
- * what is left.
+ * enough to hide a round trip, growing at most 16× per step. Towards the end, chunks shrink
+ * to an even share of what is left, so workers finish together, but never below a quarter of
+ * the target duration.
  *
  * @module
  */
@@ -35,16 +36,16 @@ export class ChunkSizer {
   /** Size of the next chunk; `remaining` is the number of items left, when known. */
   next(remaining?: number): number {
     if (this.#fixed !== undefined) return this.#fixed;
-    let size = 1;
-    if (this.#perItemMs !== undefined) {
-      const wanted = this.#perItemMs > 0 ? TARGET_CHUNK_MS / this.#perItemMs : Infinity;
-      size = Math.max(1, Math.min(Math.floor(wanted), this.#last * GROWTH, MAX_CHUNK));
-    }
+    if (this.#perItemMs === undefined) return (this.#last = 1);
+    const wanted = this.#perItemMs > 0 ? TARGET_CHUNK_MS / this.#perItemMs : Infinity;
+    let size = Math.max(1, Math.min(Math.floor(wanted), this.#last * GROWTH, MAX_CHUNK));
     if (remaining !== undefined) {
-      size = Math.min(size, Math.max(1, Math.ceil(remaining / this.#workers)));
+      // Even out the tail across workers, but never below a quarter of the target duration:
+      // shorter chunks cost more in round trips than the imbalance they save.
+      const share = Math.ceil(remaining / this.#workers);
+      size = Math.min(size, Math.max(share, Math.floor(wanted / 4), 1));
     }
-    this.#last = size;
-    return size;
+    return (this.#last = size);
   }
 
   /** Records that `items` items took `ms` milliseconds to run. */

@@ -210,9 +210,9 @@ export class ThreadPool implements Strategy {
     if (worker.dead) return;
     const job = worker.job;
     worker.job = undefined;
-    const id = Atomics.load(worker.header, Slot.DONE_ID);
+    const id = worker.header[Slot.DONE_ID];
     if (job !== undefined && job.id === id && !job.settled) {
-      const values = Atomics.load(worker.header, Slot.DONE_PAYLOAD) === Payload.ONE
+      const values = worker.header[Slot.DONE_PAYLOAD] === Payload.ONE
         ? [payload]
         : payload as unknown[];
       this.#settle(job, undefined, { values, ms: worker.runMs[0] });
@@ -314,10 +314,12 @@ export class ThreadPool implements Strategy {
     const { base, items } = job.request;
     const header = worker.header;
     const one = items.length === 1;
-    Atomics.store(header, Slot.RUN_ID, job.id);
-    Atomics.store(header, Slot.RUN_TASK, job.taskId);
-    Atomics.store(header, Slot.RUN_BASE, base);
-    Atomics.store(header, Slot.RUN_PAYLOAD, one ? Payload.ONE : Payload.MANY);
+    // Plain stores: the postMessage below orders them before the worker reads them, and an
+    // atomic store is a full fence on x86, four of them a visible part of a round trip.
+    header[Slot.RUN_ID] = job.id;
+    header[Slot.RUN_TASK] = job.taskId;
+    header[Slot.RUN_BASE] = base;
+    header[Slot.RUN_PAYLOAD] = one ? Payload.ONE : Payload.MANY;
     try {
       worker.handle.postMessage(one ? items[0] : items);
     } catch (error) {

@@ -216,7 +216,9 @@ function runChunk(id, fn, base, items, one) {
         current = undefined;
         return postEvent({ type: "cancelled", id });
       }
-      Atomics.store(header, Slot.RUNNING_INDEX, base + k);
+      // A plain store: the pool reads this slot only after the thread has died, and an
+      // atomic store (a full fence on x86) per item was a visible share of a trivial task.
+      header[Slot.RUNNING_INDEX] = base + k;
       let value;
       try {
         value = fn(items[k], new Context(base + k, chunk));
@@ -238,8 +240,9 @@ function runChunk(id, fn, base, items, one) {
     }
     current = undefined;
     runMs[0] = performance.now() - start;
-    Atomics.store(header, Slot.DONE_ID, id);
-    Atomics.store(header, Slot.DONE_PAYLOAD, one ? Payload.ONE : Payload.MANY);
+    // Plain stores, ordered before the pool reads them by the postMessage that follows.
+    header[Slot.DONE_ID] = id;
+    header[Slot.DONE_PAYLOAD] = one ? Payload.ONE : Payload.MANY;
     try {
       post(one ? values[0] : values);
     } catch (error) {
@@ -260,10 +263,10 @@ function runChunk(id, fn, base, items, one) {
 /** @param {unknown} payload */
 function onPayload(payload) {
   if (events === undefined) return init(/** @type {InitMessage} */ (payload));
-  const id = Atomics.load(header, Slot.RUN_ID);
-  const fn = /** @type {TaskFn} */ (prepared.get(Atomics.load(header, Slot.RUN_TASK)));
-  const base = Atomics.load(header, Slot.RUN_BASE);
-  const one = Atomics.load(header, Slot.RUN_PAYLOAD) === Payload.ONE;
+  const id = header[Slot.RUN_ID];
+  const fn = /** @type {TaskFn} */ (prepared.get(header[Slot.RUN_TASK]));
+  const base = header[Slot.RUN_BASE];
+  const one = header[Slot.RUN_PAYLOAD] === Payload.ONE;
   runChunk(id, fn, base, one ? [payload] : /** @type {unknown[]} */ (payload), one);
 }
 
