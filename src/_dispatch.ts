@@ -187,6 +187,7 @@ export class Dispatch {
       task: this.#task,
       base,
       items,
+      timed: this.#options.chunkSize === "auto",
       signal: this.#control.signal,
       hardStop: () => this.#hard,
     }).then(

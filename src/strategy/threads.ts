@@ -215,7 +215,8 @@ export class ThreadPool implements Strategy {
       const values = worker.header[Slot.DONE_PAYLOAD] === Payload.ONE
         ? [payload]
         : payload as unknown[];
-      this.#settle(job, undefined, { values, ms: worker.runMs[0] });
+      const ms = job.request.timed ? worker.runMs[0] : NaN;
+      this.#settle(job, undefined, { values, ms });
     }
     this.#release(worker);
   }
@@ -320,6 +321,7 @@ export class ThreadPool implements Strategy {
     header[Slot.RUN_TASK] = job.taskId;
     header[Slot.RUN_BASE] = base;
     header[Slot.RUN_PAYLOAD] = one ? Payload.ONE : Payload.MANY;
+    header[Slot.RUN_TIMED] = job.request.timed ? 1 : 0;
     try {
       worker.handle.postMessage(one ? items[0] : items);
     } catch (error) {

@@ -18,6 +18,11 @@ export interface ChunkRequest {
   base: number;
   /** The items. */
   items: unknown[];
+  /**
+   * Whether the caller needs `ms` (auto chunk sizing does). Timing costs two clock reads per
+   * chunk, a visible part of a one-item round trip; untimed chunks report `NaN`.
+   */
+  timed?: boolean;
   /** Aborting it cancels the chunk: the returned promise rejects with `signal.reason`. */
   signal?: AbortSignal;
   /**
@@ -32,7 +37,7 @@ export interface ChunkRequest {
 export interface ChunkResult {
   /** One result per item, in order. */
   values: unknown[];
-  /** Time spent running the items, excluding transport. */
+  /** Time spent running the items, excluding transport; `NaN` unless the request was `timed`. */
   ms: number;
 }
 

@@ -198,12 +198,13 @@ class Context {
  * @param {number} base
  * @param {unknown[]} items
  * @param {boolean} one Whether the result goes back as a bare value.
+ * @param {boolean} timed Whether the pool wants the run time.
  */
-function runChunk(id, fn, base, items, one) {
+function runChunk(id, fn, base, items, one, timed) {
   const chunk = new Chunk(id);
   current = chunk;
   const values = new Array(items.length);
-  const start = performance.now();
+  const start = timed ? performance.now() : 0;
   let k = 0;
 
   const fail = (/** @type {unknown} */ error) => {
@@ -239,7 +240,7 @@ function runChunk(id, fn, base, items, one) {
       values[k] = value;
     }
     current = undefined;
-    runMs[0] = performance.now() - start;
+    if (timed) runMs[0] = performance.now() - start;
     // Plain stores, ordered before the pool reads them by the postMessage that follows.
     header[Slot.DONE_ID] = id;
     header[Slot.DONE_PAYLOAD] = one ? Payload.ONE : Payload.MANY;
@@ -267,7 +268,8 @@ function onPayload(payload) {
   const fn = /** @type {TaskFn} */ (prepared.get(header[Slot.RUN_TASK]));
   const base = header[Slot.RUN_BASE];
   const one = header[Slot.RUN_PAYLOAD] === Payload.ONE;
-  runChunk(id, fn, base, one ? [payload] : /** @type {unknown[]} */ (payload), one);
+  const timed = header[Slot.RUN_TIMED] === 1;
+  runChunk(id, fn, base, one ? [payload] : /** @type {unknown[]} */ (payload), one, timed);
 }
 
 /** @param {InitMessage} message */

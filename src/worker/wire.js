@@ -23,10 +23,12 @@ export const Slot = /** @type {const} */ ({
   DONE_ID: 6,
   /** `Payload.ONE` or `Payload.MANY`, for the result being posted back. */
   DONE_PAYLOAD: 7,
+  /** 1 when the pool wants the chunk's run time (for chunk sizing), 0 when not. */
+  RUN_TIMED: 8,
 });
 
-/** Number of `Int32` slots in the header. */
-export const SLOTS = 8;
+/** Number of `Int32` slots in the header (even, so the `Float64` after them is aligned). */
+export const SLOTS = 10;
 /** Byte offset of the `Float64` holding the last chunk's run time in ms. */
 export const MS_OFFSET = SLOTS * Int32Array.BYTES_PER_ELEMENT;
 /** Bytes of shared state per worker. */
