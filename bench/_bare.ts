@@ -1,0 +1,164 @@
+/**
+ * Baselines written directly against each runtime's raw worker API, with none of the pool's
+ * machinery: the global `Worker` on Deno and Bun, `node:worker_threads` on Node (the same
+ * transports the pool uses). The benches report the pool's figures as ratios to these,
+ * measured in the same process.
+ *
+ * @module
+ */
+
+import { Worker as NodeWorker } from "node:worker_threads";
+
+/** One bare worker running `_bare_worker.js`, which answers each `n` with `n + 1`. */
+export interface BareWorker {
+  /** Posts one number. */
+  post(n: number): void;
+  /** Sets the one reply handler (replacing the previous one). */
+  onReply(handler: (n: number) => void): void;
+  /** Stops the worker; resolves when the runtime says it is gone (or cannot say more). */
+  terminate(): Promise<void>;
+}
+
+const WORKER_URL = new URL("./_bare_worker.js", import.meta.url);
+const CPU_WORKER_URL = new URL("./_bare_cpu_worker.js", import.meta.url);
+const hasWebWorker = typeof (globalThis as { Worker?: unknown }).Worker === "function";
+
+/**
+ * Starts a bare worker and waits for its ready message (messages posted before the worker's
+ * handler exists are lost on Deno and Bun).
+ *
+ * @param kind `"inc"` answers `n` with `n + 1`; `"spin"` answers `n` with `work.spin(n)`.
+ * @returns The worker, ready for messages.
+ */
+export function startBareWorker(kind: "inc" | "spin" = "inc"): Promise<BareWorker> {
+  const url = kind === "inc" ? WORKER_URL : CPU_WORKER_URL;
+  return new Promise((resolve, reject) => {
+    let handler: (n: number) => void = () => {};
+    let ready = false;
+    const receive = (data: unknown): void => {
+      if (ready) {
+        handler(data as number);
+        return;
+      }
+      ready = true;
+      resolve(bare);
+    };
+    let bare: BareWorker;
+    if (hasWebWorker) {
+      const worker = new Worker(url, { type: "module" });
+      worker.onmessage = (event: MessageEvent) => receive(event.data);
+      worker.onerror = (event: ErrorEvent) => {
+        event.preventDefault();
+        reject(new Error(`bare worker failed: ${event.message}`));
+      };
+      bare = {
+        post: (n) => worker.postMessage(n),
+        onReply: (h) => {
+          handler = h;
+        },
+        terminate: () => {
+          worker.terminate();
+          return Promise.resolve();
+        },
+      };
+    } else {
+      const worker = new NodeWorker(url);
+      worker.on("message", receive);
+      worker.on("error", reject);
+      bare = {
+        post: (n) => worker.postMessage(n),
+        onReply: (h) => {
+          handler = h;
+        },
+        terminate: async () => {
+          await worker.terminate();
+        },
+      };
+    }
+  });
+}
+
+/** Starts `count` bare workers at once. */
+export function startBarePool(
+  count: number,
+  kind: "inc" | "spin" = "inc",
+): Promise<BareWorker[]> {
+  return Promise.all(Array.from({ length: count }, () => startBareWorker(kind)));
+}
+
+/** Terminates bare workers. */
+export async function stopBarePool(workers: BareWorker[]): Promise<void> {
+  await Promise.all(workers.map((w) => w.terminate()));
+}
+
+/**
+ * The bare pool's `map`: posts every item up front, one message per item, round-robin over
+ * the workers, and collects the replies. Each worker answers in the order it received, so
+ * the k-th reply from worker `w` belongs to item `w + k * workers.length`.
+ *
+ * @param workers The bare pool.
+ * @param items The numbers to send.
+ * @returns Each item plus one, in input order.
+ */
+export function bareMap(workers: BareWorker[], items: readonly number[]): Promise<number[]> {
+  if (items.length === 0) return Promise.resolve([]);
+  return new Promise((resolve) => {
+    const out = new Array<number>(items.length);
+    const stride = workers.length;
+    let left = items.length;
+    workers.forEach((worker, w) => {
+      let next = w;
+      worker.onReply((value) => {
+        out[next] = value;
+        next += stride;
+        if (--left === 0) resolve(out);
+      });
+    });
+    for (let i = 0; i < items.length; i++) workers[i % stride].post(items[i]);
+  });
+}
+
+/**
+ * One raw round trip: posts `n`, resolves with the reply.
+ *
+ * @param worker A bare worker.
+ * @param n The number to send.
+ * @returns `n + 1`, from the worker.
+ */
+export function barePing(worker: BareWorker, n: number): Promise<number> {
+  return new Promise((resolve) => {
+    worker.onReply(resolve);
+    worker.post(n);
+  });
+}
+
+/**
+ * The simplest pool that keeps every worker busy: one item in flight per worker, the next
+ * one posted as soon as a reply arrives. The CPU baseline: what two raw workers achieve.
+ *
+ * @param workers Bare workers started with `"spin"`.
+ * @param items The numbers to send.
+ * @returns The replies, in input order.
+ */
+export function bareRunEach(workers: BareWorker[], items: readonly number[]): Promise<number[]> {
+  if (items.length === 0) return Promise.resolve([]);
+  return new Promise((resolve) => {
+    const out = new Array<number>(items.length);
+    let next = 0;
+    let left = items.length;
+    for (const worker of workers) {
+      let at = -1;
+      const send = (): void => {
+        if (next >= items.length) return;
+        at = next++;
+        worker.post(items[at]);
+      };
+      worker.onReply((value) => {
+        out[at] = value;
+        if (--left === 0) resolve(out);
+        else send();
+      });
+      send();
+    }
+  });
+}
