@@ -25,8 +25,9 @@ const parentPort = web ? null : (await import("node:worker_threads")).parentPort
 if (!web && parentPort === null) throw new Error("thread_entry.js must run in a worker");
 
 /** Posts on the worker's own port: start messages, then result payloads only. */
+const self = web ? scope.self : undefined;
 const post = web
-  ? (/** @type {unknown} */ message) => scope.self.postMessage(message)
+  ? (/** @type {unknown} */ message) => self.postMessage(message)
   : (/** @type {unknown} */ message) =>
     /** @type {NonNullable<typeof parentPort>} */ (parentPort).postMessage(message);
 
