@@ -22,6 +22,7 @@
 import { releaseProxy, wrap } from "comlink";
 import type { Remote } from "comlink";
 import type {
+  CloneFailure,
   FromWorkerEvent,
   InitMessage,
   StartMessage,
@@ -258,12 +259,7 @@ export class ThreadPool implements Strategy {
   #failure(message: Extract<FromWorkerEvent, { type: "fail" }>): unknown {
     const cause = reviveError(message.error);
     if (message.clone !== undefined) {
-      return new NotCloneableError(
-        message.index,
-        message.clone.path,
-        `Expected the result of task ${message.index} to be cloneable, got ${message.clone.what} at \`${message.clone.path}\``,
-        { cause },
-      );
+      return cloneError("result", message.index, message.clone, cause);
     }
     return taskFailure(message.index, cause, message.error.capturedName);
   }
@@ -326,7 +322,7 @@ export class ThreadPool implements Strategy {
       worker.handle.postMessage(one ? items[0] : items);
     } catch (error) {
       worker.job = undefined;
-      this.#settle(job, notCloneable(base, items, error));
+      this.#settle(job, inputCloneError(base, items, error));
       this.#release(worker);
     }
   }
@@ -439,19 +435,26 @@ export class ThreadPool implements Strategy {
   }
 }
 
-function notCloneable(base: number, items: unknown[], error: unknown): unknown {
+/** The error for an input or result of task `index` that structured clone refused. */
+function cloneError(
+  side: "input" | "result",
+  index: number,
+  found: CloneFailure,
+  cause: unknown,
+): NotCloneableError {
+  return new NotCloneableError(
+    index,
+    found.path,
+    `Expected the ${side} of task ${index} to be cloneable, got ${found.what} at \`${found.path}\``,
+    { cause },
+  );
+}
+
+/** Names the input that made a chunk's postMessage throw, or passes the error on. */
+function inputCloneError(base: number, items: unknown[], error: unknown): unknown {
   for (let k = 0; k < items.length; k++) {
     const found = findUncloneable(items[k], "input");
-    if (found !== undefined) {
-      return new NotCloneableError(
-        base + k,
-        found.path,
-        `Expected the input of task ${
-          base + k
-        } to be cloneable, got ${found.what} at \`${found.path}\``,
-        { cause: error },
-      );
-    }
+    if (found !== undefined) return cloneError("input", base + k, found, error);
   }
   return error;
 }
