@@ -38,7 +38,9 @@ export type {
 export {
   ExecutorClosedError,
   NotCloneableError,
+  SpawnError,
   TaskError,
+  TaskTimeoutError,
   WorkerCrashedError,
   WorkerStartError,
 } from "./src/errors.ts";

@@ -52,6 +52,61 @@ export class TaskError extends Error {
   }
 }
 
+/**
+ * A task ran past its `timeoutMs`. Its worker was stopped where the runtime allows it: a
+ * process is sent SIGTERM, then SIGKILL after a short grace; a thread on Bun or Node is
+ * terminated. A busy thread on Deno cannot be stopped from outside, so there the task's
+ * `ctx.signal` aborts and the thread is kept until the task returns (the message says so);
+ * use `strategy: "processes"` to hard-stop such tasks.
+ */
+export class TaskTimeoutError extends TaskError {
+  static {
+    this.prototype.name = "TaskTimeoutError";
+  }
+  /** The limit the task ran past, in milliseconds. */
+  readonly timeoutMs: number;
+
+  /**
+   * Creates a timeout error.
+   *
+   * @param index Position of the task in the call's input.
+   * @param timeoutMs The limit it ran past.
+   * @param message What happened, and what was done about it.
+   */
+  constructor(index: number, timeoutMs: number, message: string) {
+    super(index, message);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * A process could not be started: its executable does not exist, is not executable, or the
+ * runtime refused (e.g. Deno without `--allow-run`). `code` is the system's error code
+ * (`ENOENT`, `EACCES`, ...) when there is one.
+ */
+export class SpawnError extends Error {
+  static {
+    this.prototype.name = "SpawnError";
+  }
+  /** The command that could not be started. */
+  readonly command: string;
+  /** The system error code, e.g. `ENOENT`, when known. */
+  readonly code: string | undefined;
+
+  /**
+   * Creates a spawn error.
+   *
+   * @param command The executable that could not be started.
+   * @param message What was expected and what happened.
+   * @param options `code` and `cause` (the runtime's own error).
+   */
+  constructor(command: string, message: string, options: { code?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.command = command;
+    this.code = options.code;
+  }
+}
+
 /** Facts about a worker that died. */
 export interface WorkerCrashInfo extends FanoutErrorOptions {
   /** Position of the task that was running when the worker died, when known. */

@@ -41,6 +41,25 @@ export interface ExecutorOptions {
    * @default {"auto"}
    */
   chunkSize?: number | "auto";
+  /**
+   * Longest a task may run, in ms, before it fails with `TaskTimeoutError` and its worker is
+   * stopped (a process gets SIGTERM, then SIGKILL; a thread on Bun or Node is terminated; a
+   * busy thread on Deno cannot be stopped, so its task sees `ctx.signal` abort). With a
+   * timeout, each task is sent on its own, so `chunkSize` must be 1 or `"auto"`.
+   * Overridable per call.
+   *
+   * @default {no limit}
+   */
+  timeoutMs?: number;
+  /**
+   * Memory cap per worker, in MB (V8's old-space limit): `--max-old-space-size` for Deno and
+   * Node processes, `resourceLimits` for Node threads. A task that exceeds it fails with
+   * `WorkerCrashedError` saying so, and its worker is replaced. Bun, and threads on Deno, have
+   * no such cap: there it is ignored with a warning, once per process.
+   *
+   * @default {no cap}
+   */
+  maxMemoryMb?: number;
 }
 
 /** Options of {@linkcode ParallelExecutor.prototype.map}. */
@@ -53,6 +72,12 @@ export interface MapOptions {
    * @default {the executor's `chunkSize`}
    */
   chunkSize?: number | "auto";
+  /**
+   * Longest each task of this call may run, in ms (see `ExecutorOptions.timeoutMs`).
+   *
+   * @default {the executor's `timeoutMs`}
+   */
+  timeoutMs?: number;
 }
 
 /** Options of {@linkcode ParallelExecutor.prototype.imap}. */
@@ -69,6 +94,12 @@ export interface ImapOptions extends MapOptions {
 export interface SubmitOptions {
   /** Cancels the call: it rejects with `signal.reason` and the running task is stopped. */
   signal?: AbortSignal;
+  /**
+   * Longest the task may run, in ms (see `ExecutorOptions.timeoutMs`).
+   *
+   * @default {the executor's `timeoutMs`}
+   */
+  timeoutMs?: number;
 }
 
 const EXECUTOR_OPTIONS = ["strategy", "maxWorkers", "chunkSize"];

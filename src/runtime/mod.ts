@@ -13,7 +13,7 @@ import { bunThreads } from "./bun.ts";
 import { nodeThreads } from "./node.ts";
 
 export type { ThreadExit, ThreadFactory, ThreadHandle } from "./types.ts";
-export { liveThreadCount } from "./_live.ts";
+export { liveProcessPids, liveThreadCount } from "./_live.ts";
 
 /** The JavaScript runtimes fanout supports. */
 export type RuntimeName = "deno" | "bun" | "node";

@@ -8,7 +8,7 @@
 import type { TaskSpec } from "../protocol.ts";
 
 /** Names of the strategies available to `ParallelExecutor`. */
-export type StrategyName = "serial" | "threads";
+export type StrategyName = "serial" | "threads" | "processes";
 
 /** One chunk: consecutive items of one call. */
 export interface ChunkRequest {
@@ -31,6 +31,11 @@ export interface ChunkRequest {
    * chunk is then asked to stop through its `ctx.signal` and its thread is kept.
    */
   hardStop?: () => boolean;
+  /**
+   * Longest the chunk (always one item when set) may run, in ms: past it the chunk rejects
+   * with `TaskTimeoutError` and its worker is stopped where the runtime allows it.
+   */
+  timeoutMs?: number;
 }
 
 /** What a finished chunk returns. */
