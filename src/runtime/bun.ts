@@ -6,8 +6,11 @@
  * @module
  */
 
-import type { ThreadFactory, ThreadHandle } from "./types.ts";
+import process from "node:process";
+import type { ChildExit, ChildHandle, SpawnOptions, ThreadFactory, ThreadHandle } from "./types.ts";
 import { startWebThread, webHandle } from "./_web.ts";
+import { afterPipes, drain, spawnError } from "./_spawn.ts";
+import type { Drain } from "./_spawn.ts";
 
 /** How long `terminate()` waits for Bun's `close` event before taking the thread as gone. */
 const CLOSE_GRACE_MS = 2000;
@@ -42,3 +45,90 @@ export const bunThreads: ThreadFactory = {
     });
   },
 };
+
+interface BunSubprocess {
+  readonly pid: number;
+  readonly exited: Promise<number>;
+  readonly exitCode: number | null;
+  readonly signalCode: string | null;
+  readonly stdin: { write(chunk: Uint8Array): number; flush(): void; end(): void } | undefined;
+  readonly stdout: ReadableStream<Uint8Array> | undefined;
+  readonly stderr: ReadableStream<Uint8Array> | undefined;
+  kill(signal?: string): void;
+  send(message: unknown): void;
+}
+
+interface BunSpawn {
+  (options: {
+    cmd: string[];
+    cwd?: string;
+    env?: Record<string, string | undefined>;
+    stdin: "pipe" | "ignore";
+    stdout: "pipe" | "inherit" | "ignore";
+    stderr: "pipe" | "inherit" | "ignore";
+    ipc?: (message: unknown) => void;
+    serialization?: "advanced" | "json";
+  }): BunSubprocess;
+}
+
+/** Starts a child process with `Bun.spawn`; `onMessage` opens Bun's IPC channel. */
+export function bunSpawn(options: SpawnOptions): Promise<ChildHandle> {
+  const spawn = (globalThis as unknown as { Bun: { spawn: BunSpawn } }).Bun.spawn;
+  const onMessage = options.onMessage;
+  let child: BunSubprocess;
+  try {
+    child = spawn({
+      cmd: [...options.cmd],
+      cwd: options.cwd,
+      env: options.env === undefined ? undefined : { ...process.env, ...options.env },
+      stdin: options.stdin ?? "ignore",
+      stdout: options.stdout ?? "inherit",
+      stderr: options.stderr ?? "inherit",
+      ...(onMessage === undefined ? {} : {
+        ipc: (message: unknown) => onMessage(message),
+        serialization: "advanced" as const,
+      }),
+    });
+  } catch (error) {
+    return Promise.reject(spawnError(options.cmd[0], error));
+  }
+  const drains: Drain[] = [];
+  if (options.stdout === "pipe") drains.push(drain(child.stdout!, options.onStdout));
+  if (options.stderr === "pipe") drains.push(drain(child.stderr!, options.onStderr));
+  const exited = child.exited.then(
+    (): ChildExit =>
+      child.signalCode !== null
+        ? { code: null, signal: child.signalCode }
+        : { code: child.exitCode, signal: null },
+    (): ChildExit => ({ code: null, signal: null }),
+  );
+  return Promise.resolve({
+    pid: child.pid,
+    exited,
+    closed: afterPipes(child.pid, exited, drains),
+    kill(signal = "SIGTERM") {
+      try {
+        child.kill(signal);
+      } catch {
+        // It has already exited.
+      }
+    },
+    send(message) {
+      child.send(message);
+    },
+    write(bytes) {
+      if (child.stdin === undefined) {
+        throw new TypeError('stdin was not opened with stdin: "pipe"');
+      }
+      child.stdin.write(bytes);
+      child.stdin.flush();
+    },
+    end() {
+      try {
+        child.stdin?.end();
+      } catch {
+        // Already closed.
+      }
+    },
+  });
+}

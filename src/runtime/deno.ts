@@ -12,8 +12,10 @@
  * @module
  */
 
-import type { ThreadFactory, ThreadHandle } from "./types.ts";
+import type { ChildExit, ChildHandle, SpawnOptions, ThreadFactory, ThreadHandle } from "./types.ts";
 import { startWebThread, webHandle } from "./_web.ts";
+import { afterPipes, drain, spawnError } from "./_spawn.ts";
+import type { Drain } from "./_spawn.ts";
 
 /** Thread factory for Deno. */
 export const denoThreads: ThreadFactory = {
@@ -27,3 +29,77 @@ export const denoThreads: ThreadFactory = {
     });
   },
 };
+
+interface DenoChild {
+  readonly pid: number;
+  readonly status: Promise<{ code: number; signal: string | null }>;
+  readonly stdin: WritableStream<Uint8Array>;
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  kill(signal?: string): void;
+}
+
+interface DenoCommand {
+  new (command: string, options: {
+    args: string[];
+    cwd?: string;
+    env?: Record<string, string>;
+    stdin: "piped" | "null";
+    stdout: "piped" | "inherit" | "null";
+    stderr: "piped" | "inherit" | "null";
+  }): { spawn(): DenoChild };
+}
+
+const io = { pipe: "piped", inherit: "inherit", ignore: "null" } as const;
+
+/** Starts a child process with `Deno.Command` (needs `--allow-run`). */
+export function denoSpawn(options: SpawnOptions): Promise<ChildHandle> {
+  const Command = (globalThis as unknown as { Deno: { Command: DenoCommand } }).Deno.Command;
+  const [file, ...args] = options.cmd;
+  let child: DenoChild;
+  try {
+    child = new Command(file, {
+      args,
+      cwd: options.cwd,
+      env: options.env,
+      stdin: options.stdin === "pipe" ? "piped" : "null",
+      stdout: io[options.stdout ?? "inherit"],
+      stderr: io[options.stderr ?? "inherit"],
+    }).spawn();
+  } catch (error) {
+    return Promise.reject(spawnError(file, error));
+  }
+  const drains: Drain[] = [];
+  if (options.stdout === "pipe") drains.push(drain(child.stdout, options.onStdout));
+  if (options.stderr === "pipe") drains.push(drain(child.stderr, options.onStderr));
+  const exited = child.status.then(
+    (status): ChildExit =>
+      status.signal !== null
+        ? { code: null, signal: status.signal }
+        : { code: status.code, signal: null },
+    (): ChildExit => ({ code: null, signal: null }),
+  );
+  const writer = options.stdin === "pipe" ? child.stdin.getWriter() : undefined;
+  return Promise.resolve({
+    pid: child.pid,
+    exited,
+    closed: afterPipes(child.pid, exited, drains),
+    kill(signal = "SIGTERM") {
+      try {
+        child.kill(signal);
+      } catch {
+        // It has already exited.
+      }
+    },
+    send() {
+      throw new TypeError("Deno child processes have no IPC channel: use stdin and stdout");
+    },
+    write(bytes) {
+      if (writer === undefined) throw new TypeError('stdin was not opened with stdin: "pipe"');
+      writer.write(bytes).catch(() => {});
+    },
+    end() {
+      writer?.close().catch(() => {});
+    },
+  });
+}

@@ -7,12 +7,19 @@
 
 import { availableParallelism } from "node:os";
 import process from "node:process";
-import type { ThreadFactory } from "./types.ts";
-import { denoThreads } from "./deno.ts";
-import { bunThreads } from "./bun.ts";
-import { nodeThreads } from "./node.ts";
+import type { ChildHandle, SpawnOptions, ThreadFactory } from "./types.ts";
+import { denoSpawn, denoThreads } from "./deno.ts";
+import { bunSpawn, bunThreads } from "./bun.ts";
+import { nodeSpawn, nodeThreads } from "./node.ts";
 
-export type { ThreadExit, ThreadFactory, ThreadHandle } from "./types.ts";
+export type {
+  ChildExit,
+  ChildHandle,
+  SpawnOptions,
+  ThreadExit,
+  ThreadFactory,
+  ThreadHandle,
+} from "./types.ts";
 export { liveProcessPids, liveThreadCount } from "./_live.ts";
 
 /** The JavaScript runtimes fanout supports. */
@@ -107,5 +114,20 @@ export function threadFactory(): ThreadFactory {
       return bunThreads;
     case "node":
       return nodeThreads;
+  }
+}
+
+/**
+ * Starts a child process: `Deno.Command` on Deno, `Bun.spawn` on Bun, `node:child_process` on
+ * Node. Rejects with `SpawnError` when it cannot start (no such executable, no permission).
+ */
+export function spawnChild(options: SpawnOptions): Promise<ChildHandle> {
+  switch (detect().name) {
+    case "deno":
+      return denoSpawn(options);
+    case "bun":
+      return bunSpawn(options);
+    case "node":
+      return nodeSpawn(options);
   }
 }

@@ -6,7 +6,13 @@
  */
 
 import { Worker } from "node:worker_threads";
-import type { ThreadFactory, ThreadHandle } from "./types.ts";
+import { spawn } from "node:child_process";
+import type { ChildProcess, Serializable, StdioOptions } from "node:child_process";
+import type { Readable } from "node:stream";
+import process from "node:process";
+import type { ChildExit, ChildHandle, SpawnOptions, ThreadFactory, ThreadHandle } from "./types.ts";
+import { afterPipes, spawnError } from "./_spawn.ts";
+import type { Drain } from "./_spawn.ts";
 import { ExitOnce } from "./_exit.ts";
 import { trackThread } from "./_live.ts";
 
@@ -50,3 +56,77 @@ export const nodeThreads: ThreadFactory = {
     };
   },
 };
+
+/**
+ * Starts a child process with `node:child_process`; `onMessage` opens an IPC channel with
+ * `serialization: "advanced"` (structured clone, not JSON).
+ */
+export function nodeSpawn(options: SpawnOptions): Promise<ChildHandle> {
+  const [file, ...args] = options.cmd;
+  const stdio: StdioOptions = [
+    options.stdin ?? "ignore",
+    options.stdout ?? "inherit",
+    options.stderr ?? "inherit",
+    ...(options.onMessage === undefined ? [] : ["ipc" as const]),
+  ];
+  let child: ChildProcess;
+  try {
+    child = spawn(file, args, {
+      cwd: options.cwd,
+      env: options.env === undefined ? undefined : { ...process.env, ...options.env },
+      stdio,
+      serialization: "advanced",
+      windowsHide: true,
+    });
+  } catch (error) {
+    return Promise.reject(spawnError(file, error));
+  }
+  return new Promise((resolve, reject) => {
+    child.once("error", (error) => reject(spawnError(file, error)));
+    child.once("spawn", () => {
+      // After a successful start, 'error' only reports a failed kill or send: the exit status
+      // tells the rest.
+      child.on("error", () => {});
+      const pid = child.pid!;
+      const exited = new Promise<ChildExit>((done) => {
+        child.once("exit", (code, signal) => done({ code, signal }));
+      });
+      const drains: Drain[] = [];
+      if (options.stdout === "pipe") drains.push(streamDrain(child.stdout!, options.onStdout));
+      if (options.stderr === "pipe") drains.push(streamDrain(child.stderr!, options.onStderr));
+      const onMessage = options.onMessage;
+      if (onMessage !== undefined) child.on("message", (message) => onMessage(message));
+      resolve({
+        pid,
+        exited,
+        closed: afterPipes(pid, exited, drains),
+        kill(signal = "SIGTERM") {
+          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+        },
+        send(message) {
+          child.send(message as Serializable);
+        },
+        write(bytes) {
+          if (child.stdin === null) {
+            throw new TypeError('stdin was not opened with stdin: "pipe"');
+          }
+          child.stdin.write(bytes);
+        },
+        end() {
+          child.stdin?.end();
+        },
+      });
+    });
+  });
+}
+
+/** A Node stream as a `Drain`. */
+function streamDrain(stream: Readable, onChunk: ((chunk: Uint8Array) => void) | undefined): Drain {
+  const done = new Promise<void>((resolve) => {
+    stream.on("data", (chunk: Uint8Array) => onChunk?.(chunk));
+    stream.once("end", resolve);
+    stream.once("close", resolve);
+    stream.once("error", () => resolve());
+  });
+  return { done, cut: () => stream.destroy() };
+}

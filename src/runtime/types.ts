@@ -41,3 +41,57 @@ export interface ThreadFactory {
    */
   readonly canStopBusyThread: boolean;
 }
+
+/** How to start a child process. */
+export interface SpawnOptions {
+  /** The executable, then its arguments; passed as they are, never through a shell. */
+  cmd: readonly string[];
+  /** Working directory. */
+  cwd?: string;
+  /** Variables added to (or overriding) the parent's environment. */
+  env?: Record<string, string>;
+  /** `"pipe"` to write to the child's stdin; otherwise it reads nothing. */
+  stdin?: "pipe" | "ignore";
+  /** Where the child's stdout goes; `"pipe"` delivers it to `onStdout`. */
+  stdout?: "pipe" | "inherit" | "ignore";
+  /** Where the child's stderr goes; `"pipe"` delivers it to `onStderr`. */
+  stderr?: "pipe" | "inherit" | "ignore";
+  /** Receives stdout chunks when `stdout` is `"pipe"`. */
+  onStdout?: (chunk: Uint8Array) => void;
+  /** Receives stderr chunks when `stderr` is `"pipe"`. */
+  onStderr?: (chunk: Uint8Array) => void;
+  /**
+   * Opens an IPC channel (Bun and Node only; the child uses `process.send`) with the
+   * runtime's structured serialization, and receives the child's messages.
+   */
+  onMessage?: (message: unknown) => void;
+}
+
+/** How a child process ended. */
+export interface ChildExit {
+  /** Exit code; `null` when a signal ended it. */
+  code: number | null;
+  /** The signal that ended it, e.g. `"SIGKILL"`; `null` when it exited. */
+  signal: string | null;
+}
+
+/** A started child process, the same on every runtime. */
+export interface ChildHandle {
+  /** The child's process id. */
+  readonly pid: number;
+  /** Settles once the child's exit status has been collected. Never rejects. */
+  readonly exited: Promise<ChildExit>;
+  /**
+   * Settles after `exited` once the piped streams have ended too (bounded: a grandchild that
+   * keeps a pipe open is not waited for more than a moment). Never rejects.
+   */
+  readonly closed: Promise<ChildExit>;
+  /** Sends a signal; does nothing once the child has exited. */
+  kill(signal?: "SIGTERM" | "SIGKILL"): void;
+  /** Sends on the IPC channel; throws synchronously when the message cannot be serialized. */
+  send(message: unknown): void;
+  /** Writes to stdin (in order; writes are queued). */
+  write(bytes: Uint8Array): void;
+  /** Closes stdin. */
+  end(): void;
+}

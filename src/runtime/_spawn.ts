@@ -1,0 +1,95 @@
+/**
+ * Pieces every runtime's `spawn` shares: naming a failed start, reading a pipe into a
+ * callback, and waiting (boundedly) for pipes to end after the child exited.
+ *
+ * @module
+ */
+
+import { SpawnError } from "../errors.ts";
+import type { ChildExit } from "./types.ts";
+import { trackProcess } from "./_live.ts";
+
+/**
+ * How long after a child's exit its pipes may stay open before they are cut: a grandchild
+ * (e.g. a background job of a shell) can hold them open for as long as it lives.
+ */
+export const PIPE_GRACE_MS = 500;
+
+/** The `SpawnError` for a runtime's failure to start `command`. */
+export function spawnError(command: string, error: unknown): SpawnError {
+  const raw = error as { code?: unknown; name?: unknown; message?: unknown };
+  const code = typeof raw?.code === "string"
+    ? raw.code
+    : raw?.name === "NotFound"
+    ? "ENOENT"
+    : raw?.name === "PermissionDenied"
+    ? "EACCES"
+    : undefined;
+  const why = code === "ENOENT"
+    ? "no such file was found (on the PATH, for a bare name)"
+    : code === "EACCES"
+    ? "it is not executable, or access was denied"
+    : raw?.name === "NotCapable"
+    ? "the runtime did not grant run permission (Deno: --allow-run)"
+    : String(raw?.message ?? error);
+  return new SpawnError(command, `Expected \`${command}\` to be an executable, but ${why}`, {
+    code,
+    cause: error,
+  });
+}
+
+/** A pipe being read into a callback. */
+export interface Drain {
+  /** Settles when the pipe ended (or failed, or was cut). */
+  readonly done: Promise<void>;
+  /** Stops reading. */
+  cut(): void;
+}
+
+/** Reads `stream` to its end, handing each chunk to `onChunk`. */
+export function drain(
+  stream: ReadableStream<Uint8Array>,
+  onChunk: ((chunk: Uint8Array) => void) | undefined,
+): Drain {
+  const reader = stream.getReader();
+  const done = (async () => {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        onChunk?.(value);
+      }
+    } catch {
+      // A cut or broken pipe ends the output; the exit status says what happened.
+    }
+  })();
+  return {
+    done,
+    cut: () => {
+      reader.cancel().catch(() => {});
+    },
+  };
+}
+
+/**
+ * `closed`: the exit, once every pipe has ended, or `PIPE_GRACE_MS` after the exit, when the
+ * pipes still open are cut. Also records the child for `liveProcessPids()`.
+ */
+export function afterPipes(pid: number, exited: Promise<ChildExit>, drains: Drain[]): Promise<
+  ChildExit
+> {
+  trackProcess(pid, exited);
+  if (drains.length === 0) return exited;
+  return exited.then(async (exit) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        for (const d of drains) d.cut();
+        resolve();
+      }, PIPE_GRACE_MS);
+    });
+    await Promise.race([Promise.all(drains.map((d) => d.done)), grace]);
+    clearTimeout(timer);
+    return exit;
+  });
+}
