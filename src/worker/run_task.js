@@ -178,3 +178,153 @@ function cloneable(value) {
     return String(value);
   }
 }
+
+const abortedGetter = /** @type {() => boolean} */ (
+  /** @type {PropertyDescriptor} */ (Object.getOwnPropertyDescriptor(
+    AbortSignal.prototype,
+    "aborted",
+  ))
+    .get
+);
+const cancelled = () => new DOMException("The task was cancelled", "AbortError");
+
+/**
+ * One running chunk, on a worker thread or in a worker process. Its signal is made on first
+ * use only: most tasks never read `ctx.signal`, and an AbortController per chunk is a
+ * measurable part of a round trip.
+ */
+export class Chunk {
+  /**
+   * @param {number} id
+   * @param {() => boolean} isCancelled Whether the pool cancelled this chunk; on threads it
+   *   reads shared memory, so it answers even while the task never yields.
+   */
+  constructor(id, isCancelled) {
+    this.id = id;
+    this.isCancelled = isCancelled;
+    /** @type {AbortController | undefined} */
+    this.controller = undefined;
+  }
+
+  /**
+   * A signal whose `aborted` also asks `isCancelled`, so it flips for a chunk the pool
+   * cancelled even while a synchronous task never lets the cancel message in.
+   *
+   * @returns {AbortSignal}
+   */
+  get signal() {
+    if (this.controller !== undefined) return this.controller.signal;
+    const controller = new AbortController();
+    this.controller = controller;
+    const signal = controller.signal;
+    const isCancelled = this.isCancelled;
+    // Deno's abort() reads `aborted` itself: without the guard that would recurse.
+    let aborting = false;
+    const aborted = () => {
+      if (!aborting && !abortedGetter.call(signal) && isCancelled()) {
+        aborting = true;
+        try {
+          controller.abort(cancelled());
+        } finally {
+          aborting = false;
+        }
+      }
+      return abortedGetter.call(signal);
+    };
+    Object.defineProperty(signal, "aborted", { get: aborted });
+    Object.defineProperty(signal, "throwIfAborted", {
+      value: () => {
+        if (aborted()) throw signal.reason;
+      },
+    });
+    aborted();
+    return signal;
+  }
+
+  /** Aborts the signal, if a task asked for it. */
+  abort() {
+    this.controller?.abort(cancelled());
+  }
+}
+
+/** What a task receives as `ctx`; made per item, so it stays a plain, fast object. */
+class Context {
+  /** @type {Chunk} */
+  #chunk;
+
+  /**
+   * @param {number} index
+   * @param {Chunk} chunk
+   */
+  constructor(index, chunk) {
+    this.index = index;
+    this.#chunk = chunk;
+  }
+
+  /** @returns {AbortSignal} */
+  get signal() {
+    return this.#chunk.signal;
+  }
+}
+
+/**
+ * @typedef {object} ChunkHooks How a worker reports on a chunk it runs.
+ * @property {(index: number) => void} at An item is about to run.
+ * @property {(values: unknown[]) => void} done Every item ran.
+ * @property {(index: number, error: unknown) => void} fail Item `index` threw or rejected.
+ * @property {() => void} stopped The chunk was cancelled between two items.
+ */
+
+/**
+ * Runs the items of one chunk in order. Synchronous tasks run in a plain loop; the loop only
+ * goes through a promise when a task returns one.
+ *
+ * @param {TaskFn} fn
+ * @param {Chunk} chunk
+ * @param {number} base Index of the first item.
+ * @param {unknown[]} items
+ * @param {ChunkHooks} hooks
+ */
+export function runItems(fn, chunk, base, items, hooks) {
+  const values = new Array(items.length);
+  let k = 0;
+  const fail = (/** @type {unknown} */ error) => hooks.fail(base + k, error);
+  const step = () => {
+    for (; k < items.length; k++) {
+      if (chunk.isCancelled()) return hooks.stopped();
+      hooks.at(base + k);
+      let value;
+      try {
+        value = fn(items[k], new Context(base + k, chunk));
+      } catch (error) {
+        return fail(error);
+      }
+      if (
+        value instanceof Promise ||
+        (typeof value === "object" && value !== null &&
+          typeof (/** @type {{ then?: unknown }} */ (value)).then === "function")
+      ) {
+        Promise.resolve(value).then((v) => {
+          values[k++] = v;
+          step();
+        }, fail);
+        return;
+      }
+      values[k] = value;
+    }
+    hooks.done(values);
+  };
+  step();
+}
+
+/**
+ * Where in `values` structured clone failed, for a result that could not be sent.
+ *
+ * @param {unknown[]} values
+ * @returns {{ offset: number, path: string, what: string }}
+ */
+export function findBadResult(values) {
+  const offset = Math.max(values.findIndex((v) => findUncloneable(v, "result") !== undefined), 0);
+  const found = findUncloneable(values[offset], "result");
+  return { offset, path: found?.path ?? "result", what: found?.what ?? "a value" };
+}

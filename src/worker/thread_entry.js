@@ -14,7 +14,7 @@
 /** @import { TaskFn } from "./run_task.js" */
 
 import { expose } from "comlink";
-import { findUncloneable, loadTask, serializeError } from "./run_task.js";
+import { Chunk, findBadResult, loadTask, runItems, serializeError } from "./run_task.js";
 import { MS_OFFSET, Payload, Slot } from "./wire.js";
 
 const scope = /** @type {any} */ (globalThis);
@@ -106,93 +106,9 @@ let runMs = new Float64Array(1);
 /** @type {Chunk | undefined} */
 let current;
 
-const abortedGetter = /** @type {() => boolean} */ (
-  /** @type {PropertyDescriptor} */ (Object.getOwnPropertyDescriptor(
-    AbortSignal.prototype,
-    "aborted",
-  ))
-    .get
-);
-const cancelled = () => new DOMException("The task was cancelled", "AbortError");
-
 /**
- * One running chunk. Its signal is made on first use only: most tasks never read
- * `ctx.signal`, and an AbortController per chunk is a measurable part of a round trip.
- */
-class Chunk {
-  /** @param {number} id */
-  constructor(id) {
-    this.id = id;
-    /** @type {AbortController | undefined} */
-    this.controller = undefined;
-  }
-
-  /**
-   * A signal that also reads the shared cancel slot, so `signal.aborted` flips for a chunk
-   * the pool cancelled even while a synchronous task never lets the cancel message in.
-   *
-   * @returns {AbortSignal}
-   */
-  get signal() {
-    if (this.controller !== undefined) return this.controller.signal;
-    const controller = new AbortController();
-    this.controller = controller;
-    const signal = controller.signal;
-    const id = this.id;
-    // Deno's abort() reads `aborted` itself: without the guard that would recurse.
-    let aborting = false;
-    const aborted = () => {
-      if (
-        !aborting && !abortedGetter.call(signal) && Atomics.load(header, Slot.CANCELLED) === id
-      ) {
-        aborting = true;
-        try {
-          controller.abort(cancelled());
-        } finally {
-          aborting = false;
-        }
-      }
-      return abortedGetter.call(signal);
-    };
-    Object.defineProperty(signal, "aborted", { get: aborted });
-    Object.defineProperty(signal, "throwIfAborted", {
-      value: () => {
-        if (aborted()) throw signal.reason;
-      },
-    });
-    aborted();
-    return signal;
-  }
-
-  /** Aborts the signal, if a task asked for it. */
-  abort() {
-    this.controller?.abort(cancelled());
-  }
-}
-
-/** What a task receives as `ctx`; made per item, so it stays a plain, fast object. */
-class Context {
-  /** @type {Chunk} */
-  #chunk;
-
-  /**
-   * @param {number} index
-   * @param {Chunk} chunk
-   */
-  constructor(index, chunk) {
-    this.index = index;
-    this.#chunk = chunk;
-  }
-
-  /** @returns {AbortSignal} */
-  get signal() {
-    return this.#chunk.signal;
-  }
-}
-
-/**
- * Runs the items of one chunk in order. Synchronous tasks run in a plain loop; the loop only
- * goes through a promise when a task returns one.
+ * Runs one chunk and reports it: the result payload on the worker's own port (what it is sits
+ * in the shared header), anything else on the events port.
  *
  * @param {number} id
  * @param {TaskFn} fn
@@ -202,64 +118,41 @@ class Context {
  * @param {boolean} timed Whether the pool wants the run time.
  */
 function runChunk(id, fn, base, items, one, timed) {
-  const chunk = new Chunk(id);
+  const chunk = new Chunk(id, () => Atomics.load(header, Slot.CANCELLED) === id);
   current = chunk;
-  const values = new Array(items.length);
   const start = timed ? performance.now() : 0;
-  let k = 0;
-
-  const fail = (/** @type {unknown} */ error) => {
-    current = undefined;
-    postEvent({ type: "fail", id, index: base + k, error: serializeError(error) });
-  };
-  const step = () => {
-    for (; k < items.length; k++) {
-      if (Atomics.load(header, Slot.CANCELLED) === id) {
-        current = undefined;
-        return postEvent({ type: "cancelled", id });
-      }
-      // A plain store: the pool reads this slot only after the thread has died, and an
-      // atomic store (a full fence on x86) per item was a visible share of a trivial task.
-      header[Slot.RUNNING_INDEX] = base + k;
-      let value;
+  runItems(fn, chunk, base, items, {
+    // A plain store: the pool reads this slot only after the thread has died, and an atomic
+    // store (a full fence on x86) per item was a visible share of a trivial task.
+    at: (index) => (header[Slot.RUNNING_INDEX] = index),
+    fail(index, error) {
+      current = undefined;
+      postEvent({ type: "fail", id, index, error: serializeError(error) });
+    },
+    stopped() {
+      current = undefined;
+      postEvent({ type: "cancelled", id });
+    },
+    done(values) {
+      current = undefined;
+      if (timed) runMs[0] = performance.now() - start;
+      // Plain stores, ordered before the pool reads them by the postMessage that follows.
+      header[Slot.DONE_ID] = id;
+      header[Slot.DONE_PAYLOAD] = one ? Payload.ONE : Payload.MANY;
       try {
-        value = fn(items[k], new Context(base + k, chunk));
+        post(one ? values[0] : values);
       } catch (error) {
-        return fail(error);
+        const bad = findBadResult(values);
+        postEvent({
+          type: "fail",
+          id,
+          index: base + bad.offset,
+          error: serializeError(error),
+          clone: { path: bad.path, what: bad.what },
+        });
       }
-      if (
-        value instanceof Promise ||
-        (typeof value === "object" && value !== null &&
-          typeof (/** @type {{ then?: unknown }} */ (value)).then === "function")
-      ) {
-        Promise.resolve(value).then((v) => {
-          values[k++] = v;
-          step();
-        }, fail);
-        return;
-      }
-      values[k] = value;
-    }
-    current = undefined;
-    if (timed) runMs[0] = performance.now() - start;
-    // Plain stores, ordered before the pool reads them by the postMessage that follows.
-    header[Slot.DONE_ID] = id;
-    header[Slot.DONE_PAYLOAD] = one ? Payload.ONE : Payload.MANY;
-    try {
-      post(one ? values[0] : values);
-    } catch (error) {
-      const bad = Math.max(values.findIndex((v) => findUncloneable(v, "result") !== undefined), 0);
-      const found = findUncloneable(values[bad], "result");
-      postEvent({
-        type: "fail",
-        id,
-        index: base + bad,
-        error: serializeError(error),
-        clone: { path: found?.path ?? "result", what: found?.what ?? "a value" },
-      });
-    }
-  };
-  step();
+    },
+  });
 }
 
 /** @param {unknown} payload */
