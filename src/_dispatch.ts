@@ -17,6 +17,8 @@ export interface DispatchOptions {
   signal?: AbortSignal;
   /** Fixed chunk size or "auto". */
   chunkSize: number | "auto";
+  /** Longest each task may run (chunks are then one item each). */
+  timeoutMs?: number;
   /** Most items dispatched but not yet released by the consumer. */
   window: number;
   /** Receives each finished chunk; `seq` counts chunks in input order from 0. */
@@ -190,6 +192,7 @@ export class Dispatch {
       timed: this.#options.chunkSize === "auto",
       signal: this.#control.signal,
       hardStop: () => this.#hard,
+      timeoutMs: this.#options.timeoutMs,
     }).then(
       (result) => {
         this.#inFlight--;

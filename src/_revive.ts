@@ -5,8 +5,9 @@
  * @module
  */
 
-import type { WireError } from "./protocol.ts";
-import { TaskError } from "./errors.ts";
+import type { CloneFailure, WireError } from "./protocol.ts";
+import { NotCloneableError, TaskError } from "./errors.ts";
+import { findUncloneable } from "./worker/run_task.js";
 
 type ErrorClass = new (message?: string, options?: { cause?: unknown }) => Error;
 
@@ -66,4 +67,39 @@ export function taskFailure(index: number, cause: unknown, capturedName?: string
   }
   const what = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
   return new TaskError(index, `Task ${index} failed: ${what}`, { cause });
+}
+
+/** The error of task `index` whose module could not be imported, or had no such export. */
+export function loadFailure(index: number, error: unknown): TaskError {
+  return new TaskError(
+    index,
+    `Task ${index} failed: its task could not be loaded: ${
+      error instanceof Error ? error.message : String(error)
+    }`,
+    { cause: error },
+  );
+}
+
+/** The error for an input or result of task `index` that could not be cloned. */
+export function cloneError(
+  side: "input" | "result",
+  index: number,
+  found: CloneFailure,
+  cause: unknown,
+): NotCloneableError {
+  return new NotCloneableError(
+    index,
+    found.path,
+    `Expected the ${side} of task ${index} to be cloneable, got ${found.what} at \`${found.path}\``,
+    { cause },
+  );
+}
+
+/** Names the input that made sending a chunk throw, or passes the error on. */
+export function inputCloneError(base: number, items: unknown[], error: unknown): unknown {
+  for (let k = 0; k < items.length; k++) {
+    const found = findUncloneable(items[k], "input");
+    if (found !== undefined) return cloneError("input", base + k, found, error);
+  }
+  return error;
 }

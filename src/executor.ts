@@ -11,7 +11,9 @@ import type { TaskSpec } from "./protocol.ts";
 import type { Strategy, StrategyName } from "./strategy/types.ts";
 import { SerialStrategy } from "./strategy/serial.ts";
 import { ThreadPool } from "./strategy/threads.ts";
+import { ProcessPool } from "./strategy/processes.ts";
 import { detect, threadFactory } from "./runtime/mod.ts";
+import process from "node:process";
 import { Dispatch } from "./_dispatch.ts";
 import { MAX_CHUNK } from "./chunking.ts";
 import { ExecutorClosedError } from "./errors.ts";
@@ -102,10 +104,14 @@ export interface SubmitOptions {
   timeoutMs?: number;
 }
 
-const EXECUTOR_OPTIONS = ["strategy", "maxWorkers", "chunkSize"];
-const MAP_OPTIONS = ["signal", "chunkSize"];
-const IMAP_OPTIONS = ["signal", "chunkSize", "ordered"];
-const SUBMIT_OPTIONS = ["signal"];
+const EXECUTOR_OPTIONS = ["strategy", "maxWorkers", "chunkSize", "timeoutMs", "maxMemoryMb"];
+const MAP_OPTIONS = ["signal", "chunkSize", "timeoutMs"];
+const IMAP_OPTIONS = ["signal", "chunkSize", "timeoutMs", "ordered"];
+const SUBMIT_OPTIONS = ["signal", "timeoutMs"];
+const STRATEGIES: readonly StrategyName[] = ["serial", "threads", "processes"];
+
+/** Runtimes and strategies already warned that `maxMemoryMb` has no effect there. */
+const warnedNoCap = new Set<string>();
 
 /**
  * Runs many independent tasks in parallel, the same way on Deno, Bun and Node, with results
@@ -131,6 +137,8 @@ export class ParallelExecutor implements AsyncDisposable {
   readonly #strategyName: StrategyName;
   readonly #maxWorkers: number;
   readonly #chunkSize: number | "auto";
+  readonly #timeoutMs: number | undefined;
+  readonly #maxMemoryMb: number | undefined;
   #strategy: Strategy | undefined;
   readonly #specs = new WeakMap<object, TaskSpec>();
   #active = 0;
@@ -150,16 +158,22 @@ export class ParallelExecutor implements AsyncDisposable {
   constructor(options: ExecutorOptions = {}) {
     checkKeys("options", options, EXECUTOR_OPTIONS);
     const strategy = options.strategy ?? "threads";
-    if (strategy !== "serial" && strategy !== "threads") {
+    if (!STRATEGIES.includes(strategy)) {
       throw new RangeError(
-        `Expected \`strategy\` to be "serial" or "threads", got ${describe(strategy)}`,
+        `Expected \`strategy\` to be one of ${STRATEGIES.map((s) => `"${s}"`).join(", ")}, got ${
+          describe(strategy)
+        }`,
       );
     }
     this.#strategyName = strategy;
     this.#maxWorkers = options.maxWorkers === undefined
       ? detect().cpus
       : checkCount("maxWorkers", options.maxWorkers);
-    this.#chunkSize = checkChunkSize(options.chunkSize ?? "auto");
+    this.#timeoutMs = checkTimeout(options.timeoutMs);
+    this.#chunkSize = withTimeout(checkChunkSize(options.chunkSize ?? "auto"), this.#timeoutMs);
+    this.#maxMemoryMb = options.maxMemoryMb === undefined
+      ? undefined
+      : checkCount("maxMemoryMb", options.maxMemoryMb);
   }
 
   /** The strategy this executor runs work with. */
@@ -167,7 +181,7 @@ export class ParallelExecutor implements AsyncDisposable {
     return this.#strategyName;
   }
 
-  /** Most threads this executor runs at once (1 for the serial strategy). */
+  /** Most workers (threads or processes) this executor runs at once (1 for serial). */
   get maxWorkers(): number {
     return this.#strategyName === "serial" ? 1 : this.#maxWorkers;
   }
@@ -206,7 +220,11 @@ export class ParallelExecutor implements AsyncDisposable {
   ): Promise<O[]> {
     try {
       checkKeys("options", options, MAP_OPTIONS);
-      const chunkSize = checkChunkSize(options.chunkSize ?? this.#chunkSize);
+      const timeoutMs = this.#callTimeout(options.timeoutMs);
+      const chunkSize = withTimeout(
+        checkChunkSize(options.chunkSize ?? this.#chunkSize),
+        timeoutMs,
+      );
       const signal = checkSignal(options.signal);
       const spec = this.#spec(task);
       const strategy = this.#ensure();
@@ -215,6 +233,7 @@ export class ParallelExecutor implements AsyncDisposable {
       const dispatch = new Dispatch(strategy, spec, items, {
         signal,
         chunkSize,
+        timeoutMs,
         window: Infinity,
         onChunk(seq, _base, values) {
           parts[seq] = values;
@@ -280,20 +299,26 @@ export class ParallelExecutor implements AsyncDisposable {
     options: ImapOptions = {},
   ): AsyncIterableIterator<O> {
     checkKeys("options", options, IMAP_OPTIONS);
-    const chunkSize = checkChunkSize(options.chunkSize ?? this.#chunkSize);
+    const timeoutMs = this.#callTimeout(options.timeoutMs);
+    const chunkSize = withTimeout(checkChunkSize(options.chunkSize ?? this.#chunkSize), timeoutMs);
     const signal = checkSignal(options.signal);
     const ordered = options.ordered ?? true;
     if (typeof ordered !== "boolean") {
       throw new TypeError(`Expected \`ordered\` to be a boolean, got ${describe(ordered)}`);
     }
     const spec = this.#spec(task);
-    return this.#iterate<O>(spec, items, { signal, chunkSize, ordered });
+    return this.#iterate<O>(spec, items, { signal, chunkSize, timeoutMs, ordered });
   }
 
   async *#iterate<O>(
     spec: TaskSpec,
     items: unknown,
-    options: { signal?: AbortSignal; chunkSize: number | "auto"; ordered: boolean },
+    options: {
+      signal?: AbortSignal;
+      chunkSize: number | "auto";
+      timeoutMs: number | undefined;
+      ordered: boolean;
+    },
   ): AsyncGenerator<O, void, undefined> {
     const strategy = this.#ensure();
     const ready = new Map<number, unknown[]>();
@@ -307,6 +332,7 @@ export class ParallelExecutor implements AsyncDisposable {
     const dispatch = new Dispatch(strategy, spec, items, {
       signal: options.signal,
       chunkSize: options.chunkSize,
+      timeoutMs: options.timeoutMs,
       window: strategy.concurrency *
         (options.chunkSize === "auto" ? MAX_CHUNK : options.chunkSize) * 2,
       onChunk(seq, _base, values) {
@@ -370,8 +396,9 @@ export class ParallelExecutor implements AsyncDisposable {
     try {
       checkKeys("options", options, SUBMIT_OPTIONS);
       const signal = checkSignal(options.signal);
+      const timeoutMs = this.#callTimeout(options.timeoutMs);
       const spec = this.#spec(task);
-      const run = this.#ensure().run({ task: spec, base: 0, items: [input], signal });
+      const run = this.#ensure().run({ task: spec, base: 0, items: [input], signal, timeoutMs });
       this.#begin();
       return run.then((result) => {
         this.#end();
@@ -426,10 +453,26 @@ export class ParallelExecutor implements AsyncDisposable {
 
   #ensure(): Strategy {
     if (this.#closed) throw new ExecutorClosedError();
-    this.#strategy ??= this.#strategyName === "serial"
-      ? new SerialStrategy()
-      : new ThreadPool(this.#maxWorkers, threadFactory());
+    if (this.#strategy !== undefined) return this.#strategy;
+    const maxMemoryMb = this.#maxMemoryMb;
+    if (maxMemoryMb !== undefined) warnIfNoCap(this.#strategyName);
+    switch (this.#strategyName) {
+      case "serial":
+        this.#strategy = new SerialStrategy();
+        break;
+      case "threads":
+        this.#strategy = new ThreadPool(this.#maxWorkers, threadFactory(), { maxMemoryMb });
+        break;
+      case "processes":
+        this.#strategy = new ProcessPool(this.#maxWorkers, { maxMemoryMb });
+        break;
+    }
     return this.#strategy;
+  }
+
+  /** A call's timeout: its own, else the executor's. */
+  #callTimeout(value: unknown): number | undefined {
+    return value === undefined ? this.#timeoutMs : checkTimeout(value);
   }
 
   #spec(task: unknown): TaskSpec {
@@ -499,4 +542,55 @@ function checkChunkSize(value: unknown): number | "auto" {
 function checkSignal(signal: unknown): AbortSignal | undefined {
   if (signal === undefined || signal instanceof AbortSignal) return signal;
   throw new TypeError(`Expected \`signal\` to be an AbortSignal, got ${describe(signal)}`);
+}
+
+function checkTimeout(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Expected \`timeoutMs\` to be a number of milliseconds above 0, got ${describe(value)}`,
+    );
+  }
+  if (!(value > 0) || !Number.isFinite(value)) {
+    throw new RangeError(
+      `Expected \`timeoutMs\` to be a number of milliseconds above 0, got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * The chunk size to use with a timeout: each task is watched on its own, so "auto" becomes 1
+ * and a larger fixed size is refused.
+ */
+function withTimeout(chunkSize: number | "auto", timeoutMs: number | undefined): number | "auto" {
+  if (timeoutMs === undefined) return chunkSize;
+  if (chunkSize !== "auto" && chunkSize > 1) {
+    throw new RangeError(
+      `Expected \`chunkSize\` to be 1 or "auto" when \`timeoutMs\` is set (each task is timed ` +
+        `on its own), got chunkSize ${chunkSize} with timeoutMs ${timeoutMs}`,
+    );
+  }
+  return 1;
+}
+
+/** Warns, once per process and strategy, where `maxMemoryMb` cannot be enforced. */
+function warnIfNoCap(strategy: StrategyName): void {
+  const runtime = detect().name;
+  const capped = strategy === "processes" ? runtime !== "bun" : strategy === "threads" &&
+    runtime === "node";
+  const key = `${runtime}/${strategy}`;
+  if (capped || warnedNoCap.has(key)) return;
+  warnedNoCap.add(key);
+  const where = strategy === "serial"
+    ? "the serial strategy runs on the calling thread"
+    : runtime === "bun"
+    ? "Bun (JavaScriptCore) has no per-worker heap limit"
+    : 'Deno\'s Web Workers have no per-worker heap limit (use strategy: "processes")';
+  process.emitWarning(
+    `fanout: maxMemoryMb has no effect with ${strategy} on ${runtime}: ${where}`,
+    {
+      code: "FANOUT_NO_MEMORY_CAP",
+    },
+  );
 }

@@ -86,3 +86,40 @@ export interface WorkerControl {
 
 // The constants live in a .js file so the worker can import them without type stripping.
 export { MS_OFFSET, Payload, Slot, SLOTS, STATE_BYTES } from "./worker/wire.js";
+
+/**
+ * Pool → worker process. A process gets whole messages (Node's and Bun's IPC channel, or
+ * frames over stdin on Deno), so unlike threads each carries its own header.
+ */
+export type ToProcess =
+  | {
+    t: "run";
+    /** Chunk id. */
+    id: number;
+    /** Task id; `spec` comes along the first time this process sees the task. */
+    task: number;
+    spec?: TaskSpec;
+    /** Index of the first item. */
+    base: number;
+    items: unknown[];
+    /** Whether to measure the run time. */
+    timed: boolean;
+  }
+  | { t: "cancel"; id: number };
+
+/** Worker process → pool. `index` is the item that was running (-1 when none). */
+export type FromProcess =
+  | { t: "ready" }
+  | { t: "done"; id: number; values: unknown[]; ms: number }
+  | {
+    t: "fail";
+    id: number;
+    index: number;
+    error: WireError;
+    /** Set when the task could not be loaded (module import, missing export). */
+    load?: boolean;
+    clone?: CloneFailure;
+  }
+  | { t: "cancelled"; id: number }
+  | { t: "fatal"; error: WireError; index: number }
+  | { t: "exit"; code: number; index: number };

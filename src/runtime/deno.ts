@@ -103,3 +103,43 @@ export function denoSpawn(options: SpawnOptions): Promise<ChildHandle> {
     },
   });
 }
+
+interface DenoPermissions {
+  querySync(descriptor: { name: string; path?: string }): { state: string };
+}
+
+/** Permissions a Deno child may be given, each as `--allow-<name>`. */
+const PERMISSIONS = ["read", "write", "net", "env", "run", "ffi", "sys", "import"];
+
+/**
+ * The `--allow-*` flags that give a Deno child exactly what this process was granted, never
+ * more: a permission granted in full is passed on in full; for `read`, a partial grant is
+ * passed on for the `paths` (the worker's own files) that it covers. Other partial grants
+ * (e.g. `--allow-net=example.com`) cannot be listed through the permissions API, so the child
+ * does not get them.
+ */
+export function denoPermissionFlags(paths: string[]): string[] {
+  const permissions = (globalThis as unknown as { Deno: { permissions: DenoPermissions } }).Deno
+    .permissions;
+  const flags: string[] = [];
+  for (const name of PERMISSIONS) {
+    let state: string;
+    try {
+      state = permissions.querySync({ name }).state;
+    } catch {
+      continue; // This Deno does not know the permission.
+    }
+    if (state === "granted") flags.push(`--allow-${name}`);
+    else if (name === "read") {
+      const covered = paths.filter((path) => {
+        try {
+          return permissions.querySync({ name, path }).state === "granted";
+        } catch {
+          return false;
+        }
+      });
+      if (covered.length > 0) flags.push(`--allow-read=${covered.join(",")}`);
+    }
+  }
+  return flags;
+}

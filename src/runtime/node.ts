@@ -1,5 +1,5 @@
 /**
- * Threads on Node: `node:worker_threads` (Node has no global Worker). The only runtime whose
+ * Threads and child processes on Node. Threads are `node:worker_threads` (Node has no global Worker). The only runtime whose
  * worker hands over the real uncaught `Error` and an exit code.
  *
  * @module
@@ -10,7 +10,14 @@ import { spawn } from "node:child_process";
 import type { ChildProcess, Serializable, StdioOptions } from "node:child_process";
 import type { Readable } from "node:stream";
 import process from "node:process";
-import type { ChildExit, ChildHandle, SpawnOptions, ThreadFactory, ThreadHandle } from "./types.ts";
+import type {
+  ChildExit,
+  ChildHandle,
+  SpawnOptions,
+  ThreadFactory,
+  ThreadHandle,
+  ThreadOptions,
+} from "./types.ts";
 import { afterPipes, spawnError } from "./_spawn.ts";
 import type { Drain } from "./_spawn.ts";
 import { ExitOnce } from "./_exit.ts";
@@ -19,8 +26,12 @@ import { trackThread } from "./_live.ts";
 /** Thread factory for Node. */
 export const nodeThreads: ThreadFactory = {
   canStopBusyThread: true,
-  create(url: URL, name: string): ThreadHandle {
-    const worker = new Worker(url, { name });
+  create(url: URL, name: string, options: ThreadOptions = {}): ThreadHandle {
+    const memory = options.maxMemoryMb;
+    const worker = new Worker(url, {
+      name,
+      ...(memory === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: memory } }),
+    });
     const untrack = trackThread();
     const exit = new ExitOnce();
     let error: unknown;

@@ -31,10 +31,16 @@ export interface ThreadHandle {
   terminate(): Promise<void>;
 }
 
+/** How to start a thread. */
+export interface ThreadOptions {
+  /** V8 old-generation cap in MB; only Node's worker_threads have one. */
+  maxMemoryMb?: number;
+}
+
 /** Makes threads for one runtime. */
 export interface ThreadFactory {
   /** Starts a thread running the module at `url`. */
-  create(url: URL, name: string): ThreadHandle;
+  create(url: URL, name: string, options?: ThreadOptions): ThreadHandle;
   /**
    * Whether `terminate()` stops a thread that is busy in synchronous code. False on Deno,
    * where a terminated busy worker keeps running (and keeps the process alive) until it yields.

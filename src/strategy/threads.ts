@@ -22,7 +22,6 @@
 import { releaseProxy, wrap } from "comlink";
 import type { Remote } from "comlink";
 import type {
-  CloneFailure,
   FromWorkerEvent,
   InitMessage,
   StartMessage,
@@ -35,13 +34,11 @@ import type { ThreadExit, ThreadFactory, ThreadHandle } from "../runtime/mod.ts"
 import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
 import {
   ExecutorClosedError,
-  NotCloneableError,
-  TaskError,
+  TaskTimeoutError,
   WorkerCrashedError,
   WorkerStartError,
 } from "../errors.ts";
-import { reviveError, taskFailure } from "../_revive.ts";
-import { findUncloneable } from "../worker/run_task.js";
+import { cloneError, inputCloneError, loadFailure, reviveError, taskFailure } from "../_revive.ts";
 
 const ENTRY = new URL("../worker/thread_entry.js", import.meta.url);
 
@@ -55,6 +52,13 @@ interface Job {
   worker: PoolWorker | undefined;
   settled: boolean;
   onAbort: (() => void) | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** Options of the thread pool. */
+export interface ThreadPoolOptions {
+  /** V8 heap cap per thread in MB (Node's `resourceLimits`; the executor warns elsewhere). */
+  maxMemoryMb?: number;
 }
 
 interface PoolWorker {
@@ -79,6 +83,7 @@ export class ThreadPool implements Strategy {
   readonly name = "threads";
   readonly concurrency: number;
   readonly #factory: ThreadFactory;
+  readonly #options: ThreadPoolOptions;
   readonly #workers = new Set<PoolWorker>();
   readonly #idle: PoolWorker[] = [];
   readonly #queue: Job[] = [];
@@ -94,10 +99,12 @@ export class ThreadPool implements Strategy {
   /**
    * @param maxWorkers Most threads the pool runs at once.
    * @param factory The runtime's thread factory.
+   * @param options Memory cap.
    */
-  constructor(maxWorkers: number, factory: ThreadFactory) {
+  constructor(maxWorkers: number, factory: ThreadFactory, options: ThreadPoolOptions = {}) {
     this.concurrency = maxWorkers;
     this.#factory = factory;
+    this.#options = options;
   }
 
   run(request: ChunkRequest): Promise<ChunkResult> {
@@ -114,6 +121,7 @@ export class ThreadPool implements Strategy {
         worker: undefined,
         settled: false,
         onAbort: undefined,
+        timer: undefined,
       };
       if (signal !== undefined) {
         job.onAbort = () => this.#abort(job);
@@ -142,6 +150,7 @@ export class ThreadPool implements Strategy {
   #settle(job: Job, error: unknown, result?: ChunkResult): void {
     if (job.settled) return;
     job.settled = true;
+    clearTimeout(job.timer);
     if (job.onAbort !== undefined) job.request.signal?.removeEventListener("abort", job.onAbort);
     if (result !== undefined) job.resolve(result);
     else job.reject(error);
@@ -158,7 +167,9 @@ export class ThreadPool implements Strategy {
   }
 
   #spawn(): void {
-    const handle = this.#factory.create(ENTRY, `fanout-thread-${this.#workers.size + 1}`);
+    const handle = this.#factory.create(ENTRY, `fanout-thread-${this.#workers.size + 1}`, {
+      maxMemoryMb: this.#options.maxMemoryMb,
+    });
     const state = new SharedArrayBuffer(STATE_BYTES);
     const worker: PoolWorker = {
       handle,
@@ -292,16 +303,7 @@ export class ThreadPool implements Strategy {
       (error: unknown) => {
         if (worker.dead || worker.job !== job) return;
         worker.job = undefined;
-        this.#settle(
-          job,
-          new TaskError(
-            job.request.base,
-            `Task ${job.request.base} failed: its task could not be loaded: ${
-              error instanceof Error ? error.message : String(error)
-            }`,
-            { cause: error },
-          ),
-        );
+        this.#settle(job, loadFailure(job.request.base, error));
         this.#release(worker);
       },
     );
@@ -324,6 +326,46 @@ export class ThreadPool implements Strategy {
       worker.job = undefined;
       this.#settle(job, inputCloneError(base, items, error));
       this.#release(worker);
+      return;
+    }
+    const timeoutMs = job.request.timeoutMs;
+    if (timeoutMs !== undefined) {
+      job.timer = setTimeout(() => this.#timeout(job, timeoutMs), timeoutMs);
+    }
+  }
+
+  #timeout(job: Job, timeoutMs: number): void {
+    const worker = job.worker;
+    if (job.settled || worker === undefined || worker.job !== job) return;
+    const index = job.request.base;
+    const hard = this.#factory.canStopBusyThread;
+    this.#settle(
+      job,
+      new TaskTimeoutError(
+        index,
+        timeoutMs,
+        `Task ${index} ran past its timeout of ${timeoutMs} ms; ` +
+          (hard
+            ? "its thread was terminated"
+            : "a busy thread cannot be stopped on Deno, so the task was asked to stop through " +
+              "ctx.signal and keeps its thread until it returns. Only the processes strategy " +
+              "can hard-stop a busy task"),
+      ),
+    );
+    this.#stop(worker, job, hard);
+  }
+
+  /** Stops the job a worker runs: terminates the thread, or asks the task through ctx.signal. */
+  #stop(worker: PoolWorker, job: Job, hard: boolean): void {
+    if (hard && this.#factory.canStopBusyThread) {
+      this.#retire(worker);
+      this.#pump();
+    } else {
+      // Cooperative: the task sees ctx.signal abort (read from shared memory even in a sync
+      // loop); the worker stays busy, and out of the idle list, until it replies.
+      Atomics.store(worker.header, Slot.CANCELLED, job.id);
+      const cancel: ToWorkerEvent = { type: "cancel", id: job.id };
+      worker.events?.postMessage(cancel);
     }
   }
 
@@ -337,17 +379,7 @@ export class ThreadPool implements Strategy {
       return;
     }
     this.#settle(job, reason);
-    const hard = job.request.hardStop?.() ?? true;
-    if (hard && this.#factory.canStopBusyThread) {
-      this.#retire(worker);
-      this.#pump();
-    } else {
-      // Cooperative: the task sees ctx.signal abort (read from shared memory even in a sync
-      // loop); the worker stays busy, and out of the idle list, until it replies.
-      Atomics.store(worker.header, Slot.CANCELLED, job.id);
-      const cancel: ToWorkerEvent = { type: "cancel", id: job.id };
-      worker.events?.postMessage(cancel);
-    }
+    this.#stop(worker, job, job.request.hardStop?.() ?? true);
   }
 
   #onDeath(worker: PoolWorker, exit: ThreadExit): void {
@@ -433,28 +465,4 @@ export class ThreadPool implements Strategy {
     for (const worker of [...this.#workers]) this.#retire(worker);
     while (this.#exiting.size > 0) await Promise.all(this.#exiting);
   }
-}
-
-/** The error for an input or result of task `index` that structured clone refused. */
-function cloneError(
-  side: "input" | "result",
-  index: number,
-  found: CloneFailure,
-  cause: unknown,
-): NotCloneableError {
-  return new NotCloneableError(
-    index,
-    found.path,
-    `Expected the ${side} of task ${index} to be cloneable, got ${found.what} at \`${found.path}\``,
-    { cause },
-  );
-}
-
-/** Names the input that made a chunk's postMessage throw, or passes the error on. */
-function inputCloneError(base: number, items: unknown[], error: unknown): unknown {
-  for (let k = 0; k < items.length; k++) {
-    const found = findUncloneable(items[k], "input");
-    if (found !== undefined) return cloneError("input", base + k, found, error);
-  }
-  return error;
 }

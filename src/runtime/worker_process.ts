@@ -1,0 +1,105 @@
+/**
+ * Starts a pool's worker process: the parent's own runtime running the worker entry, with a
+ * message channel — Node's and Bun's IPC with structured serialization, or, on Deno (whose
+ * `Deno.Command` has no IPC), frames over stdin and stdout. Serialization formats are never
+ * mixed: Bun's is not V8's, and a child always runs the parent's runtime.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import type { FromProcess, ToProcess } from "../protocol.ts";
+import type { ChildExit } from "./types.ts";
+import { detect, spawnChild } from "./mod.ts";
+import { denoPermissionFlags } from "./deno.ts";
+import { encodeFrame, FrameReader } from "../worker/frames.js";
+
+/** How much of a worker's stderr is kept, to explain how it died (e.g. out of memory). */
+const STDERR_TAIL = 8192;
+
+/** A running worker process. */
+export interface WorkerProcess {
+  readonly pid: number;
+  /** Settles once the process is gone and its exit status collected. */
+  readonly exited: Promise<ChildExit>;
+  /** Sends a message; throws synchronously when it cannot be serialized. */
+  send(message: ToProcess): void;
+  /** Sends a signal; nothing once it has exited. */
+  kill(signal: "SIGTERM" | "SIGKILL"): void;
+  /** The end of what it wrote to stderr (also passed through to this process's stderr). */
+  stderrTail(): string;
+}
+
+/** How to start a worker process. */
+export interface WorkerProcessOptions {
+  /** The worker program. */
+  entry: URL;
+  /** V8 old-space cap in MB, where the runtime has one (Deno, Node). */
+  maxMemoryMb?: number;
+  /** Receives the worker's messages. */
+  onMessage(message: FromProcess): void;
+}
+
+/** Starts a worker process; rejects with `SpawnError` when the runtime cannot start one. */
+export async function startWorkerProcess(options: WorkerProcessOptions): Promise<WorkerProcess> {
+  const { name, execPath } = detect();
+  const memory = options.maxMemoryMb;
+  let tail = "";
+  const decoder = new TextDecoder();
+  const onStderr = (chunk: Uint8Array): void => {
+    process.stderr.write(chunk);
+    tail = (tail + decoder.decode(chunk, { stream: true })).slice(-STDERR_TAIL);
+  };
+  const env = { FANOUT_WORKER: "process" };
+  if (name === "deno") {
+    const reader = new FrameReader(
+      (message) => options.onMessage(message as FromProcess),
+      (bytes) => process.stdout.write(bytes),
+    );
+    const ownFiles = fileURLToPathOrNothing(new URL("../", options.entry));
+    const child = await spawnChild({
+      cmd: [
+        execPath,
+        "run",
+        "--no-prompt",
+        ...denoPermissionFlags(ownFiles === undefined ? [] : [ownFiles]),
+        ...(memory === undefined ? [] : [`--v8-flags=--max-old-space-size=${memory}`]),
+        options.entry.href,
+      ],
+      env,
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "pipe",
+      onStdout: (chunk) => reader.push(chunk),
+      onStderr,
+    });
+    return {
+      pid: child.pid,
+      exited: child.closed,
+      send: (message) => child.write(encodeFrame(message)),
+      kill: (signal) => child.kill(signal),
+      stderrTail: () => tail,
+    };
+  }
+  const flags = name === "node" && memory !== undefined ? [`--max-old-space-size=${memory}`] : [];
+  const child = await spawnChild({
+    cmd: [execPath, ...flags, fileURLToPath(options.entry)],
+    env,
+    stdout: "inherit",
+    stderr: "pipe",
+    onStderr,
+    onMessage: (message) => options.onMessage(message as FromProcess),
+  });
+  return {
+    pid: child.pid,
+    exited: child.closed,
+    send: (message) => child.send(message),
+    kill: (signal) => child.kill(signal),
+    stderrTail: () => tail,
+  };
+}
+
+function fileURLToPathOrNothing(url: URL): string | undefined {
+  return url.protocol === "file:" ? fileURLToPath(url) : undefined;
+}

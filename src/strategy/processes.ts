@@ -1,0 +1,455 @@
+/**
+ * The process strategy: a lazily started pool of child processes of the parent's own runtime,
+ * each running `src/worker/process_entry.js`, reused for the executor's life and never larger
+ * than the work queued for it.
+ *
+ * ```
+ * run(chunk) ──► queue ──► idle process? ──► "run" {id, task (+ spec the first time), items}
+ *                  ▲                                                   │
+ *   abort ─────────┤  (queued: dropped; running: process killed,       ▼
+ *   timeout ───────┤   or, for a soft cancel, "cancel" → ctx.signal) process
+ *                  │                                                   │
+ * resolve/reject ◄─┴── "done" | "fail" | "cancelled" | exit status ◄──┘
+ * ```
+ *
+ * What processes buy over threads: a crash, an exit or a runaway allocation takes down only
+ * its own process; a busy task can be stopped on every runtime (SIGTERM, then SIGKILL); and a
+ * memory cap applies per process. What they cost: a spawn per worker (5–80 ms), and every
+ * input and result is serialized (no shared memory).
+ *
+ * Every job is settled by the pool itself, from messages or from the exit status, so no
+ * promise hangs when a process dies. A process that dies fails only the job it was running
+ * and is replaced on demand; one that dies before it is ready fails the queued jobs with
+ * `WorkerStartError` (retrying would only fail again).
+ *
+ * @module
+ */
+
+import type { FromProcess, TaskSpec, ToProcess } from "../protocol.ts";
+import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
+import type { ChildExit } from "../runtime/mod.ts";
+import { startWorkerProcess } from "../runtime/worker_process.ts";
+import type { WorkerProcess } from "../runtime/worker_process.ts";
+import {
+  ExecutorClosedError,
+  TaskTimeoutError,
+  WorkerCrashedError,
+  WorkerStartError,
+} from "../errors.ts";
+import { cloneError, inputCloneError, loadFailure, reviveError, taskFailure } from "../_revive.ts";
+
+const ENTRY = new URL("../worker/process_entry.js", import.meta.url);
+
+/** How long a process may take to go after SIGTERM before it gets SIGKILL. */
+export const KILL_GRACE_MS = 1000;
+
+/** Signals V8 dies with when it runs out of heap (abort on Linux and macOS, trap on some builds). */
+const OOM_SIGNALS = new Set(["SIGABRT", "SIGTRAP", "SIGILL", "SIGSEGV"]);
+const OOM_TEXT = /out of memory|heap limit|allocation failed/i;
+
+/** Options of the process pool. */
+export interface ProcessPoolOptions {
+  /** V8 heap cap per process in MB (Deno and Node; the executor warns on Bun). */
+  maxMemoryMb?: number;
+}
+
+interface Job {
+  readonly request: ChunkRequest;
+  readonly taskId: number;
+  readonly resolve: (result: ChunkResult) => void;
+  readonly reject: (error: unknown) => void;
+  id: number;
+  worker: PoolProcess | undefined;
+  settled: boolean;
+  onAbort: (() => void) | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+interface PoolProcess {
+  /** Set once the process has started. */
+  proc: WorkerProcess | undefined;
+  ready: boolean;
+  dead: boolean;
+  readonly prepared: Set<number>;
+  /** The job it is running; kept after a soft cancel until the process replies. */
+  job: Job | undefined;
+  /** What the process said about its own end, if anything. */
+  last: Extract<FromProcess, { t: "fatal" | "exit" }> | undefined;
+}
+
+/** Runs chunks on a pool of child processes. */
+export class ProcessPool implements Strategy {
+  readonly name = "processes";
+  readonly concurrency: number;
+  readonly #options: ProcessPoolOptions;
+  readonly #workers = new Set<PoolProcess>();
+  readonly #idle: PoolProcess[] = [];
+  readonly #queue: Job[] = [];
+  readonly #exiting = new Set<Promise<unknown>>();
+  readonly #taskIds = new Map<string, number>();
+  readonly #specIds = new WeakMap<TaskSpec, number>();
+  #starting = 0;
+  #nextChunk = 1;
+  #closed = false;
+  #drained: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * @param maxWorkers Most processes the pool runs at once.
+   * @param options Memory cap.
+   */
+  constructor(maxWorkers: number, options: ProcessPoolOptions = {}) {
+    this.concurrency = maxWorkers;
+    this.#options = options;
+  }
+
+  run(request: ChunkRequest): Promise<ChunkResult> {
+    if (this.#closed) return Promise.reject(new ExecutorClosedError());
+    const signal = request.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<ChunkResult>((resolve, reject) => {
+      const job: Job = {
+        request,
+        taskId: this.#taskId(request.task),
+        resolve,
+        reject,
+        id: 0,
+        worker: undefined,
+        settled: false,
+        onAbort: undefined,
+        timer: undefined,
+      };
+      if (signal !== undefined) {
+        job.onAbort = () => this.#abort(job);
+        signal.addEventListener("abort", job.onAbort, { once: true });
+      }
+      this.#queue.push(job);
+      this.#pump();
+    });
+  }
+
+  #taskId(task: TaskSpec): number {
+    let id = this.#specIds.get(task);
+    if (id !== undefined) return id;
+    const key = task.kind === "module" ? `m:${task.url}#${task.name}` : `f:${task.source}`;
+    id = this.#taskIds.get(key);
+    if (id === undefined) {
+      id = this.#taskIds.size + 1;
+      this.#taskIds.set(key, id);
+    }
+    this.#specIds.set(task, id);
+    return id;
+  }
+
+  #settle(job: Job, error: unknown, result?: ChunkResult): void {
+    if (job.settled) return;
+    job.settled = true;
+    clearTimeout(job.timer);
+    if (job.onAbort !== undefined) job.request.signal?.removeEventListener("abort", job.onAbort);
+    if (result !== undefined) job.resolve(result);
+    else job.reject(error);
+  }
+
+  /** Hands queued jobs to idle processes, and starts processes for what is left. */
+  #pump(): void {
+    while (this.#queue.length > 0 && this.#idle.length > 0) {
+      this.#assign(this.#idle.pop()!, this.#queue.shift()!);
+    }
+    let wanted = this.#queue.length - this.#starting;
+    while (wanted-- > 0 && this.#workers.size < this.concurrency) this.#spawn();
+    this.#checkDrained();
+  }
+
+  #spawn(): void {
+    const worker: PoolProcess = {
+      proc: undefined,
+      ready: false,
+      dead: false,
+      prepared: new Set(),
+      job: undefined,
+      last: undefined,
+    };
+    this.#workers.add(worker);
+    this.#starting++;
+    const starting = startWorkerProcess({
+      entry: ENTRY,
+      maxMemoryMb: this.#options.maxMemoryMb,
+      onMessage: (message) => this.#onMessage(worker, message),
+    });
+    this.#exiting.add(starting);
+    starting.then(
+      (proc) => {
+        this.#exiting.delete(starting);
+        worker.proc = proc;
+        const exited = proc.exited.then((exit) => this.#onExit(worker, exit));
+        this.#exiting.add(exited);
+        exited.then(() => this.#exiting.delete(exited));
+        // Retired while it was starting (terminate, close): stop it now.
+        if (worker.dead) this.#kill(proc);
+      },
+      (error: unknown) => {
+        this.#exiting.delete(starting);
+        this.#onStartFailure(worker, error instanceof Error ? error.message : String(error), {
+          cause: error,
+        });
+      },
+    );
+  }
+
+  #onMessage(worker: PoolProcess, message: FromProcess): void {
+    if (worker.dead) return;
+    switch (message.t) {
+      case "ready":
+        worker.ready = true;
+        this.#starting--;
+        this.#release(worker);
+        return;
+      case "done":
+      case "fail":
+      case "cancelled": {
+        const job = worker.job;
+        if (job === undefined || job.id !== message.id) return;
+        worker.job = undefined;
+        if (message.t === "done") {
+          const ms = job.request.timed ? message.ms : NaN;
+          this.#settle(job, undefined, { values: message.values, ms });
+        } else if (message.t === "fail") {
+          if (message.load) worker.prepared.delete(job.taskId);
+          this.#settle(job, failure(message));
+        } else this.#settle(job, job.request.signal?.reason);
+        this.#release(worker);
+        return;
+      }
+      case "fatal":
+      case "exit":
+        // The exit status follows; this says which item ran and why.
+        worker.last = message;
+        return;
+    }
+  }
+
+  /** A process is free again: give it the next job, or park it. */
+  #release(worker: PoolProcess): void {
+    if (worker.dead) return;
+    const next = this.#queue.shift();
+    if (next !== undefined) this.#assign(worker, next);
+    else {
+      this.#idle.push(worker);
+      if (this.#closed) this.#checkDrained();
+    }
+  }
+
+  #assign(worker: PoolProcess, job: Job): void {
+    worker.job = job;
+    job.worker = worker;
+    job.id = this.#nextChunk++;
+    const { task, base, items, timed, timeoutMs } = job.request;
+    const first = !worker.prepared.has(job.taskId);
+    const message: ToProcess = {
+      t: "run",
+      id: job.id,
+      task: job.taskId,
+      spec: first ? task : undefined,
+      base,
+      items,
+      timed: timed === true,
+    };
+    try {
+      worker.proc!.send(message);
+    } catch (error) {
+      worker.job = undefined;
+      this.#settle(job, inputCloneError(base, items, error));
+      this.#release(worker);
+      return;
+    }
+    if (first) worker.prepared.add(job.taskId);
+    if (timeoutMs !== undefined) {
+      job.timer = setTimeout(() => this.#timeout(job, timeoutMs), timeoutMs);
+    }
+  }
+
+  #abort(job: Job): void {
+    const worker = job.worker;
+    const reason = job.request.signal?.reason;
+    this.#settle(job, reason);
+    if (worker === undefined) {
+      const at = this.#queue.indexOf(job);
+      if (at >= 0) this.#queue.splice(at, 1);
+      return;
+    }
+    if (worker.job !== job) return;
+    if (job.request.hardStop?.() ?? true) {
+      this.#retire(worker);
+      this.#pump();
+    } else {
+      // Soft: the task sees ctx.signal abort; the process stays busy until it replies.
+      this.#send(worker, { t: "cancel", id: job.id });
+    }
+  }
+
+  #timeout(job: Job, timeoutMs: number): void {
+    const worker = job.worker;
+    if (job.settled || worker === undefined || worker.job !== job) return;
+    const index = job.request.base;
+    this.#settle(
+      job,
+      new TaskTimeoutError(
+        index,
+        timeoutMs,
+        `Task ${index} ran past its timeout of ${timeoutMs} ms; its process was stopped ` +
+          `(SIGTERM, then SIGKILL after ${KILL_GRACE_MS} ms)`,
+      ),
+    );
+    this.#retire(worker);
+    this.#pump();
+  }
+
+  #send(worker: PoolProcess, message: ToProcess): void {
+    try {
+      worker.proc?.send(message);
+    } catch {
+      // The process is going away; its exit settles what it ran.
+    }
+  }
+
+  #onExit(worker: PoolProcess, exit: ChildExit): void {
+    if (worker.dead) return; // Stopped on purpose: its job was settled then.
+    const proc = worker.proc!;
+    const how = describeExit(exit, worker.last, proc.stderrTail(), this.#options.maxMemoryMb);
+    if (!worker.ready) {
+      const stderr = proc.stderrTail().trim();
+      this.#onStartFailure(
+        worker,
+        `${how}${stderr ? `; its stderr ended with: ${stderr.slice(-500)}` : ""}`,
+        { exitCode: exit.code ?? undefined, signal: exit.signal ?? undefined },
+      );
+      return;
+    }
+    const job = worker.job;
+    this.#retire(worker);
+    if (job !== undefined && !job.settled) {
+      const { base, items } = job.request;
+      const last = worker.last;
+      const index = last !== undefined && last.index >= base && last.index < base + items.length
+        ? last.index
+        : base;
+      const which = last === undefined && items.length > 1
+        ? `one of tasks ${base}–${base + items.length - 1}`
+        : `task ${index}`;
+      this.#settle(
+        job,
+        new WorkerCrashedError(`The worker process running ${which} crashed: ${how}`, {
+          index,
+          exitCode: exit.code ?? (last?.t === "exit" ? last.code : undefined),
+          signal: exit.signal ?? undefined,
+          cause: last?.t === "fatal" ? reviveError(last.error) : undefined,
+        }),
+      );
+    }
+    this.#pump();
+  }
+
+  /** A process could not start: fail what waits, unless another process is up to serve it. */
+  #onStartFailure(
+    worker: PoolProcess,
+    message: string,
+    info: { exitCode?: number; signal?: string; cause?: unknown },
+  ): void {
+    if (worker.dead) return;
+    this.#retire(worker);
+    if ([...this.#workers].some((w) => w.ready)) return this.#pump();
+    const error = new WorkerStartError(`A worker process failed to start: ${message}`, info);
+    for (const waiting of this.#queue.splice(0)) this.#settle(waiting, error);
+    this.#checkDrained();
+  }
+
+  /** Takes a process out of the pool and stops it. */
+  #retire(worker: PoolProcess): void {
+    if (worker.dead) return;
+    worker.dead = true;
+    this.#workers.delete(worker);
+    const at = this.#idle.indexOf(worker);
+    if (at >= 0) this.#idle.splice(at, 1);
+    if (!worker.ready) this.#starting--;
+    if (worker.proc !== undefined) this.#kill(worker.proc);
+    this.#checkDrained();
+  }
+
+  /** SIGTERM, then SIGKILL if it is still there after the grace period. */
+  #kill(proc: WorkerProcess): void {
+    proc.kill("SIGTERM");
+    const timer = setTimeout(() => proc.kill("SIGKILL"), KILL_GRACE_MS);
+    const gone = proc.exited.then(() => clearTimeout(timer));
+    this.#exiting.add(gone);
+    gone.then(() => this.#exiting.delete(gone));
+  }
+
+  #busy(): boolean {
+    if (this.#queue.length > 0) return true;
+    for (const worker of this.#workers) if (worker.job !== undefined) return true;
+    return false;
+  }
+
+  #checkDrained(): void {
+    if (this.#drained !== undefined && !this.#busy()) this.#drained();
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      if (this.#busy()) await new Promise<void>((resolve) => (this.#drained = resolve));
+      await this.#shutdown();
+    })();
+    return this.#closing;
+  }
+
+  terminate(): Promise<void> {
+    this.#closed = true;
+    const error = new ExecutorClosedError(
+      "The executor was terminated while this call was running",
+    );
+    for (const job of this.#queue.splice(0)) this.#settle(job, error);
+    for (const worker of this.#workers) {
+      if (worker.job !== undefined) this.#settle(worker.job, error);
+    }
+    this.#drained?.();
+    return this.#shutdown();
+  }
+
+  async #shutdown(): Promise<void> {
+    for (const worker of [...this.#workers]) this.#retire(worker);
+    while (this.#exiting.size > 0) await Promise.all(this.#exiting);
+  }
+}
+
+/** The error for a `fail` message. */
+function failure(message: Extract<FromProcess, { t: "fail" }>): unknown {
+  const cause = reviveError(message.error);
+  if (message.load) return loadFailure(message.index, cause);
+  if (message.clone !== undefined) return cloneError("result", message.index, message.clone, cause);
+  return taskFailure(message.index, cause, message.error.capturedName);
+}
+
+/** How a worker process ended, in words. */
+function describeExit(
+  exit: ChildExit,
+  last: PoolProcess["last"],
+  stderr: string,
+  maxMemoryMb: number | undefined,
+): string {
+  if (
+    maxMemoryMb !== undefined &&
+    (OOM_TEXT.test(stderr) || (exit.signal !== null && OOM_SIGNALS.has(exit.signal)))
+  ) {
+    return `it ran out of memory (maxMemoryMb: ${maxMemoryMb})`;
+  }
+  if (last?.t === "fatal") {
+    const error = reviveError(last.error);
+    return error instanceof Error
+      ? `uncaught ${error.name}: ${error.message}`
+      : `uncaught ${String(error)}`;
+  }
+  if (exit.signal !== null) return `it was killed by ${exit.signal}`;
+  if (last?.t === "exit") return `the task called exit with code ${last.code}`;
+  return `it exited with code ${exit.code}`;
+}

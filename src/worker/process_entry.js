@@ -1,0 +1,192 @@
+/**
+ * The program every pool process runs: `<runtime> process_entry.js`, started by the process
+ * strategy with the parent's own executable. Plain JavaScript, like every file a worker loads
+ * (on Node a `.ts` entry costs ~50 ms more per spawn: runtime-probe.md §5).
+ *
+ * Messages (`ToProcess` / `FromProcess` in src/protocol.ts) go over the IPC channel on Node
+ * and Bun (`process.send`, structured serialization), and as frames over stdin/stdout on Deno,
+ * whose `Deno.Command` has no IPC channel; a task's own output on stdout is passed through by
+ * the parent.
+ *
+ * The process reports what ends it: `exit` before `process.exit`/`Deno.exit`, `fatal` for an
+ * uncaught error or unhandled rejection (then exits with code 1), each with the index of the
+ * item that was running. It exits by itself when the parent goes away (IPC disconnect, or end
+ * of stdin).
+ *
+ * @module
+ */
+
+/** @import { FromProcess, ToProcess } from "../protocol.ts" */
+/** @import { TaskFn } from "./run_task.js" */
+
+import process from "node:process";
+import { Chunk, findBadResult, loadTask, runItems, serializeError } from "./run_task.js";
+import { encodeFrame, FrameReader } from "./frames.js";
+
+const scope = /** @type {any} */ (globalThis);
+const deno = scope.Deno;
+const ipc = typeof process.send === "function";
+if (!ipc && deno === undefined) {
+  throw new Error("process_entry.js must be started by fanout's process strategy");
+}
+const exitNow = deno !== undefined ? deno.exit.bind(deno) : process.exit.bind(process);
+
+/**
+ * Sends a message. On Deno the frame is written synchronously, so it is out before anything
+ * that follows (an exit included).
+ *
+ * @type {(message: FromProcess) => void}
+ */
+const send = ipc
+  ? (message) => /** @type {NonNullable<typeof process.send>} */ (process.send)(message)
+  : (message) => {
+    const frame = encodeFrame(message);
+    let written = 0;
+    while (written < frame.length) written += deno.stdout.writeSync(frame.subarray(written));
+  };
+
+/** Index of the item running, for crash reports; -1 between chunks. */
+let running = -1;
+/** @type {Chunk | undefined} */
+let current;
+/** Id of the chunk the pool cancelled. */
+let cancelledId = 0;
+/** @type {Map<number, Promise<TaskFn>>} */
+const prepared = new Map();
+
+/**
+ * Sends a last message, then exits. Over IPC a send is asynchronous: wait for it to be
+ * flushed, but not for ever.
+ *
+ * @param {FromProcess} message
+ * @param {number} code
+ */
+function sendAndExit(message, code) {
+  try {
+    if (!ipc) {
+      send(message);
+      return exitNow(code);
+    }
+    /** @type {NonNullable<typeof process.send>} */ (process.send)(
+      message,
+      undefined,
+      {},
+      () => exitNow(code),
+    );
+    setTimeout(() => exitNow(code), 1000);
+  } catch {
+    exitNow(code);
+  }
+}
+
+// Report exits the task asks for; the exit status alone would not say which item ran.
+/** @param {unknown} code */
+const reportExit = (code) => {
+  try {
+    send({ t: "exit", code: typeof code === "number" ? code : 0, index: running });
+  } catch {
+    // The parent is gone: nothing to tell.
+  }
+};
+const exit = process.exit.bind(process);
+process.exit = /** @type {typeof process.exit} */ ((code) => {
+  reportExit(code ?? process.exitCode ?? 0);
+  return exit(code);
+});
+if (deno !== undefined) {
+  try {
+    deno.exit = (/** @type {number | undefined} */ code) => {
+      reportExit(code ?? 0);
+      return exitNow(code);
+    };
+  } catch {
+    // Not writable on this Deno: the exit status still tells the code.
+  }
+}
+
+/** @param {unknown} error */
+const fatal = (error) =>
+  sendAndExit({ t: "fatal", error: serializeError(error), index: running }, 1);
+process.on("uncaughtException", fatal);
+process.on("unhandledRejection", fatal);
+
+/** @param {ToProcess} message */
+function onMessage(message) {
+  if (message.t === "cancel") {
+    cancelledId = message.id;
+    if (current?.id === message.id) current.abort();
+    return;
+  }
+  const { id, task, spec, base, items, timed } = message;
+  let loading = prepared.get(task);
+  if (loading === undefined) {
+    if (spec === undefined) throw new Error(`task ${task} was never sent to this process`);
+    loading = loadTask(spec);
+    prepared.set(task, loading);
+    loading.catch(() => prepared.delete(task));
+  }
+  loading.then(
+    (fn) => runChunk(id, fn, base, items, timed),
+    (error) => send({ t: "fail", id, index: base, error: serializeError(error), load: true }),
+  );
+}
+
+/**
+ * @param {number} id
+ * @param {TaskFn} fn
+ * @param {number} base
+ * @param {unknown[]} items
+ * @param {boolean} timed
+ */
+function runChunk(id, fn, base, items, timed) {
+  const chunk = new Chunk(id, () => cancelledId === id);
+  current = chunk;
+  const start = timed ? performance.now() : 0;
+  const end = () => {
+    current = undefined;
+    running = -1;
+  };
+  runItems(fn, chunk, base, items, {
+    at: (index) => (running = index),
+    fail(index, error) {
+      end();
+      send({ t: "fail", id, index, error: serializeError(error) });
+    },
+    stopped() {
+      end();
+      send({ t: "cancelled", id });
+    },
+    done(values) {
+      end();
+      const ms = timed ? performance.now() - start : NaN;
+      try {
+        send({ t: "done", id, values, ms });
+      } catch (error) {
+        const bad = findBadResult(values);
+        send({
+          t: "fail",
+          id,
+          index: base + bad.offset,
+          error: serializeError(error),
+          clone: { path: bad.path, what: bad.what },
+        });
+      }
+    },
+  });
+}
+
+if (ipc) {
+  process.on("message", (message) => onMessage(/** @type {ToProcess} */ (message)));
+  // The parent went away: nobody is left to take results.
+  process.on("disconnect", () => exitNow(0));
+} else {
+  const reader = new FrameReader(
+    (message) => onMessage(/** @type {ToProcess} */ (message)),
+    () => {},
+  );
+  (async () => {
+    for await (const chunk of deno.stdin.readable) reader.push(chunk);
+    exitNow(0);
+  })();
+}
+send({ t: "ready" });
