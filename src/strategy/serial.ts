@@ -11,7 +11,7 @@ import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
 import { capturedName, loadTask } from "../worker/run_task.js";
 import type { TaskFn } from "../worker/run_task.js";
 import { taskFailure } from "../_revive.ts";
-import { ExecutorClosedError } from "../errors.ts";
+import { ExecutorClosedError, TaskTimeoutError } from "../errors.ts";
 import { setImmediate } from "node:timers";
 
 /** Longest stretch of work between two returns to the event loop, so timers and aborts run. */
@@ -33,8 +33,8 @@ export class SerialStrategy implements Strategy {
 
   async run(request: ChunkRequest): Promise<ChunkResult> {
     if (this.#closed) throw new ExecutorClosedError();
-    const { task, base, items } = request;
-    const signal = request.signal ?? neverAborted;
+    const { task, base, items, timeoutMs } = request;
+    const callSignal = request.signal ?? neverAborted;
     const fn = await this.#load(task, base);
     if (performance.now() - this.#lastYield > YIELD_EVERY_MS) {
       // setImmediate, not setTimeout(0): nested timers are clamped to 4 ms, which made 64
@@ -45,18 +45,26 @@ export class SerialStrategy implements Strategy {
     const values = new Array(items.length);
     const start = performance.now();
     for (let k = 0; k < items.length; k++) {
-      if (signal.aborted) throw signal.reason;
+      if (callSignal.aborted) throw callSignal.reason;
       if (this.#terminated !== undefined) throw this.#terminated;
       const index = base + k;
+      const deadline = timeoutMs === undefined ? undefined : new Deadline(index, timeoutMs);
+      const signal = deadline === undefined
+        ? callSignal
+        : AbortSignal.any([callSignal, deadline.signal]);
       try {
         let value = fn(items[k], { index, signal });
         if (typeof (value as { then?: unknown } | null)?.then === "function") {
           value = await this.#await(value as PromiseLike<unknown>, signal);
         }
+        // A synchronous task cannot be interrupted here; past its limit, it still fails.
+        deadline?.check();
         values[k] = value;
       } catch (error) {
         if ((signal.aborted && error === signal.reason) || error === this.#terminated) throw error;
         throw taskFailure(index, error, task.kind === "inline" ? capturedName(error) : undefined);
+      } finally {
+        deadline?.clear();
       }
     }
     return { values, ms: performance.now() - start };
@@ -114,5 +122,46 @@ export class SerialStrategy implements Strategy {
     for (const reject of this.#waiting) reject(this.#terminated);
     this.#waiting.clear();
     return Promise.resolve();
+  }
+}
+
+/**
+ * One task's time limit on the calling thread: its signal aborts with `TaskTimeoutError` when
+ * the time is up (an async task is then no longer awaited); a synchronous task, which cannot
+ * be interrupted, fails once it returns late.
+ */
+class Deadline {
+  readonly signal: AbortSignal;
+  readonly #controller = new AbortController();
+  readonly #timer: ReturnType<typeof setTimeout>;
+  readonly #start = performance.now();
+  readonly #index: number;
+  readonly #timeoutMs: number;
+
+  constructor(index: number, timeoutMs: number) {
+    this.#index = index;
+    this.#timeoutMs = timeoutMs;
+    this.signal = this.#controller.signal;
+    this.#timer = setTimeout(() => this.#controller.abort(this.#error()), timeoutMs);
+  }
+
+  /** Throws if the task took longer than its limit. */
+  check(): void {
+    if (this.signal.aborted) throw this.signal.reason;
+    if (performance.now() - this.#start > this.#timeoutMs) throw this.#error();
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
+  }
+
+  #error(): TaskTimeoutError {
+    return new TaskTimeoutError(
+      this.#index,
+      this.#timeoutMs,
+      `Task ${this.#index} ran past its timeout of ${this.#timeoutMs} ms; the serial strategy ` +
+        `runs tasks on the calling thread and cannot stop one, so it was asked to stop through ` +
+        `ctx.signal`,
+    );
   }
 }
