@@ -57,13 +57,19 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
       (message) => options.onMessage(message as FromProcess),
       (bytes) => process.stdout.write(bytes),
     );
-    const ownFiles = fileURLToPathOrNothing(new URL("../", options.entry));
+    // For a partial --allow-read, the places tasks most likely live: fanout's own files, the
+    // working directory and the main module's folder (each passed on only if granted).
+    const readable = [
+      fileURLToPathOrNothing(new URL("../", options.entry)),
+      process.cwd(),
+      fileURLToPathOrNothing(new URL(".", mainModule() ?? "data:,")),
+    ].filter((path): path is string => path !== undefined);
     const child = await spawnChild({
       cmd: [
         execPath,
         "run",
         "--no-prompt",
-        ...denoPermissionFlags(ownFiles === undefined ? [] : [ownFiles]),
+        ...denoPermissionFlags(readable),
         ...(memory === undefined ? [] : [`--v8-flags=--max-old-space-size=${memory}`]),
         options.entry.href,
       ],
@@ -102,4 +108,12 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
 
 function fileURLToPathOrNothing(url: URL): string | undefined {
   return url.protocol === "file:" ? fileURLToPath(url) : undefined;
+}
+
+function mainModule(): string | undefined {
+  try {
+    return (globalThis as { Deno?: { mainModule?: string } }).Deno?.mainModule;
+  } catch {
+    return undefined;
+  }
 }
