@@ -1,16 +1,24 @@
 /**
  * Shared pieces of the contract suite: the task module, the runtime, a test wrapper that
- * fails a test whose threads outlive it, and small bounded-wait helpers.
+ * fails a test whose threads or child processes outlive it, boards, and small bounded-wait
+ * helpers.
  *
  * @module
  */
 
 import { it } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
 import { inspect } from "node:util";
 import { tasks } from "../mod.ts";
-import { detect, liveThreadCount } from "../src/runtime/mod.ts";
-import { board, RELEASE } from "./fixtures/work.ts";
+import type { StrategyName } from "../mod.ts";
+import { detect, liveProcessPids, liveThreadCount } from "../src/runtime/mod.ts";
+import { board, STARTED } from "./fixtures/work.ts";
+import type { Board } from "./fixtures/work.ts";
+import { fileBoard, isFileBoard, pidsOf } from "./fixtures/board_file.ts";
+
+export { read, release } from "./fixtures/work.ts";
+export type { Board } from "./fixtures/work.ts";
 
 /** The fixture tasks, typed from the module. */
 export const work = tasks<typeof import("./fixtures/work.ts")>(
@@ -21,15 +29,15 @@ export const work = tasks<typeof import("./fixtures/work.ts")>(
 export const runtime = detect().name;
 
 /** Every strategy the contract suite runs against. */
-export const STRATEGIES = ["serial", "threads"] as const;
+export const STRATEGIES = ["serial", "threads", "processes"] as const;
 
 /** Generous per-test bound: a hang fails the test with a message instead of stalling the run. */
 const TEST_TIMEOUT_MS = 90_000;
 
 /**
- * Defines a test that must leave no worker thread behind. The check runs inside the test body
- * rather than in an `afterEach` hook because Deno's `node:test` ignores errors thrown by hooks
- * (the test still reports `ok`).
+ * Defines a test that must leave no worker thread and no child process behind. The checks run
+ * inside the test body rather than in an `afterEach` hook because Deno's `node:test` ignores
+ * errors thrown by hooks (the test still reports `ok`).
  *
  * @param name What the test shows, as a sentence about behaviour.
  * @param fn The test; it must dispose every executor it creates (`await using`).
@@ -37,9 +45,11 @@ const TEST_TIMEOUT_MS = 90_000;
  */
 export function test(name: string, fn: () => Promise<void>, timeout = TEST_TIMEOUT_MS): void {
   it(name, { timeout }, async () => {
-    const before = liveThreadCount();
+    const threadsBefore = liveThreadCount();
+    const processesBefore = liveProcessPids();
     await fn();
-    assertNoLiveThreads(before);
+    assertNoLiveThreads(threadsBefore);
+    assertNoLiveProcesses(processesBefore);
   });
 }
 
@@ -58,6 +68,66 @@ export function assertNoLiveThreads(before = 0): void {
       ? `${live} worker thread(s) alive after the test; ${before} were already alive when it ` +
         `started, leaked by an earlier test`
       : `${live} worker thread(s) outlived the test that started them`,
+  );
+}
+
+/**
+ * Fails if any child process started by fanout has not been seen to exit (its exit status not
+ * reaped yet).
+ *
+ * @param before Pids already alive when the test started (leaked by an earlier test that
+ *   failed before it could check), so the message blames the right test.
+ */
+export function assertNoLiveProcesses(before: readonly number[] = []): void {
+  const live = liveProcessPids();
+  const inherited = live.filter((pid) => before.includes(pid));
+  assert.deepEqual(
+    live,
+    [],
+    inherited.length > 0
+      ? `${live.length} child process(es) alive after the test (pids ${live.join(", ")}); ` +
+        `${inherited.join(", ")} were already alive when it started, leaked by an earlier test`
+      : `${live.length} child process(es) outlived the test that started them ` +
+        `(pids ${live.join(", ")})`,
+  );
+}
+
+/** How long an ended process may take to disappear from the system. */
+const PIDS_GONE_MS = 5_000;
+/** How often {@linkcode assertPidsGone} looks again. */
+const PIDS_POLL_MS = 5;
+
+/** Whether a process with this pid exists (a zombie still counts: nobody reaped it). */
+function exists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else.
+    return (error as { code?: unknown }).code !== "ESRCH";
+  }
+}
+
+/**
+ * Fails unless none of `pids` exists any more, waiting up to a few seconds for the system to
+ * finish with them (fanout reaps its children before `close()` resolves, so normally at once).
+ *
+ * @param pids Processes that ran tasks; never the test's own.
+ * @param what Which processes these are, for the message.
+ */
+export async function assertPidsGone(pids: readonly number[], what: string): Promise<void> {
+  assert.ok(pids.length > 0, `no pids to check for ${what}`);
+  assert.ok(!pids.includes(process.pid), `${what}: a task ran in the test's own process`);
+  const deadline = Date.now() + PIDS_GONE_MS;
+  let alive = pids.filter(exists);
+  while (alive.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, PIDS_POLL_MS));
+    alive = alive.filter(exists);
+  }
+  assert.deepEqual(
+    alive,
+    [],
+    `${what}: process(es) ${alive.join(", ")} still exist ${PIDS_GONE_MS} ms later`,
   );
 }
 
@@ -95,22 +165,30 @@ export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-/** Sets the board's RELEASE flag and wakes every task waiting on it. */
-export function release(b: Int32Array<SharedArrayBuffer>): void {
-  Atomics.store(b, RELEASE, 1);
-  Atomics.notify(b, RELEASE);
+/**
+ * A fresh board that reaches the tasks of `strategy`: shared memory for serial and threads, a
+ * directory for processes (no shared memory crosses into a child process).
+ *
+ * @param items How many items record their finish rank (`ORDER + item`).
+ */
+export function boardFor(strategy: StrategyName, items = 0): Board {
+  return strategy === "processes" ? fileBoard() : board(items);
 }
 
-/** A fresh board plus `n` inputs for `hold`/`spin` that wait on it. */
+/** A fresh board for `strategy` plus `n` inputs for `hold`/`spin` that wait on it. */
 export function holders(
+  strategy: StrategyName,
   n: number,
   maxMs = 30_000,
-): {
-  board: Int32Array<SharedArrayBuffer>;
-  items: { board: Int32Array<SharedArrayBuffer>; maxMs: number }[];
-} {
-  const b = board();
+): { board: Board; items: { board: Board; maxMs: number }[] } {
+  const b = boardFor(strategy);
   return { board: b, items: Array.from({ length: n }, () => ({ board: b, maxMs })) };
+}
+
+/** The pids of the processes whose tasks counted themselves in as STARTED on a file board. */
+export function startedPids(b: Board): number[] {
+  assert.ok(isFileBoard(b), "only a file board records the pids of the tasks' processes");
+  return pidsOf(b, STARTED);
 }
 
 /** Describes an error for assertion messages. */

@@ -8,9 +8,20 @@ import { describe } from "node:test";
 import assert from "node:assert/strict";
 import { ParallelExecutor, TaskError } from "../mod.ts";
 import type { TaskContext } from "../mod.ts";
-import { board, FINISHED, ORDER, TIMED_OUT } from "./fixtures/work.ts";
+import { FINISHED, ORDER, TIMED_OUT } from "./fixtures/work.ts";
 import { waitForSlot } from "./fixtures/wait.ts";
-import { collect, rejection, release, show, STRATEGIES, test, within, work } from "./_helpers.ts";
+import {
+  boardFor,
+  collect,
+  read,
+  rejection,
+  release,
+  show,
+  STRATEGIES,
+  test,
+  within,
+  work,
+} from "./_helpers.ts";
 
 /** Upper bound of a gated task's wait; the tests release it long before. */
 const GATE_MS = 30_000;
@@ -18,7 +29,8 @@ const GATE_MS = 30_000;
 for (const strategy of STRATEGIES) {
   describe(`contract (${strategy})`, () => {
     const options = { strategy, maxWorkers: 2 } as const;
-    const threads = strategy === "threads";
+    /** Whether tasks run beside each other (threads, processes) rather than one by one. */
+    const parallel = strategy !== "serial";
 
     // ---- results and order ------------------------------------------------------------
 
@@ -38,25 +50,25 @@ for (const strategy of STRATEGIES) {
     test("map() keeps input order when late items finish first", async () => {
       await using ex = new ParallelExecutor({ ...options, chunkSize: 1 });
       const n = 6;
-      const b = board(n);
-      // On threads, item 0 blocks until every later item has finished; serial runs items one
+      const b = boardFor(strategy, n);
+      // In parallel, item 0 blocks until every later item has finished; serial runs items one
       // after another, so there the finish order is the input order.
       const input = Array.from(
         { length: n },
-        (_, item) => ({ board: b, item, gated: threads && item === 0, maxMs: GATE_MS }),
+        (_, item) => ({ board: b, item, gated: parallel && item === 0, maxMs: GATE_MS }),
       );
       const call = ex.map(work.gated, input);
       try {
-        if (threads) {
+        if (parallel) {
           await waitForSlot(b, FINISHED, n - 1, "items 1..5 to finish while item 0 is held");
-          assert.equal(Atomics.load(b, ORDER + 0), 0, "item 0 finished before it was released");
+          assert.equal(read(b, ORDER + 0), 0, "item 0 finished before it was released");
           release(b);
         }
         const results = await within(call, 30_000, "map()");
         assert.deepEqual(results.map((r) => r.item), [0, 1, 2, 3, 4, 5]);
         assert.ok(results.every((r) => !r.timedOut), `a gate timed out: ${show(results)}`);
         const ranks = results.map((r) => r.rank);
-        assert.deepEqual(ranks, threads ? [6, 1, 2, 3, 4, 5] : [1, 2, 3, 4, 5, 6]);
+        assert.deepEqual(ranks, parallel ? [6, 1, 2, 3, 4, 5] : [1, 2, 3, 4, 5, 6]);
       } finally {
         release(b);
       }
@@ -243,34 +255,34 @@ for (const strategy of STRATEGIES) {
     test("imap() yields in input order when late items finish first", async () => {
       await using ex = new ParallelExecutor({ ...options, chunkSize: 1 });
       const n = 4;
-      const b = board(n);
+      const b = boardFor(strategy, n);
       const input = Array.from(
         { length: n },
-        (_, item) => ({ board: b, item, gated: threads && item === 0, maxMs: GATE_MS }),
+        (_, item) => ({ board: b, item, gated: parallel && item === 0, maxMs: GATE_MS }),
       );
       const results = collect(ex.imap(work.gated, input));
       try {
-        if (threads) {
+        if (parallel) {
           // imap() bounds how far it runs ahead of the consumer, so only a few later items can
           // finish while item 0 is held; two are enough to show the reordering.
           await waitForSlot(b, FINISHED, 2, "two later items to finish while item 0 is held");
-          assert.equal(Atomics.load(b, ORDER + 0), 0, "item 0 finished before it was released");
+          assert.equal(read(b, ORDER + 0), 0, "item 0 finished before it was released");
           release(b);
         }
         const out = await within(results, 30_000, "imap()");
         assert.deepEqual(out.map((r) => r.item), [0, 1, 2, 3]);
         assert.ok(out.every((r) => !r.timedOut), `a gate timed out: ${show(out)}`);
-        if (threads) assert.ok(out[0].rank >= 3, `item 0 should have finished late: ${show(out)}`);
+        if (parallel) assert.ok(out[0].rank >= 3, `item 0 should have finished late: ${show(out)}`);
       } finally {
         release(b);
       }
     });
 
-    if (threads) {
+    if (parallel) {
       test("imap({ ordered: false }) yields items as they complete", async () => {
         await using ex = new ParallelExecutor({ ...options, chunkSize: 1 });
         const n = 5;
-        const b = board(n);
+        const b = boardFor(strategy, n);
         const input = Array.from(
           { length: n },
           (_, item) => ({ board: b, item, gated: item === 0, maxMs: GATE_MS }),
@@ -288,7 +300,7 @@ for (const strategy of STRATEGIES) {
         } finally {
           release(b);
         }
-        assert.equal(Atomics.load(b, TIMED_OUT), 0, "the held item timed out");
+        assert.equal(read(b, TIMED_OUT), 0, "the held item timed out");
         assert.equal(seen.length, n);
         assert.equal(seen[n - 1], 0, `item 0 was held, so it must come last: ${seen}`);
         assert.deepEqual([...seen].sort(), [0, 1, 2, 3, 4]);

@@ -1,6 +1,6 @@
 /**
  * The contract on cancellation, shutdown and failure: abort, close vs terminate, use after
- * close, workers that crash, and inputs that cannot cross a thread boundary.
+ * close, workers that crash, and inputs that cannot cross a thread or process boundary.
  */
 
 import { describe } from "node:test";
@@ -12,15 +12,19 @@ import {
   TaskError,
   WorkerCrashedError,
 } from "../mod.ts";
-import { board, SAW_ABORT, STARTED, TIMED_OUT } from "./fixtures/work.ts";
+import { SAW_ABORT, STARTED, TIMED_OUT } from "./fixtures/work.ts";
 import { waitForSlot } from "./fixtures/wait.ts";
 import {
+  assertPidsGone,
+  boardFor,
   collect,
   holders,
+  read,
   rejection,
   release,
   runtime,
   show,
+  startedPids,
   STRATEGIES,
   test,
   within,
@@ -29,22 +33,25 @@ import {
 
 for (const strategy of STRATEGIES) {
   describe(`lifecycle (${strategy})`, () => {
-    const threads = strategy === "threads";
+    /** Whether tasks run beside each other (threads, processes) rather than one by one. */
+    const parallel = strategy !== "serial";
+    const processes = strategy === "processes";
     const options = { strategy, maxWorkers: 2, chunkSize: 1 } as const;
     /** How many one-item chunks run at once. */
-    const running = threads ? 2 : 1;
+    const running = parallel ? 2 : 1;
     /**
-     * A task that runs until its call is cancelled. On threads it spins synchronously (the
-     * hard case: only thread termination, or on Deno the shared-memory `ctx.signal`, stops
-     * it); serial runs on the test's own thread, so there it must yield.
+     * A task that runs until its call is cancelled. In parallel it spins synchronously (the
+     * hard case: only killing its process, terminating its thread, or on Deno threads the
+     * shared-memory `ctx.signal`, stops it); serial runs on the test's own thread, so there it
+     * must yield.
      */
-    const blocker = threads ? work.spin : work.hold;
+    const blocker = parallel ? work.spin : work.hold;
 
     // ---- abort ----------------------------------------------------------------------------
 
     test("map() rejects with signal.reason when aborted mid-run", async () => {
       await using ex = new ParallelExecutor(options);
-      const { board: b, items } = holders(6);
+      const { board: b, items } = holders(strategy, 6);
       const controller = new AbortController();
       const reason = new Error("the test aborted this call");
       const outcome = rejection(ex.map(blocker, items, { signal: controller.signal }));
@@ -53,13 +60,19 @@ for (const strategy of STRATEGIES) {
         controller.abort(reason);
         const error = await within(outcome, 20_000, "map() after abort");
         assert.equal(error, reason, `expected the signal's reason, got ${show(error)}`);
+        if (processes) {
+          // Nothing else can stop a synchronous loop: the processes running it were killed.
+          const pids = startedPids(b);
+          assert.equal(pids.length, running, `the spinning tasks ran in ${pids.length} processes`);
+          await assertPidsGone(pids, "the processes of the aborted spinning tasks");
+        }
       } finally {
         release(b);
       }
     });
 
     test("queued work does not run after abort", async () => {
-      const { board: b, items } = holders(8);
+      const { board: b, items } = holders(strategy, 8);
       const controller = new AbortController();
       let startedAtAbort: number;
       {
@@ -69,7 +82,7 @@ for (const strategy of STRATEGIES) {
         try {
           await waitForSlot(b, STARTED, running, "the first tasks to start");
           controller.abort(new Error("stop"));
-          startedAtAbort = Atomics.load(b, STARTED);
+          startedAtAbort = read(b, STARTED);
           await within(rejection(call), 20_000, "map() after abort");
         } finally {
           release(b);
@@ -77,19 +90,21 @@ for (const strategy of STRATEGIES) {
       } // disposed: every worker is gone, so nothing can start any more.
       assert.equal(startedAtAbort, running);
       assert.equal(
-        Atomics.load(b, STARTED),
+        read(b, STARTED),
         startedAtAbort,
         "items that were still queued when the call was aborted ran anyway",
       );
+      if (processes) await assertPidsGone(startedPids(b), "the processes after dispose");
     });
 
-    if (!threads || runtime === "deno") {
+    // Processes, and threads on Bun and Node, are killed instead: their tasks see nothing.
+    if (strategy === "serial" || (strategy === "threads" && runtime === "deno")) {
       test("an aborted running task sees ctx.signal.aborted", async () => {
         // Serial: the task shares the thread and must be told. Deno threads: terminate() cannot
         // stop a busy worker, so the spec has ctx.signal read from shared memory, visible even
         // to a synchronous loop that never yields.
         await using ex = new ParallelExecutor(options);
-        const { board: b, items } = holders(2, 60_000);
+        const { board: b, items } = holders(strategy, 2, 60_000);
         const controller = new AbortController();
         const call = ex.map(blocker, items, { signal: controller.signal });
         call.catch(() => {});
@@ -98,7 +113,7 @@ for (const strategy of STRATEGIES) {
           controller.abort(new Error("stop"));
           await within(rejection(call), 20_000, "map() after abort");
           await waitForSlot(b, SAW_ABORT, running, "the running tasks to see ctx.signal.aborted");
-          assert.equal(Atomics.load(b, TIMED_OUT), 0);
+          assert.equal(read(b, TIMED_OUT), 0);
         } finally {
           release(b);
         }
@@ -106,7 +121,7 @@ for (const strategy of STRATEGIES) {
     }
 
     test("an already-aborted signal rejects map(), imap() and submit() without running anything", async () => {
-      const b = board(3);
+      const b = boardFor(strategy, 3);
       const input = [0, 1, 2].map((item) => ({ board: b, item, gated: false, maxMs: 1 }));
       const reason = new Error("aborted before the call");
       const signal = AbortSignal.abort(reason);
@@ -118,12 +133,12 @@ for (const strategy of STRATEGIES) {
         // The executor is unharmed.
         assert.deepEqual(await ex.map(work.square, [2, 3]), [4, 9]);
       }
-      assert.equal(Atomics.load(b, STARTED), 0, "a task of an already-aborted call ran");
+      assert.equal(read(b, STARTED), 0, "a task of an already-aborted call ran");
     });
 
     test("imap() rejects with signal.reason when aborted mid-run", async () => {
       await using ex = new ParallelExecutor(options);
-      const { board: b, items } = holders(6);
+      const { board: b, items } = holders(strategy, 6);
       const controller = new AbortController();
       const reason = new Error("the test aborted this iteration");
       const outcome = rejection(collect(ex.imap(blocker, items, { signal: controller.signal })));
@@ -138,7 +153,7 @@ for (const strategy of STRATEGIES) {
 
     test("submit() rejects with signal.reason when aborted mid-run", async () => {
       await using ex = new ParallelExecutor(options);
-      const { board: b, items } = holders(1);
+      const { board: b, items } = holders(strategy, 1);
       const controller = new AbortController();
       const reason = new Error("the test aborted this task");
       const outcome = rejection(ex.submit(blocker, items[0], { signal: controller.signal }));
@@ -154,7 +169,7 @@ for (const strategy of STRATEGIES) {
     });
 
     test("the first failure of map() cancels the rest of the call", async () => {
-      const { board: b } = holders(0);
+      const b = boardFor(strategy);
       const items = Array.from(
         { length: 12 },
         (_, i) => ({ board: b, maxMs: 30_000, fail: i === 0 }),
@@ -166,16 +181,38 @@ for (const strategy of STRATEGIES) {
         assert.equal(error.index, 0);
         release(b); // lets an item that was already running finish, so close() can drain.
       }
-      const started = Atomics.load(b, STARTED);
+      const started = read(b, STARTED);
       // Item 0 and whatever ran beside it; allow for one chunk queued ahead per worker.
       assert.ok(started <= running * 2, `${started} of 12 items ran after the first one failed`);
     });
+
+    if (processes) {
+      test("the first failure of map() aborts ctx.signal of the tasks running beside it", async () => {
+        // A failure cancels the rest softly: a running task is told, not killed.
+        const b = boardFor(strategy);
+        const items = [0, 1].map((i) => ({
+          board: b,
+          maxMs: 30_000,
+          failWhenStarted: i === 0 ? 2 : undefined,
+        }));
+        await using ex = new ParallelExecutor(options);
+        try {
+          const error = await within(rejection(ex.map(work.hold, items)), 20_000, "map()");
+          assert.ok(error instanceof TaskError, `expected TaskError, got ${show(error)}`);
+          assert.equal(error.index, 0);
+          await waitForSlot(b, SAW_ABORT, 1, "item 1 to see ctx.signal abort");
+          assert.equal(read(b, TIMED_OUT), 0);
+        } finally {
+          release(b);
+        }
+      });
+    }
 
     // ---- close and terminate --------------------------------------------------------------
 
     test("close() lets a running call finish, then resolves", async () => {
       await using ex = new ParallelExecutor(options);
-      const { board: b, items } = holders(2);
+      const { board: b, items } = holders(strategy, 2);
       const call = ex.map(work.hold, items);
       let closeSettled = false;
       try {
@@ -193,6 +230,7 @@ for (const strategy of STRATEGIES) {
           "released",
         ]);
         await within(closing, 20_000, "close()");
+        if (processes) await assertPidsGone(startedPids(b), "the processes after close()");
       } finally {
         release(b);
       }
@@ -200,11 +238,12 @@ for (const strategy of STRATEGIES) {
 
     test("terminate() rejects a running call with ExecutorClosedError", async () => {
       await using ex = new ParallelExecutor(options);
-      const { board: b, items } = holders(4);
+      const { board: b, items } = holders(strategy, 4);
       const outcome = rejection(ex.map(work.hold, items));
       try {
         await waitForSlot(b, STARTED, running, "the tasks to start");
         await within(ex.terminate(), 20_000, "terminate()");
+        if (processes) await assertPidsGone(startedPids(b), "the processes after terminate()");
         assert.equal(ex.closed, true);
         const error = await within(outcome, 20_000, "map() after terminate()");
         assert.ok(
@@ -219,7 +258,7 @@ for (const strategy of STRATEGIES) {
 
     test("terminate() rejects a running imap() and submit() with ExecutorClosedError", async () => {
       await using ex = new ParallelExecutor(options);
-      const { board: b, items } = holders(3);
+      const { board: b, items } = holders(strategy, 3);
       const iterated = rejection(collect(ex.imap(work.hold, items.slice(0, 2))));
       const submitted = rejection(ex.submit(work.hold, items[2]));
       try {
@@ -285,7 +324,7 @@ for (const strategy of STRATEGIES) {
 
     // ---- non-cloneable input --------------------------------------------------------------
 
-    if (threads) {
+    if (parallel) {
       test("a non-cloneable input rejects with NotCloneableError naming the index and path", async () => {
         await using ex = new ParallelExecutor(options);
         const error = await rejection(
@@ -335,16 +374,23 @@ for (const strategy of STRATEGIES) {
 
     // ---- crashes ----------------------------------------------------------------------------
 
-    if (threads) {
-      const crashes = [
+    if (parallel) {
+      const crashes: {
+        how: string;
+        task: typeof work.crashExit;
+        exitCode?: number;
+        signal?: string;
+      }[] = [
         { how: "process.exit(3)", task: work.crashExit, exitCode: 3 },
         { how: "an uncaught error thrown from a timer", task: work.crashTimerThrow },
         { how: "an unhandled rejection", task: work.crashUnhandledRejection },
         ...(runtime === "deno"
           ? [{ how: "Deno.exit(4)", task: work.crashDenoExit, exitCode: 4 }]
           : []),
+        // Only a process has a signal to die of; a thread that did this would take the suite.
+        ...(processes ? [{ how: "SIGKILL", task: work.crashSignal, signal: "SIGKILL" }] : []),
       ];
-      for (const { how, task, exitCode } of crashes) {
+      for (const { how, task, exitCode, signal } of crashes) {
         test(`a worker killed by ${how} rejects the call with WorkerCrashedError, and the executor recovers`, async () => {
           await using ex = new ParallelExecutor(options);
           const error = await within(
@@ -359,6 +405,7 @@ for (const strategy of STRATEGIES) {
           assert.equal(error.name, "WorkerCrashedError");
           assert.equal(error.index, 2, `the crashed item was 2: ${show(error)}`);
           if (exitCode !== undefined) assert.equal(error.exitCode, exitCode);
+          if (signal !== undefined) assert.equal(error.signal, signal, show(error));
           // A following call succeeds, on both workers.
           assert.deepEqual(await ex.map(work.square, [1, 2, 3, 4, 5, 6]), [1, 4, 9, 16, 25, 36]);
           assert.deepEqual(await ex.map(task, [7, 8]), [7, 8]);
