@@ -1,6 +1,6 @@
 /**
- * After dispose, nothing is left running: a program that uses a threads executor and disposes
- * it with `await using` exits by itself. Each case runs a child process of the same runtime.
+ * After dispose, nothing is left running: a program that uses a threads (or processes)
+ * executor and disposes it with `await using` exits by itself. Each case runs a child process of the same runtime.
  */
 
 import { describe } from "node:test";
@@ -85,6 +85,22 @@ describe("process exit", () => {
   test("a program exits by itself after aborting tasks that spin synchronously", async () => {
     assertExitedCleanly(await runChild("abort-spin"), "abort from child");
   }, 60_000);
+
+  test(
+    "a program that disposes its processes executor with `await using` exits by itself",
+    async () => {
+      assertExitedCleanly(await runChild("processes-map"), [1, 4, 9, 16, 25, 36]);
+    },
+    60_000,
+  );
+
+  test(
+    "a program exits by itself after aborting tasks that spin synchronously in child processes",
+    async () => {
+      assertExitedCleanly(await runChild("processes-abort-spin"), "abort from child");
+    },
+    60_000,
+  );
 
   test("a program exits by itself after one of its workers crashed", async () => {
     assertExitedCleanly(await runChild("crash"), ["crashed", [9]]);
