@@ -51,7 +51,11 @@ interface BunSubprocess {
   readonly exited: Promise<number>;
   readonly exitCode: number | null;
   readonly signalCode: string | null;
-  readonly stdin: { write(chunk: Uint8Array): number; flush(): void; end(): void } | undefined;
+  readonly stdin: {
+    write(chunk: Uint8Array): unknown;
+    flush(): unknown;
+    end(): unknown;
+  } | undefined;
   readonly stdout: ReadableStream<Uint8Array> | undefined;
   readonly stderr: ReadableStream<Uint8Array> | undefined;
   kill(signal?: string): void;
@@ -120,15 +124,22 @@ export function bunSpawn(options: SpawnOptions): Promise<ChildHandle> {
       if (child.stdin === undefined) {
         throw new TypeError('stdin was not opened with stdin: "pipe"');
       }
-      child.stdin.write(bytes);
-      child.stdin.flush();
+      // A child that exits without reading all its stdin makes these fail with EPIPE (as a
+      // rejected promise); the exit status tells what happened.
+      ignore(child.stdin.write(bytes));
+      ignore(child.stdin.flush());
     },
     end() {
       try {
-        child.stdin?.end();
+        ignore(child.stdin?.end());
       } catch {
         // Already closed.
       }
     },
   });
+}
+
+/** Drops the rejection of a promise that Bun's FileSink may return. */
+function ignore(value: unknown): void {
+  if (value instanceof Promise) value.catch(() => {});
 }

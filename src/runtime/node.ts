@@ -98,6 +98,9 @@ export function nodeSpawn(options: SpawnOptions): Promise<ChildHandle> {
       // After a successful start, 'error' only reports a failed kill or send: the exit status
       // tells the rest.
       child.on("error", () => {});
+      // A child that exits without reading all its stdin makes the write fail with EPIPE; the
+      // exit status tells what happened, so the error must not become an uncaught one.
+      child.stdin?.on("error", () => {});
       const pid = child.pid!;
       const exited = new Promise<ChildExit>((done) => {
         child.once("exit", (code, signal) => done({ code, signal }));
