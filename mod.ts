@@ -36,6 +36,20 @@ export type {
   TaskRef,
 } from "./src/task.ts";
 export {
+  commandsAsCompleted,
+  JobKilledError,
+  JobSkippedError,
+  runCommands,
+} from "./src/commands.ts";
+export type {
+  BatchResult,
+  CommandJob,
+  CommandOptions,
+  CommandProgress,
+  HaltMode,
+  JobResult,
+} from "./src/commands.ts";
+export {
   ExecutorClosedError,
   NotCloneableError,
   SpawnError,

@@ -4,10 +4,10 @@
  * and Node.
  *
  * ```
- * jobs ──► validate ──► launch (≤ maxWorkers) ──► attempt: spawn, capture, timeout ──┐
- *              ▲               ▲                     ▲ retry while failing          │
- *   AbortSignal┘  halt / stop ─┴── kill running ─────┘                              ▼
- * results ◄── deliver ◄── onProgress (one call at a time, in finish order) ◄── job result
+ * jobs ─► validate ─► launch (≤ maxWorkers) ─► attempt: spawn, capture, time out ─► retry? ─┐
+ *                          ▲                         ▲                                      │
+ *        halt / abort / left loop: launch no more, kill running                             │
+ * results ◄─ deliver ◄─ onProgress (one call at a time, in finish order) ◄─ job result ◄────┘
  * ```
  *
  * Every job's result goes through the progress queue before it is delivered, so a batch ends
@@ -17,9 +17,11 @@
  * @module
  */
 
+import { statSync } from "node:fs";
 import { spawnChild } from "./runtime/mod.ts";
 import type { ChildExit, ChildHandle } from "./runtime/mod.ts";
 import { describe } from "./task.ts";
+import { SpawnError } from "./errors.ts";
 
 /** One external command of a batch. */
 export interface CommandJob {
@@ -91,7 +93,7 @@ export interface CommandOptions {
   parallel?: boolean;
   /**
    * Longest one attempt of a job may run, in ms, before it is sent SIGTERM, then SIGKILL
-   * after a grace of {@linkcode KILL_GRACE_MS}; its result says `timedOut`. `Infinity`: no
+   * after a grace of 1 s; its result says `timedOut`. `Infinity`: no
    * limit. A job's own `timeoutMs` overrides it.
    *
    * @default {300_000}
@@ -185,6 +187,22 @@ export interface BatchResult {
 /**
  * A job was not started because an earlier failure halted the batch (`halt: "soon"` or
  * `"now"`). `haltedBy` is the index of the job whose failure did it.
+ *
+ * @example Telling the failure from the jobs it cut short
+ * ```ts
+ * import { JobSkippedError, runCommands } from "@fanout/fanout";
+ * import assert from "node:assert/strict";
+ *
+ * const batch = await runCommands([
+ *   { cmd: ["sh", "-c", "exit 2"] },
+ *   { cmd: ["sh", "-c", "echo never"] },
+ * ], { maxWorkers: 1, halt: "soon" });
+ * const [failed, skipped] = batch.results;
+ * assert.equal(failed.exitCode, 2);
+ * assert.ok(skipped.error instanceof JobSkippedError);
+ * assert.equal(skipped.error.haltedBy, 0);
+ * assert.equal(skipped.attempts, 0);
+ * ```
  */
 export class JobSkippedError extends Error {
   static {
@@ -212,6 +230,21 @@ export class JobSkippedError extends Error {
 /**
  * A running job was killed because an earlier failure halted the batch with `halt: "now"`.
  * `haltedBy` is the index of the job whose failure did it.
+ *
+ * @example A failure kills the job running beside it
+ * ```ts
+ * import { JobKilledError, runCommands } from "@fanout/fanout";
+ * import assert from "node:assert/strict";
+ *
+ * const batch = await runCommands([
+ *   { cmd: ["sleep", "30"] },
+ *   { cmd: ["sh", "-c", "exit 1"] },
+ * ], { maxWorkers: 2, halt: "now" });
+ * const [killed] = batch.results;
+ * assert.ok(killed.error instanceof JobKilledError);
+ * assert.equal(killed.error.haltedBy, 1);
+ * assert.equal(killed.signal, "SIGTERM");
+ * ```
  */
 export class JobKilledError extends Error {
   static {
@@ -237,7 +270,7 @@ export class JobKilledError extends Error {
 }
 
 /** How long a command may take to exit after SIGTERM before it is sent SIGKILL. */
-export const KILL_GRACE_MS = 1000;
+const KILL_GRACE_MS = 1000;
 
 const DEFAULT_MAX_WORKERS = 4;
 const MAX_WORKERS = 16;
@@ -623,6 +656,7 @@ class Batch {
         (error) => {
           this.#active--;
           this.#cancel({ error });
+          this.#settleIfIdle();
         },
       );
     }
@@ -680,7 +714,7 @@ class Batch {
       });
     } catch (error) {
       const exit = { code: null, signal: null };
-      const err = error instanceof Error ? error : new Error(String(error), { cause: error });
+      const err = startError(job, error);
       return { exit, error: err, stdout, stderr, timedOut: false, killedByHalt: false };
     }
     const run = new Run(handle);
@@ -691,11 +725,16 @@ class Batch {
       ? undefined
       : setTimeout(() => run.kill("timeout"), job.timeoutMs);
     if (job.stdin !== undefined) {
+      // A command may close its stdin or exit without reading it: its exit status tells.
       try {
         if (job.stdin.length > 0) handle.write(job.stdin);
+      } catch {
+        // See above.
+      }
+      try {
         handle.end();
       } catch {
-        // The command closed its stdin or exited: its exit status tells the rest.
+        // See above.
       }
     }
     const exit = await handle.closed;
@@ -748,9 +787,8 @@ class Batch {
         try {
           await onProgress(item.progress);
         } catch (error) {
-          this.#pumping = false;
           this.#cancel({ error });
-          return;
+          break;
         }
         if (this.#stop !== undefined) break;
       }
@@ -850,6 +888,32 @@ function wholeUtf8Length(bytes: Uint8Array): number {
   const b = bytes[lead];
   const size = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
   return bytes.length - lead < size ? lead : bytes.length;
+}
+
+/**
+ * The error of a failed start. The runtimes report a missing `cwd` as a missing executable;
+ * this says which it was.
+ */
+function startError(job: PlannedJob, error: unknown): Error {
+  if (
+    error instanceof SpawnError && job.cwd !== undefined &&
+    (error.code === "ENOENT" || error.code === "ENOTDIR") && !isDirectory(job.cwd)
+  ) {
+    return new SpawnError(
+      error.command,
+      `Expected \`cwd\` to be a directory, but ${JSON.stringify(job.cwd)} is not one`,
+      { code: error.code, cause: error },
+    );
+  }
+  return error instanceof Error ? error : new Error(String(error), { cause: error });
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function succeeded(attempt: Attempt): boolean {
