@@ -1,9 +1,10 @@
 // @ts-check
 /**
- * `npm run bench`: runs `bench/run.ts` under Deno, Bun and Node 24 (the copies in
- * node_modules/.bin), one runtime after the other, and prints one table per runtime and a
- * summary of the targets. Part c (round-trip latency) runs in a separate process pinned to one
- * CPU with `taskset -c 0`.
+ * `npm run bench`: runs `bench/run.ts` (parts a to e) and `bench/processes.ts` (parts p1 to
+ * p3) under Deno, Bun and Node 24 (the copies in node_modules/.bin), one runtime after the
+ * other, and prints one table per runtime and a summary. Part c (round-trip latency) runs in a
+ * separate process pinned to one CPU with `taskset -c 0`; part p1 (the process round trip)
+ * runs unpinned with the other parts, and once more pinned.
  *
  * Plain JavaScript so that any Node, including the system's Node 20, can start it.
  *
@@ -11,8 +12,11 @@
  * npm run bench                       # everything, default sizes
  * npm run bench -- --quick            # smaller sizes
  * node bench/compare.mjs --runtimes deno,node --only a,c --cycles 200
+ * node bench/compare.mjs --only p1,p2,p3 --calls 1000      # processes.ts only
  * ```
- * Flags other than `--runtimes`, `--only` and `--no-pin` are passed on to `run.ts`.
+ * Flags other than `--runtimes`, `--only` and `--no-pin` are passed on: `--quick` and
+ * `--watchdog-ms` to both scripts, processes.ts's own sizes (`PROCESS_FLAGS`) to it, and the
+ * rest to `run.ts`.
  * The merged reports are saved to bench/results/ (git-ignored).
  *
  * @module
@@ -29,21 +33,47 @@ import { formatReport, formatValue, REPORT_MARKER } from "./_table.js";
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
-const RUN = join(BENCH, "run.ts");
 const BIN = join(ROOT, "node_modules", ".bin");
-const PARTS = ["a", "b", "c", "d", "e"];
-/** The latency part, run pinned to one CPU. */
-const PINNED_PART = "c";
-/** How long one `run.ts` process may take before it is killed. */
+
+/**
+ * The bench scripts, in the order they run. `pinned`: parts that run only in their own process
+ * under `taskset -c 0`; `alsoPinned`: parts that run with the others and once more pinned.
+ * `flags`: the size flags only this script takes (each followed by a value).
+ *
+ * @type {{ file: string, parts: string[], pinned: string[], alsoPinned: string[],
+ *   flags: string[] }[]}
+ */
+const SCRIPTS = [
+  {
+    file: join(BENCH, "run.ts"),
+    parts: ["a", "b", "c", "d", "e"],
+    pinned: ["c"],
+    alsoPinned: [],
+    flags: [],
+  },
+  {
+    file: join(BENCH, "processes.ts"),
+    parts: ["p1", "p2", "p3"],
+    pinned: [],
+    alsoPinned: ["p1"],
+    flags: ["--calls", "--warmup", "--rounds", "--pool-starts", "--map-items", "--map-reps"],
+  },
+];
+const PARTS = SCRIPTS.flatMap((s) => s.parts);
+const PROCESS_PARTS = SCRIPTS[1].parts;
+const PROCESS_FLAGS = SCRIPTS[1].flags;
+/** Flags every script takes. */
+const SHARED_FLAGS = ["--quick", "--watchdog-ms"];
+/** How long one bench script process may take before it is killed. */
 const RUN_LIMIT_MS = 20 * 60_000;
 /** How long a process may linger after printing its report before it counts as not exiting. */
 const EXIT_GRACE_MS = 15_000;
 
-/** @type {Record<string, string[]>} */
+/** @type {Record<string, (file: string) => string[]>} */
 const COMMANDS = {
-  deno: [join(BIN, "deno"), "run", "-A", RUN],
-  bun: [join(BIN, "bun"), RUN],
-  node: [join(BIN, "node"), RUN],
+  deno: (file) => [join(BIN, "deno"), "run", "-A", file],
+  bun: (file) => [join(BIN, "bun"), file],
+  node: (file) => [join(BIN, "node"), file],
 };
 
 function parseCommandLine() {
@@ -74,7 +104,7 @@ function parseCommandLine() {
   for (const p of parts) {
     if (!PARTS.includes(p)) {
       throw new RangeError(
-        `Expected \`--only\` to list parts from a to e, got ${JSON.stringify(p)}`,
+        `Expected \`--only\` to list parts among ${PARTS.join(", ")}, got ${JSON.stringify(p)}`,
       );
     }
   }
@@ -82,7 +112,33 @@ function parseCommandLine() {
 }
 
 /**
- * Runs one `run.ts` process and returns its report.
+ * The forwarded flags one script takes: the shared ones, and either processes.ts's own sizes
+ * (for processes.ts) or all the others (for run.ts).
+ *
+ * @param {string[]} forward
+ * @param {boolean} processes
+ * @returns {string[]}
+ */
+function flagsFor(forward, processes) {
+  /** @type {string[]} */
+  const out = [];
+  for (let i = 0; i < forward.length; i++) {
+    const arg = forward[i];
+    const name = arg.includes("=") ? arg.slice(0, arg.indexOf("=")) : arg;
+    // A flag without "=" takes the next argument as its value, unless it is a switch.
+    const next = !arg.includes("=") && name !== "--quick" && forward[i + 1] !== undefined &&
+        !forward[i + 1].startsWith("--")
+      ? [forward[++i]]
+      : [];
+    const mine = SHARED_FLAGS.includes(name) ||
+      (processes ? PROCESS_FLAGS.includes(name) : !PROCESS_FLAGS.includes(name));
+    if (mine) out.push(arg, ...next);
+  }
+  return out;
+}
+
+/**
+ * Runs one bench script process and returns its report.
  *
  * @param {string[]} command
  * @param {string} label
@@ -146,7 +202,8 @@ function hasTaskset() {
 }
 
 /**
- * Runs every part for one runtime: the pinned part in its own process.
+ * Runs every part for one runtime: per script, the unpinned parts in one process, then the
+ * pinned ones in another.
  *
  * @param {string} runtime
  * @param {{ parts: string[], pin: boolean, forward: string[] }} plan
@@ -154,32 +211,46 @@ function hasTaskset() {
  * @returns {Promise<{ report?: Report, problems: string[] }>}
  */
 async function runRuntime(runtime, plan, taskset) {
-  const base = [...COMMANDS[runtime], "--json", ...plan.forward];
-  const main = plan.parts.filter((p) => p !== PINNED_PART);
   /** @type {string[]} */
   const problems = [];
   /** @type {Report[]} */
   const reports = [];
   /** @type {string[]} */
   const pinNotes = [];
-  if (main.length > 0) {
-    const r = await runOnce([...base, "--only", main.join(",")], `${runtime} (parts ${main})`);
-    problems.push(...r.problems);
-    if (r.report) reports.push(r.report);
-  }
-  if (plan.parts.includes(PINNED_PART)) {
-    let command = [...base, "--only", PINNED_PART];
-    if (plan.pin && taskset !== undefined) {
-      command = [taskset, "-c", "0", ...command];
-      pinNotes.push("c: ran in its own process under `taskset -c 0` (one CPU)");
-    } else {
-      pinNotes.push(
-        plan.pin
-          ? "c: taskset not found, so part c ran NOT pinned to one CPU"
-          : "c: --no-pin given, so part c ran NOT pinned to one CPU",
-      );
+  const pinning = plan.pin && taskset !== undefined;
+  const why = plan.pin ? "taskset not found" : "--no-pin given";
+  for (const script of SCRIPTS) {
+    const wanted = script.parts.filter((p) => plan.parts.includes(p));
+    if (wanted.length === 0) continue;
+    const name = script.file.replace(BENCH + "/", "");
+    const base = [
+      ...COMMANDS[runtime](script.file),
+      "--json",
+      ...flagsFor(plan.forward, script === SCRIPTS[1]),
+    ];
+    const main = wanted.filter((p) => !script.pinned.includes(p));
+    const pinned = wanted.filter((p) => script.pinned.includes(p) || script.alsoPinned.includes(p));
+    if (main.length > 0) {
+      const r = await runOnce([...base, "--only", main.join(",")], `${runtime} ${name} (${main})`);
+      problems.push(...r.problems);
+      if (r.report) reports.push(r.report);
     }
-    const r = await runOnce(command, `${runtime} (part c)`);
+    const onlyPinned = pinned.filter((p) => script.pinned.includes(p));
+    const alsoPinned = pinned.filter((p) => script.alsoPinned.includes(p));
+    // Without taskset, a part that also ran unpinned is not run again.
+    const toRun = pinning ? pinned : onlyPinned;
+    if (!pinning && alsoPinned.length > 0) {
+      pinNotes.push(`${alsoPinned}: ${why}, so there is no pinned run`);
+    }
+    if (toRun.length === 0) continue;
+    let command = [...base, "--only", toRun.join(",")];
+    if (pinning) {
+      command = [/** @type {string} */ (taskset), "-c", "0", ...command];
+      pinNotes.push(`${toRun}: ran in its own process under \`taskset -c 0\` (one CPU)`);
+    } else {
+      pinNotes.push(`${toRun}: ${why}, so it ran NOT pinned to one CPU`);
+    }
+    const r = await runOnce(command, `${runtime} ${name} (${toRun}, pinned)`);
     problems.push(...r.problems);
     if (r.report) reports.push(r.report);
   }
@@ -187,7 +258,7 @@ async function runRuntime(runtime, plan, taskset) {
   /** @type {Report} */
   const merged = {
     runtime: reports[0].runtime,
-    cpus: reports[0].cpus,
+    cpus: Math.max(...reports.map((r) => r.cpus)),
     options: Object.assign({}, ...reports.map((r) => r.options)),
     figures: reports.flatMap((r) => r.figures)
       .sort((x, y) => PARTS.indexOf(x.part) - PARTS.indexOf(y.part)),
@@ -199,7 +270,8 @@ async function runRuntime(runtime, plan, taskset) {
 }
 
 /**
- * One line per targeted figure, one column per runtime.
+ * One line per targeted figure, and per ratio of the processes parts (which have no targets),
+ * one column per runtime.
  *
  * @param {Report[]} reports
  * @returns {string}
@@ -209,7 +281,8 @@ function summary(reports) {
   const byName = new Map();
   for (const r of reports) {
     for (const f of r.figures) {
-      if (f.target === undefined && f.name !== "FAILED") continue;
+      const info = PROCESS_PARTS.includes(f.part) && f.ratio !== undefined;
+      if (f.target === undefined && f.name !== "FAILED" && !info) continue;
       const key = `${f.part}  ${f.name}`;
       if (!byName.has(key)) byName.set(key, new Map());
       byName.get(key)?.set(r.runtime.name, f);
@@ -224,6 +297,10 @@ function summary(reports) {
       ...names.map((n) => {
         const f = cells.get(n);
         if (f === undefined) return "";
+        if (f.target === undefined && f.ratio !== undefined) {
+          return `${formatValue(f.value, f.unit)}, ${f.ratio.toFixed(2)}× ${f.ratioLabel ?? ""}`
+            .trimEnd();
+        }
         const shown = f.target?.on === "ratio" && f.ratio !== undefined
           ? `${f.ratio.toFixed(2)}×`
           : formatValue(f.value, f.unit);

@@ -18,8 +18,9 @@
  */
 
 import { readFileSync } from "node:fs";
+import { fail, parseBenchOptions, runParts } from "./_cli.ts";
+import type { BenchOptions, PartResult, SizeSpec } from "./_cli.ts";
 import process from "node:process";
-import { parseArgs } from "node:util";
 import { ParallelExecutor, tasks } from "../mod.ts";
 import { detect, liveThreadCount } from "../src/runtime/mod.ts";
 import * as work from "./work.ts";
@@ -41,8 +42,8 @@ import {
   WatchdogTimeout,
   withWatchdog,
 } from "./_stats.ts";
-import type { Figure, Report } from "./_table.js";
-import { formatReport, meets, REPORT_MARKER } from "./_table.js";
+import type { Figure } from "./_table.js";
+import { meets } from "./_table.js";
 
 const workTasks = tasks<typeof work>(new URL("./work.ts", import.meta.url));
 const jsTasks = tasks<typeof import("./work_js.js")>(new URL("./work_js.js", import.meta.url));
@@ -65,7 +66,7 @@ interface Sizes {
   watchdogMs: number;
 }
 
-const SIZES: Record<keyof Sizes, { flag: string; full: number; quick: number; help: string }> = {
+const SIZES: Record<keyof Sizes, SizeSpec> = {
   workers: { flag: "workers", full: 2, quick: 2, help: "maxWorkers for parts a, b, d, e" },
   cpuTasks: { flag: "cpu-tasks", full: 64, quick: 16, help: "a: ~20 ms tasks per map" },
   cpuReps: { flag: "cpu-reps", full: 5, quick: 1, help: "a: timed repetitions" },
@@ -77,89 +78,14 @@ const SIZES: Record<keyof Sizes, { flag: string; full: number; quick: number; he
   watchdogMs: { flag: "watchdog-ms", full: 10_000, quick: 10_000, help: "e: per-cycle limit" },
 };
 
-interface Options extends Sizes {
-  parts: Part[];
-  json: boolean;
-  quick: boolean;
-}
+type Options = BenchOptions<keyof Sizes, Part>;
 
 function parseOptions(argv: string[]): Options {
-  const sizeFlags = Object.fromEntries(
-    Object.values(SIZES).map((s) => [s.flag, { type: "string" as const }]),
-  );
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      quick: { type: "boolean" },
-      json: { type: "boolean" },
-      only: { type: "string" },
-      help: { type: "boolean", short: "h" },
-      ...sizeFlags,
-    },
-  });
-  const flags = values as Record<string, string | boolean | undefined>;
-  const env = detect().env;
-  if (flags.help === true) {
-    console.log(usage());
-    process.exit(0);
-  }
-  const quick = flags.quick === true || isTrue(env("FANOUT_BENCH_QUICK"));
-  const sizes = {} as Sizes;
-  for (const [key, spec] of Object.entries(SIZES) as [keyof Sizes, typeof SIZES.workers][]) {
-    const envName = `FANOUT_BENCH_${spec.flag.replaceAll("-", "_").toUpperCase()}`;
-    const raw = (flags[spec.flag] as string | undefined) ?? env(envName);
-    sizes[key] = raw === undefined ? (quick ? spec.quick : spec.full) : positiveInt(spec.flag, raw);
-  }
-  const only = (flags.only as string | undefined) ?? env("FANOUT_BENCH_ONLY");
-  const parts = only === undefined
-    ? [...PARTS]
-    : only.split(",").map((p) => p.trim()).filter(Boolean);
-  for (const p of parts) {
-    if (!(PARTS as readonly string[]).includes(p)) {
-      throw new RangeError(
-        `Expected \`--only\` to list parts from a to e, got ${JSON.stringify(p)}`,
-      );
-    }
-  }
-  return {
-    ...sizes,
-    parts: parts as Part[],
-    json: flags.json === true || isTrue(env("FANOUT_BENCH_JSON")),
-    quick,
-  };
-}
-
-function usage(): string {
-  const lines = Object.values(SIZES).map((s) =>
-    `  --${s.flag.padEnd(12)} ${s.help} (default ${s.full}, --quick ${s.quick})`
-  );
-  return [
-    "usage: <runtime> bench/run.ts [--quick] [--only a,b,c,d,e] [--json] [sizes]",
-    ...lines,
-    "Each flag can also be set as FANOUT_BENCH_<FLAG>, e.g. FANOUT_BENCH_CYCLES=200.",
-  ].join("\n");
-}
-
-function isTrue(value: string | undefined): boolean {
-  return value !== undefined && value !== "" && value !== "0" && value !== "false";
-}
-
-function positiveInt(name: string, raw: string): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new RangeError(
-      `Expected \`--${name}\` to be an integer from 1 and up, got ${JSON.stringify(raw)}`,
-    );
-  }
-  return n;
+  return parseBenchOptions(argv, "run.ts", PARTS, SIZES);
 }
 
 function log(message: string): void {
   console.error(`[bench ${detect().name}] ${message}`);
-}
-
-function fail(what: string): never {
-  throw new Error(`wrong result: ${what}`);
 }
 
 /** A figure with its target checked. */
@@ -687,7 +613,7 @@ async function partE(o: Options): Promise<{ figures: Figure[]; notes: string[] }
 
 // ---------------------------------------------------------------------------------------------
 
-const RUNNERS: Record<Part, (o: Options) => Promise<{ figures: Figure[]; notes: string[] }>> = {
+const RUNNERS: Record<Part, (o: Options) => Promise<PartResult>> = {
   a: partA,
   b: partB,
   c: partC,
@@ -697,62 +623,19 @@ const RUNNERS: Record<Part, (o: Options) => Promise<{ figures: Figure[]; notes: 
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  const info = detect();
-  const started = performance.now();
-  const report: Report = {
-    runtime: { name: info.name, version: info.version },
-    cpus: info.cpus,
-    options: {
-      quick: o.quick,
-      parts: o.parts.join(","),
-      workers: o.workers,
-      cpuTasks: o.cpuTasks,
-      cpuReps: o.cpuReps,
-      items: o.items,
-      itemReps: o.itemReps,
-      pings: o.pings,
-      starts: o.starts,
-      cycles: o.cycles,
-      watchdogMs: o.watchdogMs,
+  await runParts(
+    o,
+    RUNNERS,
+    {
+      sample: () => sampleCpu(readText),
+      describe: describeLoad,
     },
-    figures: [],
-    notes: [],
-    totalMs: 0,
-  };
-  for (const part of o.parts) {
-    const partStart = performance.now();
-    const load = sampleCpu(readText);
-    log(`part ${part}`);
-    try {
-      const { figures, notes } = await RUNNERS[part](o);
-      report.figures.push(...figures);
-      report.notes.push(...notes);
-    } catch (error) {
-      report.figures.push({
-        part,
-        name: "FAILED",
-        value: NaN,
-        unit: "count",
-        met: false,
-        note: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-      });
-      log(`part ${part} failed: ${error instanceof Error ? error.stack : error}`);
-    }
-    const took = `${((performance.now() - partStart) / 1000).toFixed(1)} s`;
-    const noise = describeLoad(load, sampleCpu(readText));
-    report.notes.push(`${part}: took ${took}; ${noise}`);
-    log(`part ${part} took ${took}; ${noise}`);
-  }
-  if (liveThreadCount() !== 0) {
-    report.notes.push(`${liveThreadCount()} worker thread(s) still alive at the end of the run`);
-  }
-  report.totalMs = performance.now() - started;
-  if (o.json) {
-    console.log(REPORT_MARKER);
-    console.log(JSON.stringify(report));
-  } else {
-    console.log(formatReport(report));
-  }
+    log,
+    () =>
+      liveThreadCount() === 0
+        ? []
+        : [`${liveThreadCount()} worker thread(s) still alive at the end of the run`],
+  );
 }
 
 await main();
