@@ -25,8 +25,10 @@
  * @module
  */
 
-import type { FromProcess, TaskSpec, ToProcess } from "../protocol.ts";
+import type { FromProcess, ToProcess } from "../protocol.ts";
 import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
+import type { Job as Job_ } from "./_jobs.ts";
+import { settleJob, startJob, TaskIds } from "./_jobs.ts";
 import type { ChildExit } from "../runtime/mod.ts";
 import { startWorkerProcess } from "../runtime/worker_process.ts";
 import type { WorkerProcess } from "../runtime/worker_process.ts";
@@ -53,17 +55,7 @@ export interface ProcessPoolOptions {
   maxMemoryMb?: number;
 }
 
-interface Job {
-  readonly request: ChunkRequest;
-  readonly taskId: number;
-  readonly resolve: (result: ChunkResult) => void;
-  readonly reject: (error: unknown) => void;
-  id: number;
-  worker: PoolProcess | undefined;
-  settled: boolean;
-  onAbort: (() => void) | undefined;
-  timer: ReturnType<typeof setTimeout> | undefined;
-}
+type Job = Job_<PoolProcess>;
 
 interface PoolProcess {
   /** Set once the process has started. */
@@ -86,8 +78,7 @@ export class ProcessPool implements Strategy {
   readonly #idle: PoolProcess[] = [];
   readonly #queue: Job[] = [];
   readonly #exiting = new Set<Promise<unknown>>();
-  readonly #taskIds = new Map<string, number>();
-  readonly #specIds = new WeakMap<TaskSpec, number>();
+  readonly #taskIds = new TaskIds();
   #starting = 0;
   #nextChunk = 1;
   #closed = false;
@@ -105,49 +96,19 @@ export class ProcessPool implements Strategy {
 
   run(request: ChunkRequest): Promise<ChunkResult> {
     if (this.#closed) return Promise.reject(new ExecutorClosedError());
-    const signal = request.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<ChunkResult>((resolve, reject) => {
-      const job: Job = {
-        request,
-        taskId: this.#taskId(request.task),
-        resolve,
-        reject,
-        id: 0,
-        worker: undefined,
-        settled: false,
-        onAbort: undefined,
-        timer: undefined,
-      };
-      if (signal !== undefined) {
-        job.onAbort = () => this.#abort(job);
-        signal.addEventListener("abort", job.onAbort, { once: true });
-      }
-      this.#queue.push(job);
-      this.#pump();
-    });
-  }
-
-  #taskId(task: TaskSpec): number {
-    let id = this.#specIds.get(task);
-    if (id !== undefined) return id;
-    const key = task.kind === "module" ? `m:${task.url}#${task.name}` : `f:${task.source}`;
-    id = this.#taskIds.get(key);
-    if (id === undefined) {
-      id = this.#taskIds.size + 1;
-      this.#taskIds.set(key, id);
-    }
-    this.#specIds.set(task, id);
-    return id;
+    return startJob<PoolProcess>(
+      request,
+      this.#taskIds.of(request.task),
+      (job) => this.#abort(job),
+      (job) => {
+        this.#queue.push(job);
+        this.#pump();
+      },
+    );
   }
 
   #settle(job: Job, error: unknown, result?: ChunkResult): void {
-    if (job.settled) return;
-    job.settled = true;
-    clearTimeout(job.timer);
-    if (job.onAbort !== undefined) job.request.signal?.removeEventListener("abort", job.onAbort);
-    if (result !== undefined) job.resolve(result);
-    else job.reject(error);
+    settleJob(job, error, result);
   }
 
   /** Hands queued jobs to idle processes, and starts processes for what is left. */

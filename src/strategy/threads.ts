@@ -25,13 +25,14 @@ import type {
   FromWorkerEvent,
   InitMessage,
   StartMessage,
-  TaskSpec,
   ToWorkerEvent,
   WorkerControl,
 } from "../protocol.ts";
 import { MS_OFFSET, Payload, Slot, SLOTS, STATE_BYTES } from "../protocol.ts";
 import type { ThreadExit, ThreadFactory, ThreadHandle } from "../runtime/mod.ts";
 import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
+import type { Job as Job_ } from "./_jobs.ts";
+import { settleJob, startJob, TaskIds } from "./_jobs.ts";
 import {
   ExecutorClosedError,
   TaskTimeoutError,
@@ -42,18 +43,7 @@ import { cloneError, inputCloneError, loadFailure, reviveError, taskFailure } fr
 
 const ENTRY = new URL("../worker/thread_entry.js", import.meta.url);
 
-interface Job {
-  readonly request: ChunkRequest;
-  readonly taskId: number;
-  readonly resolve: (result: ChunkResult) => void;
-  readonly reject: (error: unknown) => void;
-  /** Chunk id, set when the job is given to a worker. */
-  id: number;
-  worker: PoolWorker | undefined;
-  settled: boolean;
-  onAbort: (() => void) | undefined;
-  timer: ReturnType<typeof setTimeout> | undefined;
-}
+type Job = Job_<PoolWorker>;
 
 /** Options of the thread pool. */
 export interface ThreadPoolOptions {
@@ -88,8 +78,7 @@ export class ThreadPool implements Strategy {
   readonly #idle: PoolWorker[] = [];
   readonly #queue: Job[] = [];
   readonly #exiting = new Set<Promise<void>>();
-  readonly #taskIds = new Map<string, number>();
-  readonly #specIds = new WeakMap<TaskSpec, number>();
+  readonly #taskIds = new TaskIds();
   #starting = 0;
   #nextChunk = 1;
   #closed = false;
@@ -109,51 +98,19 @@ export class ThreadPool implements Strategy {
 
   run(request: ChunkRequest): Promise<ChunkResult> {
     if (this.#closed) return Promise.reject(new ExecutorClosedError());
-    const signal = request.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<ChunkResult>((resolve, reject) => {
-      const job: Job = {
-        request,
-        taskId: this.#taskId(request.task),
-        resolve,
-        reject,
-        id: 0,
-        worker: undefined,
-        settled: false,
-        onAbort: undefined,
-        timer: undefined,
-      };
-      if (signal !== undefined) {
-        job.onAbort = () => this.#abort(job);
-        signal.addEventListener("abort", job.onAbort, { once: true });
-      }
-      this.#queue.push(job);
-      this.#pump();
-    });
-  }
-
-  #taskId(task: TaskSpec): number {
-    // Specs are cached per task by the executor, so the object is the cheap key; the string
-    // key makes equal tasks from different call sites share one id.
-    let id = this.#specIds.get(task);
-    if (id !== undefined) return id;
-    const key = task.kind === "module" ? `m:${task.url}#${task.name}` : `f:${task.source}`;
-    id = this.#taskIds.get(key);
-    if (id === undefined) {
-      id = this.#taskIds.size + 1;
-      this.#taskIds.set(key, id);
-    }
-    this.#specIds.set(task, id);
-    return id;
+    return startJob<PoolWorker>(
+      request,
+      this.#taskIds.of(request.task),
+      (job) => this.#abort(job),
+      (job) => {
+        this.#queue.push(job);
+        this.#pump();
+      },
+    );
   }
 
   #settle(job: Job, error: unknown, result?: ChunkResult): void {
-    if (job.settled) return;
-    job.settled = true;
-    clearTimeout(job.timer);
-    if (job.onAbort !== undefined) job.request.signal?.removeEventListener("abort", job.onAbort);
-    if (result !== undefined) job.resolve(result);
-    else job.reject(error);
+    settleJob(job, error, result);
   }
 
   /** Hands queued jobs to idle workers, and starts workers for what is left. */
