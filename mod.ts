@@ -37,6 +37,7 @@ export type {
 } from "./src/task.ts";
 export {
   commandsAsCompleted,
+  JobHaltedError,
   JobKilledError,
   JobSkippedError,
   runCommands,

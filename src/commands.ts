@@ -185,6 +185,34 @@ export interface BatchResult {
 }
 
 /**
+ * A job that did not run to its end because an earlier failure halted the batch (`halt`):
+ * {@linkcode JobSkippedError} for one that never started, {@linkcode JobKilledError} for one
+ * that was killed. `haltedBy` is the index of the job whose failure did it.
+ */
+export class JobHaltedError extends Error {
+  static {
+    this.prototype.name = "JobHaltedError";
+  }
+  /** The job's position in the input. */
+  readonly index: number;
+  /** The position of the failed job that halted the batch. */
+  readonly haltedBy: number;
+
+  /**
+   * Creates a halted-job error.
+   *
+   * @param index The job's position.
+   * @param haltedBy The position of the job whose failure halted the batch.
+   * @param message What happened.
+   */
+  constructor(index: number, haltedBy: number, message: string) {
+    super(message);
+    this.index = index;
+    this.haltedBy = haltedBy;
+  }
+}
+
+/**
  * A job was not started because an earlier failure halted the batch (`halt: "soon"` or
  * `"now"`). `haltedBy` is the index of the job whose failure did it.
  *
@@ -204,26 +232,9 @@ export interface BatchResult {
  * assert.equal(skipped.attempts, 0);
  * ```
  */
-export class JobSkippedError extends Error {
+export class JobSkippedError extends JobHaltedError {
   static {
     this.prototype.name = "JobSkippedError";
-  }
-  /** The skipped job's position in the input. */
-  readonly index: number;
-  /** The position of the failed job that halted the batch. */
-  readonly haltedBy: number;
-
-  /**
-   * Creates a skipped-job error.
-   *
-   * @param index The skipped job's position.
-   * @param haltedBy The position of the job whose failure halted the batch.
-   * @param message What happened.
-   */
-  constructor(index: number, haltedBy: number, message: string) {
-    super(message);
-    this.index = index;
-    this.haltedBy = haltedBy;
   }
 }
 
@@ -246,26 +257,9 @@ export class JobSkippedError extends Error {
  * assert.equal(killed.signal, "SIGTERM");
  * ```
  */
-export class JobKilledError extends Error {
+export class JobKilledError extends JobHaltedError {
   static {
     this.prototype.name = "JobKilledError";
-  }
-  /** The killed job's position in the input. */
-  readonly index: number;
-  /** The position of the failed job that halted the batch. */
-  readonly haltedBy: number;
-
-  /**
-   * Creates a killed-job error.
-   *
-   * @param index The killed job's position.
-   * @param haltedBy The position of the job whose failure halted the batch.
-   * @param message What happened.
-   */
-  constructor(index: number, haltedBy: number, message: string) {
-    super(message);
-    this.index = index;
-    this.haltedBy = haltedBy;
   }
 }
 

@@ -10,6 +10,7 @@ import { it } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import { inspect } from "node:util";
+import { spawn } from "node:child_process";
 import { tasks } from "../mod.ts";
 import type { StrategyName } from "../mod.ts";
 import { detect, liveProcessPids, liveThreadCount } from "../src/runtime/mod.ts";
@@ -194,4 +195,50 @@ export function startedPids(b: Board): number[] {
 /** Describes an error for assertion messages. */
 export function show(error: unknown): string {
   return inspect(error, { depth: 4 });
+}
+
+/** How long a program started by {@linkcode runProgram} may run before it counts as hung. */
+export const PROGRAM_WATCHDOG_MS = 30_000;
+
+/** How a program started by {@linkcode runProgram} ended, and what it printed. */
+export interface ProgramResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  /** Whether the watchdog had to kill it. */
+  hung: boolean;
+}
+
+/**
+ * Runs `script` on the suite's runtime (`deno run <denoFlags>` on Deno) and collects its
+ * output; kills it, and says so, if it has not exited after {@linkcode PROGRAM_WATCHDOG_MS}.
+ */
+export function runProgram(
+  script: string,
+  args: string[],
+  denoFlags: string[] = ["-A"],
+): Promise<ProgramResult> {
+  const { name, execPath } = detect();
+  const argv = name === "deno" ? ["run", ...denoFlags, script, ...args] : [script, ...args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    let hung = false;
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const watchdog = setTimeout(() => {
+      hung = true;
+      child.kill("SIGKILL");
+    }, PROGRAM_WATCHDOG_MS);
+    child.on("error", (error) => {
+      clearTimeout(watchdog);
+      reject(error);
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(watchdog);
+      resolve({ code, signal, stdout, stderr, hung });
+    });
+  });
 }

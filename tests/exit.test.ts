@@ -5,62 +5,24 @@
 
 import { describe } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { detect } from "../src/runtime/mod.ts";
-import { test } from "./_helpers.ts";
+import { PROGRAM_WATCHDOG_MS, runProgram, test } from "./_helpers.ts";
+import type { ProgramResult } from "./_helpers.ts";
 
 const CHILD = fileURLToPath(new URL("./fixtures/child.ts", import.meta.url));
 /** How long a child may take before it counts as hung. Generous: it normally takes < 2 s. */
-const WATCHDOG_MS = 30_000;
-
-interface ChildResult {
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-  hung: boolean;
+/** Runs the child program in `mode`. */
+function runChild(mode: string, denoFlags = ["-A"]): Promise<ProgramResult> {
+  return runProgram(CHILD, [mode], denoFlags);
 }
 
-/** The command that runs `script` on the runtime the suite runs on. */
-function command(script: string, args: string[], denoFlags: string[]): [string, string[]] {
-  const { name, execPath } = detect();
-  return name === "deno"
-    ? [execPath, ["run", ...denoFlags, script, ...args]]
-    : [execPath, [script, ...args]];
-}
-
-/** Runs the child script; kills it (and says so) if it has not exited after the watchdog. */
-function runChild(mode: string, denoFlags = ["-A"]): Promise<ChildResult> {
-  const [cmd, args] = command(CHILD, [mode], denoFlags);
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    let hung = false;
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    const watchdog = setTimeout(() => {
-      hung = true;
-      child.kill("SIGKILL");
-    }, WATCHDOG_MS);
-    child.on("error", (error) => {
-      clearTimeout(watchdog);
-      reject(error);
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(watchdog);
-      resolve({ code, signal, stdout, stderr, hung });
-    });
-  });
-}
-
-function assertExitedCleanly(result: ChildResult, expected: unknown): void {
+function assertExitedCleanly(result: ProgramResult, expected: unknown): void {
   const report = `\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
   assert.equal(
     result.hung,
     false,
-    `the child did not exit by itself within ${WATCHDOG_MS} ms after disposing its executor${report}`,
+    `the child did not exit by itself within ${PROGRAM_WATCHDOG_MS} ms after disposing its executor${report}`,
   );
   assert.equal(
     result.code,

@@ -10,14 +10,22 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { ParallelExecutor, tasks, WorkerCrashedError } from "../mod.ts";
 import type { ExecutorOptions } from "../mod.ts";
-import { detect, liveProcessPids } from "../src/runtime/mod.ts";
+import { liveProcessPids } from "../src/runtime/mod.ts";
 import { isAlive, removeDir, tempDir, waitForPids, waitUntilGone } from "./fixtures/proc.ts";
-import { rejection, runtime, show, test, within } from "./_helpers.ts";
+import {
+  PROGRAM_WATCHDOG_MS,
+  rejection,
+  runProgram,
+  runtime,
+  show,
+  test,
+  within,
+} from "./_helpers.ts";
+import type { ProgramResult } from "./_helpers.ts";
 
 const proc = tasks<typeof import("./fixtures/proc.ts")>(
   new URL("./fixtures/proc.ts", import.meta.url),
@@ -361,42 +369,6 @@ describe("processes", () => {
 const CHILD = fileURLToPath(new URL("./fixtures/child.ts", import.meta.url));
 const PERM_PARENT = fileURLToPath(new URL("./fixtures/perm_parent.ts", import.meta.url));
 /** How long a program may take before it counts as hung. Generous: it normally takes < 2 s. */
-const WATCHDOG_MS = 30_000;
-
-interface ProgramResult {
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-  hung: boolean;
-}
-
-/** Runs `script` on the suite's runtime; kills it (and says so) after the watchdog. */
-function runProgram(script: string, args: string[], denoFlags: string[]): Promise<ProgramResult> {
-  const { name, execPath } = detect();
-  const argv = name === "deno" ? ["run", ...denoFlags, script, ...args] : [script, ...args];
-  return new Promise((resolve, reject) => {
-    const child = spawn(execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    let hung = false;
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    const watchdog = setTimeout(() => {
-      hung = true;
-      child.kill("SIGKILL");
-    }, WATCHDOG_MS);
-    child.on("error", (error) => {
-      clearTimeout(watchdog);
-      reject(error);
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(watchdog);
-      resolve({ code, signal, stdout, stderr, hung });
-    });
-  });
-}
-
 function report(result: ProgramResult): string {
   return `\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
 }
@@ -406,7 +378,7 @@ function resultOf(result: ProgramResult, marker: string): unknown {
   assert.equal(
     result.hung,
     false,
-    `the program did not exit within ${WATCHDOG_MS} ms${report(result)}`,
+    `the program did not exit within ${PROGRAM_WATCHDOG_MS} ms${report(result)}`,
   );
   assert.equal(
     result.code,
