@@ -1,9 +1,9 @@
 /**
  * fanout runs many independent pieces of work in parallel from TypeScript, the same way on
  * Deno, Bun and Node. One facade, {@linkcode ParallelExecutor}, maps work onto a strategy —
- * serial, or a pool of worker threads — keeps results in input order, cancels through
- * `AbortSignal`, disposes with `await using`, and never leaves a promise hanging when a
- * worker dies.
+ * serial, a pool of worker threads, or a pool of processes — keeps results in input order,
+ * shares large payloads instead of copying them per task, cancels through `AbortSignal`,
+ * disposes with `await using`, and never leaves a promise hanging when a worker dies.
  *
  * @example Map a module's export over inputs on threads
  * ```ts ignore
@@ -27,6 +27,8 @@ export type {
   SubmitOptions,
 } from "./src/executor.ts";
 export { tasks } from "./src/task.ts";
+export { sharedArray } from "./src/shared.ts";
+export type { Shared, SharedTypedArray, SharedValue, TypedArrayConstructor } from "./src/shared.ts";
 export type {
   ModuleTasks,
   Task,
@@ -53,6 +55,7 @@ export type {
 export {
   ExecutorClosedError,
   NotCloneableError,
+  SharedReleasedError,
   SpawnError,
   TaskError,
   TaskTimeoutError,

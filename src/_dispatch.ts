@@ -8,6 +8,9 @@
 
 import type { TaskSpec } from "./protocol.ts";
 import type { Strategy } from "./strategy/types.ts";
+
+/** What a dispatch needs of a strategy. */
+export type Runner = Pick<Strategy, "concurrency" | "run">;
 import { ChunkSizer } from "./chunking.ts";
 import { describe } from "./task.ts";
 
@@ -60,7 +63,7 @@ export class Dispatch {
   /** Whether it ended: finished, failed or cancelled. */
   stopped = false;
 
-  readonly #strategy: Strategy;
+  readonly #strategy: Runner;
   readonly #task: TaskSpec;
   readonly #source: Source;
   readonly #options: DispatchOptions;
@@ -80,7 +83,7 @@ export class Dispatch {
   /**
    * @throws {TypeError} If `items` is not iterable.
    */
-  constructor(strategy: Strategy, task: TaskSpec, items: unknown, options: DispatchOptions) {
+  constructor(strategy: Runner, task: TaskSpec, items: unknown, options: DispatchOptions) {
     this.#strategy = strategy;
     this.#task = task;
     this.#source = toSource(items);

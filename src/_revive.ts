@@ -6,7 +6,7 @@
  */
 
 import type { CloneFailure, WireError } from "./protocol.ts";
-import { NotCloneableError, TaskError } from "./errors.ts";
+import { NotCloneableError, SharedReleasedError, TaskError } from "./errors.ts";
 import { findUncloneable } from "./worker/run_task.js";
 
 type ErrorClass = new (message?: string, options?: { cause?: unknown }) => Error;
@@ -28,6 +28,12 @@ const BUILT_IN: Record<string, ErrorClass> = {
  */
 export function reviveError(wire: WireError): unknown {
   if (wire.thrown !== undefined) return wire.thrown.value;
+  if (wire.name === "SharedReleasedError" && typeof wire.props?.id === "number") {
+    // A task read a handle its worker had already dropped: the library's own class, as here.
+    const error = new SharedReleasedError(wire.props.id, wire.message);
+    if (wire.stack !== undefined) error.stack = wire.stack;
+    return error;
+  }
   const Class = BUILT_IN[wire.name] ?? Error;
   const error = new Class(wire.message);
   const name = wire.name === "Error" && wire.className !== undefined ? wire.className : wire.name;

@@ -201,3 +201,37 @@ export class NotCloneableError extends TypeError {
     this.path = path;
   }
 }
+
+/**
+ * A released `Shared` handle was used: its `value` was read, or it was put in a task
+ * input, after `release()` or after its executor closed.
+ *
+ * @example Reading a released handle
+ * ```ts
+ * import { ParallelExecutor, SharedReleasedError } from "@fanout/fanout";
+ * import assert from "node:assert/strict";
+ *
+ * await using ex = new ParallelExecutor({ strategy: "serial" });
+ * const handle = ex.share({ table: [1, 2, 3] });
+ * handle.release();
+ * assert.throws(() => handle.value, SharedReleasedError);
+ * ```
+ */
+export class SharedReleasedError extends Error {
+  static {
+    this.prototype.name = "SharedReleasedError";
+  }
+  /** Id of the released handle. */
+  readonly id: number;
+
+  /**
+   * Creates a released-handle error.
+   *
+   * @param id Id of the released handle.
+   * @param message What was attempted.
+   */
+  constructor(id: number, message: string) {
+    super(message);
+    this.id = id;
+  }
+}

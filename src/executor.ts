@@ -8,13 +8,16 @@
 import type { TaskFunction, TaskRef } from "./task.ts";
 import { describe, toTaskSpec } from "./task.ts";
 import type { TaskSpec } from "./protocol.ts";
-import type { Strategy, StrategyName } from "./strategy/types.ts";
+import type { ChunkRequest, ChunkResult, Strategy, StrategyName } from "./strategy/types.ts";
 import { SerialStrategy } from "./strategy/serial.ts";
 import { ThreadPool } from "./strategy/threads.ts";
 import { ProcessPool } from "./strategy/processes.ts";
 import { detect, threadFactory } from "./runtime/mod.ts";
 import process from "node:process";
 import { Dispatch } from "./_dispatch.ts";
+import type { Runner } from "./_dispatch.ts";
+import { SharedRegistry } from "./shared.ts";
+import type { Shared, SharedValue } from "./shared.ts";
 import { MAX_CHUNK } from "./chunking.ts";
 import { ExecutorClosedError } from "./errors.ts";
 
@@ -140,6 +143,8 @@ export class ParallelExecutor implements AsyncDisposable {
   readonly #timeoutMs: number | undefined;
   readonly #maxMemoryMb: number | undefined;
   #strategy: Strategy | undefined;
+  #runner: Runner | undefined;
+  readonly #shared = new SharedRegistry((id) => this.#strategy?.forget(id));
   readonly #specs = new WeakMap<object, TaskSpec>();
   #active = 0;
   #idle: (() => void) | undefined;
@@ -227,7 +232,7 @@ export class ParallelExecutor implements AsyncDisposable {
       );
       const signal = checkSignal(options.signal);
       const spec = this.#spec(task);
-      const strategy = this.#ensure();
+      const strategy = this.#ensureRunner();
       const parts: unknown[][] = [];
       let total = 0;
       const dispatch = new Dispatch(strategy, spec, items, {
@@ -320,7 +325,7 @@ export class ParallelExecutor implements AsyncDisposable {
       ordered: boolean;
     },
   ): AsyncGenerator<O, void, undefined> {
-    const strategy = this.#ensure();
+    const strategy = this.#ensureRunner();
     const ready = new Map<number, unknown[]>();
     let wake: (() => void) | undefined;
     const notify = (): void => {
@@ -398,7 +403,13 @@ export class ParallelExecutor implements AsyncDisposable {
       const signal = checkSignal(options.signal);
       const timeoutMs = this.#callTimeout(options.timeoutMs);
       const spec = this.#spec(task);
-      const run = this.#ensure().run({ task: spec, base: 0, items: [input], signal, timeoutMs });
+      const run = this.#ensureRunner().run({
+        task: spec,
+        base: 0,
+        items: [input],
+        signal,
+        timeoutMs,
+      });
       this.#begin();
       return run.then((result) => {
         this.#end();
@@ -413,6 +424,54 @@ export class ParallelExecutor implements AsyncDisposable {
   }
 
   /**
+   * Shares a value with this executor's workers, so that tasks can read it without it being
+   * copied for every task. Put the returned handle in task inputs (as the input, or anywhere
+   * inside one); a task reads the value as `handle.value`.
+   *
+   * - A typed array, DataView or ArrayBuffer moves into a `SharedArrayBuffer` once (no copy
+   *   if it is already there, e.g. from {@linkcode sharedArray}). Every thread then sees the
+   *   same memory: tasks can write results into disjoint ranges, and `Atomics` works. Read and
+   *   write it through `handle.value` (or the array you passed, if it was already shared).
+   * - Any other value is snapshot by structured clone now; later changes to the original are
+   *   not seen.
+   * - Each worker gets the value once, with the first task that needs it there; a task's
+   *   message carries only the handle's id. Processes cannot share memory, so there each
+   *   process gets one copy, and writes to it stay in that process.
+   *
+   * The value lives until `release()` (or `using`), or until the executor closes.
+   *
+   * @param value What to share.
+   * @returns A handle; its `value` is the shared value.
+   * @throws {NotCloneableError} If structured clone refuses the value (`path` says where).
+   * @throws {TypeError} If the value is, or holds, a Shared handle.
+   * @throws {ExecutorClosedError} If the executor is closed.
+   *
+   * @example Summing ranges of one large array
+   * ```ts
+   * import { ParallelExecutor } from "@fanout/fanout";
+   * import type { Shared } from "@fanout/fanout";
+   * import assert from "node:assert/strict";
+   *
+   * await using ex = new ParallelExecutor({ maxWorkers: 2 });
+   * using data = ex.share(Float64Array.from({ length: 1000 }, (_, i) => i));
+   * const sums = await ex.map(
+   *   (job: { data: Shared<Float64Array>; start: number; end: number }) => {
+   *     const values = job.data.value;
+   *     let sum = 0;
+   *     for (let i = job.start; i < job.end; i++) sum += values[i];
+   *     return sum;
+   *   },
+   *   [0, 250, 500, 750].map((start) => ({ data, start, end: start + 250 })),
+   * );
+   * assert.equal(sums.reduce((a, b) => a + b), 499500);
+   * ```
+   */
+  share<T>(value: T): Shared<SharedValue<T>> {
+    if (this.#closed) throw new ExecutorClosedError("Cannot share a value with a closed executor");
+    return this.#shared.share(value);
+  }
+
+  /**
    * Stops taking work, waits for running calls to finish, then stops every worker.
    * Idempotent: every call returns the same promise.
    *
@@ -422,6 +481,7 @@ export class ParallelExecutor implements AsyncDisposable {
     this.#closed = true;
     this.#closing ??= (async () => {
       if (this.#active > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
+      this.#shared.releaseAll();
       await this.#strategy?.close();
     })();
     return this.#closing;
@@ -441,6 +501,7 @@ export class ParallelExecutor implements AsyncDisposable {
         "The executor was terminated while this call was running",
       );
       for (const dispatch of this.#dispatches) dispatch.cancel(error, true);
+      this.#shared.releaseAll();
       await this.#strategy?.terminate();
     })();
     return this.#terminating;
@@ -449,6 +510,28 @@ export class ParallelExecutor implements AsyncDisposable {
   /** Same as `close()`, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** The strategy, with chunks that hold shared handles claiming them while they run. */
+  #ensureRunner(): Runner {
+    const strategy = this.#ensure();
+    this.#runner ??= {
+      concurrency: strategy.concurrency,
+      run: (request: ChunkRequest): Promise<ChunkResult> => {
+        let shared;
+        try {
+          shared = this.#shared.claim(request.base, request.items);
+        } catch (error) {
+          return Promise.reject(error);
+        }
+        if (shared === undefined) return strategy.run(request);
+        const run = strategy.run({ ...request, shared });
+        const unclaim = (): void => this.#shared.unclaim(shared);
+        run.then(unclaim, unclaim);
+        return run;
+      },
+    };
+    return this.#runner;
   }
 
   #ensure(): Strategy {

@@ -60,7 +60,23 @@ export type StartMessage =
   | { type: "exit"; code: number };
 
 /** Main → worker, on the events port. */
-export type ToWorkerEvent = { type: "cancel"; id: number };
+export type ToWorkerEvent =
+  | { type: "cancel"; id: number }
+  /** Shared values released by the parent: drop them. */
+  | { type: "release"; ids: number[] };
+
+/**
+ * A payload that carries shared values (`Shares.WRAPPED` in the header): the first chunk on a
+ * worker that needs a value brings it along, so it always arrives before the items using it.
+ */
+export interface WrappedPayload {
+  /** `[id, value]` of each shared value to keep. */
+  s: [number, unknown][] | undefined;
+  /** Ids of released values to forget first. */
+  f: number[] | undefined;
+  /** The payload proper. */
+  p: unknown;
+}
 
 /** Worker → main, on the events port. */
 export type FromWorkerEvent =
@@ -85,7 +101,7 @@ export interface WorkerControl {
 }
 
 // The constants live in a .js file so the worker can import them without type stripping.
-export { MS_OFFSET, Payload, Slot, SLOTS, STATE_BYTES } from "./worker/wire.js";
+export { MS_OFFSET, Payload, Shares, Slot, SLOTS, STATE_BYTES } from "./worker/wire.js";
 
 /**
  * Pool → worker process. A process gets whole messages (Node's and Bun's IPC channel, or
@@ -104,8 +120,14 @@ export type ToProcess =
     items: unknown[];
     /** Whether to measure the run time. */
     timed: boolean;
+    /** `[id, value]` of shared values the items need that this process does not hold yet. */
+    shares?: [number, unknown][];
+    /** Whether the items hold Shared handles to wire up. */
+    refs?: boolean;
   }
-  | { t: "cancel"; id: number };
+  | { t: "cancel"; id: number }
+  /** Shared values released by the parent: drop them. */
+  | { t: "release"; ids: number[] };
 
 /** Worker process → pool. `index` is the item that was running (-1 when none). */
 export type FromProcess =

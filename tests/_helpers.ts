@@ -44,7 +44,11 @@ const TEST_TIMEOUT_MS = 90_000;
  * @param fn The test; it must dispose every executor it creates (`await using`).
  * @param timeout Upper bound for the whole test.
  */
-export function test(name: string, fn: () => Promise<void>, timeout = TEST_TIMEOUT_MS): void {
+export function test(
+  name: string,
+  fn: () => void | Promise<void>,
+  timeout = TEST_TIMEOUT_MS,
+): void {
   it(name, { timeout }, async () => {
     const threadsBefore = liveThreadCount();
     const processesBefore = liveProcessPids();

@@ -29,6 +29,7 @@ import type { FromProcess, ToProcess } from "../protocol.ts";
 import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
 import type { Job as Job_ } from "./_jobs.ts";
 import { settleJob, startJob, TaskIds } from "./_jobs.ts";
+import { WorkerShares } from "./_shares.ts";
 import type { ChildExit } from "../runtime/mod.ts";
 import { startWorkerProcess } from "../runtime/worker_process.ts";
 import type { WorkerProcess } from "../runtime/worker_process.ts";
@@ -63,6 +64,7 @@ interface PoolProcess {
   ready: boolean;
   dead: boolean;
   readonly prepared: Set<number>;
+  readonly shares: WorkerShares;
   /** The job it is running; kept after a soft cancel until the process replies. */
   job: Job | undefined;
   /** What the process said about its own end, if anything. */
@@ -127,6 +129,7 @@ export class ProcessPool implements Strategy {
       ready: false,
       dead: false,
       prepared: new Set(),
+      shares: new WorkerShares(),
       job: undefined,
       last: undefined,
     };
@@ -204,9 +207,10 @@ export class ProcessPool implements Strategy {
     worker.job = job;
     job.worker = worker;
     job.id = this.#nextChunk++;
-    const { task, base, items, timed, timeoutMs } = job.request;
+    const { task, base, items, timed, timeoutMs, shared } = job.request;
     const first = !worker.prepared.has(job.taskId);
-    const message: ToProcess = {
+    const delivery = worker.shares.plan(shared);
+    const message: Extract<ToProcess, { t: "run" }> = {
       t: "run",
       id: job.id,
       task: job.taskId,
@@ -215,8 +219,11 @@ export class ProcessPool implements Strategy {
       items,
       timed: timed === true,
     };
+    if (shared !== undefined) message.refs = true;
+    if (delivery?.shares !== undefined) message.shares = delivery.shares;
     try {
       worker.proc!.send(message);
+      if (delivery !== undefined) worker.shares.sent(delivery);
     } catch (error) {
       worker.job = undefined;
       this.#settle(job, inputCloneError(base, items, error));
@@ -226,6 +233,13 @@ export class ProcessPool implements Strategy {
     if (first) worker.prepared.add(job.taskId);
     if (timeoutMs !== undefined) {
       job.timer = setTimeout(() => this.#timeout(job, timeoutMs), timeoutMs);
+    }
+  }
+
+  forget(id: number): void {
+    for (const worker of this.#workers) {
+      // One ordered channel: the release reaches the process before any later chunk.
+      if (worker.shares.drop(id, true)) this.#send(worker, { t: "release", ids: [id] });
     }
   }
 

@@ -70,6 +70,9 @@ export class SerialStrategy implements Strategy {
     return { values, ms: performance.now() - start };
   }
 
+  /** Nothing to do: tasks here read the caller's own handles. */
+  forget(_id: number): void {}
+
   /**
    * Awaits an async task, unless the call is aborted or the executor terminated first: the
    * task cannot be stopped (it shares this thread), but the call does not wait for it.

@@ -27,12 +27,14 @@ import type {
   StartMessage,
   ToWorkerEvent,
   WorkerControl,
+  WrappedPayload,
 } from "../protocol.ts";
-import { MS_OFFSET, Payload, Slot, SLOTS, STATE_BYTES } from "../protocol.ts";
+import { MS_OFFSET, Payload, Shares, Slot, SLOTS, STATE_BYTES } from "../protocol.ts";
 import type { ThreadExit, ThreadFactory, ThreadHandle } from "../runtime/mod.ts";
 import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
 import type { Job as Job_ } from "./_jobs.ts";
 import { settleJob, startJob, TaskIds } from "./_jobs.ts";
+import { WorkerShares } from "./_shares.ts";
 import {
   ExecutorClosedError,
   TaskTimeoutError,
@@ -63,6 +65,7 @@ interface PoolWorker {
   ports: MessagePort[];
   events: MessagePort | undefined;
   readonly prepared: Set<number>;
+  readonly shares: WorkerShares;
   /** The job it is running; kept after a cooperative cancel until the worker replies. */
   job: Job | undefined;
   fatal: unknown;
@@ -138,6 +141,7 @@ export class ThreadPool implements Strategy {
       ports: [],
       events: undefined,
       prepared: new Set(),
+      shares: new WorkerShares(),
       job: undefined,
       fatal: undefined,
     };
@@ -267,9 +271,10 @@ export class ThreadPool implements Strategy {
   }
 
   #post(worker: PoolWorker, job: Job): void {
-    const { base, items } = job.request;
+    const { base, items, shared } = job.request;
     const header = worker.header;
     const one = items.length === 1;
+    const delivery = worker.shares.plan(shared);
     // Plain stores: the postMessage below orders them before the worker reads them, and an
     // atomic store is a full fence on x86, four of them a visible part of a round trip.
     header[Slot.RUN_ID] = job.id;
@@ -277,8 +282,16 @@ export class ThreadPool implements Strategy {
     header[Slot.RUN_BASE] = base;
     header[Slot.RUN_PAYLOAD] = one ? Payload.ONE : Payload.MANY;
     header[Slot.RUN_TIMED] = job.request.timed ? 1 : 0;
+    header[Slot.RUN_SHARED] = (shared === undefined ? 0 : Shares.REFS) |
+      (delivery === undefined ? 0 : Shares.WRAPPED);
+    const payload = one ? items[0] : items;
     try {
-      worker.handle.postMessage(one ? items[0] : items);
+      if (delivery === undefined) worker.handle.postMessage(payload);
+      else {
+        const wrapped: WrappedPayload = { s: delivery.shares, f: delivery.forget, p: payload };
+        worker.handle.postMessage(wrapped);
+        worker.shares.sent(delivery);
+      }
     } catch (error) {
       worker.job = undefined;
       this.#settle(job, inputCloneError(base, items, error));
@@ -323,6 +336,15 @@ export class ThreadPool implements Strategy {
       Atomics.store(worker.header, Slot.CANCELLED, job.id);
       const cancel: ToWorkerEvent = { type: "cancel", id: job.id };
       worker.events?.postMessage(cancel);
+    }
+  }
+
+  forget(id: number): void {
+    const release: ToWorkerEvent = { type: "release", ids: [id] };
+    for (const worker of this.#workers) {
+      // At once, so idle workers free the memory; and with the next chunk, because the events
+      // port is not ordered with the payloads.
+      if (worker.shares.drop(id, false)) worker.events?.postMessage(release);
     }
   }
 

@@ -6,6 +6,7 @@
  */
 
 import type { TaskSpec } from "../protocol.ts";
+import type { SharedEntry } from "../shared.ts";
 
 /** Names of the strategies available to `ParallelExecutor`. */
 export type StrategyName = "serial" | "threads" | "processes";
@@ -36,6 +37,11 @@ export interface ChunkRequest {
    * with `TaskTimeoutError` and its worker is stopped where the runtime allows it.
    */
   timeoutMs?: number;
+  /**
+   * The shared values whose handles the items hold: a worker that lacks one gets it with this
+   * chunk. Absent when there are none.
+   */
+  shared?: readonly SharedEntry[];
 }
 
 /** What a finished chunk returns. */
@@ -54,6 +60,11 @@ export interface Strategy {
   readonly concurrency: number;
   /** Runs one chunk. Rejects with `TaskError`, `WorkerCrashedError`, `NotCloneableError` or the abort reason. */
   run(request: ChunkRequest): Promise<ChunkResult>;
+  /**
+   * Drops a released shared value from every worker that holds it. No chunk holding its handle
+   * is queued or running any more.
+   */
+  forget(id: number): void;
   /** Waits for running chunks, then releases every resource. Idempotent. */
   close(): Promise<void>;
   /** Rejects queued and running chunks with `ExecutorClosedError`, then releases everything. Idempotent. */

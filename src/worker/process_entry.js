@@ -22,6 +22,7 @@
 import process from "node:process";
 import { Chunk, findBadResult, loadTask, runItems, serializeError } from "./run_task.js";
 import { encodeFrame, FrameReader } from "./frames.js";
+import { attachRefs, forgetShares, receiveShares } from "./shared_refs.js";
 
 const scope = /** @type {any} */ (globalThis);
 const deno = scope.Deno;
@@ -117,7 +118,10 @@ function onMessage(message) {
     if (current?.id === message.id) current.abort();
     return;
   }
+  if (message.t === "release") return forgetShares(message.ids);
   const { id, task, spec, base, items, timed } = message;
+  if (message.shares !== undefined) receiveShares(message.shares, undefined);
+  if (message.refs) attachRefs(items);
   let loading = prepared.get(task);
   if (loading === undefined) {
     if (spec === undefined) throw new Error(`task ${task} was never sent to this process`);

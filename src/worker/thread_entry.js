@@ -10,12 +10,13 @@
  * @module
  */
 
-/** @import { FromWorkerEvent, InitMessage, StartMessage, TaskSpec, ToWorkerEvent } from "../protocol.ts" */
+/** @import { FromWorkerEvent, InitMessage, StartMessage, TaskSpec, ToWorkerEvent, WrappedPayload } from "../protocol.ts" */
 /** @import { TaskFn } from "./run_task.js" */
 
 import { expose } from "comlink";
 import { Chunk, findBadResult, loadTask, runItems, serializeError } from "./run_task.js";
-import { MS_OFFSET, Payload, Slot } from "./wire.js";
+import { MS_OFFSET, Payload, Shares, Slot } from "./wire.js";
+import { attachRefs, forgetShares, receiveShares } from "./shared_refs.js";
 
 const scope = /** @type {any} */ (globalThis);
 // Web workers (Deno, Bun) have `self.postMessage`; Node's worker_threads use `parentPort`.
@@ -163,7 +164,15 @@ function onPayload(payload) {
   const base = header[Slot.RUN_BASE];
   const one = header[Slot.RUN_PAYLOAD] === Payload.ONE;
   const timed = header[Slot.RUN_TIMED] === 1;
-  runChunk(id, fn, base, one ? [payload] : /** @type {unknown[]} */ (payload), one, timed);
+  const shared = header[Slot.RUN_SHARED];
+  if (shared & Shares.WRAPPED) {
+    const wrapped = /** @type {WrappedPayload} */ (payload);
+    receiveShares(wrapped.s, wrapped.f);
+    payload = wrapped.p;
+  }
+  const items = one ? [payload] : /** @type {unknown[]} */ (payload);
+  if (shared & Shares.REFS) attachRefs(items);
+  runChunk(id, fn, base, items, one, timed);
 }
 
 /** @param {InitMessage} message */
@@ -172,7 +181,9 @@ function init(message) {
   runMs = new Float64Array(message.state, MS_OFFSET, 1);
   events = message.events;
   events.onmessage = (/** @type {MessageEvent<ToWorkerEvent>} */ event) => {
-    if (event.data.type === "cancel" && current?.id === event.data.id) current.abort();
+    const message = event.data;
+    if (message.type === "release") forgetShares(message.ids);
+    else if (current?.id === message.id) current.abort();
   };
   expose({
     /**

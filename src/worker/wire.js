@@ -25,6 +25,8 @@ export const Slot = /** @type {const} */ ({
   DONE_PAYLOAD: 7,
   /** 1 when the pool wants the chunk's run time (for chunk sizing), 0 when not. */
   RUN_TIMED: 8,
+  /** `Shares` flags of the payload being posted to the worker; 0 when it has no handles. */
+  RUN_SHARED: 9,
 });
 
 /** Number of `Int32` slots in the header (even, so the `Float64` after them is aligned). */
@@ -40,4 +42,12 @@ export const Payload = /** @type {const} */ ({
   ONE: 1,
   /** An array with one item (or value) per item of the chunk. */
   MANY: 2,
+});
+
+/** Flags in `Slot.RUN_SHARED`. */
+export const Shares = /** @type {const} */ ({
+  /** The items hold Shared handles for the worker to wire up. */
+  REFS: 1,
+  /** The payload is a `WrappedPayload`: shared values to keep or forget, then the items. */
+  WRAPPED: 2,
 });

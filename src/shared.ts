@@ -1,0 +1,363 @@
+/**
+ * Shared payloads: a large value reaches every worker without being copied for every task.
+ *
+ * ```
+ * ex.share(value) ──► Shared handle (id) ── in task inputs, clones as { "fanout.shared": id }
+ *        │
+ *        ├─ typed array / buffer ─► moved into a SharedArrayBuffer once (threads see it, no copy)
+ *        └─ anything else ────────► a structured-clone snapshot, taken once
+ *
+ * chunk ──► claim(items): which handles it holds ──► pool: first chunk on a worker that lacks
+ *                                                    a value carries it; the worker keeps it
+ * release() ──► once no running chunk holds it ──► every worker that has it forgets it
+ * ```
+ *
+ * @module
+ */
+
+import { MARK, visitRefs } from "./worker/shared_refs.js";
+import { findUncloneable } from "./worker/run_task.js";
+import { NotCloneableError, SharedReleasedError } from "./errors.ts";
+import { describe } from "./task.ts";
+
+/**
+ * A handle on a value shared with an executor's workers, made by
+ * {@linkcode ParallelExecutor.prototype.share}. Put it in task inputs, as the input or anywhere
+ * inside one; the task reads the value as `handle.value`.
+ *
+ * On threads a typed array or buffer is the same memory in every thread, so writes to
+ * disjoint ranges are visible to the caller (and `Atomics` works on it). On processes each
+ * process gets one copy, so writes there stay in that process. Other values are a snapshot
+ * taken by `share()`, read-only by convention.
+ */
+export interface Shared<T> extends Disposable {
+  /**
+   * The value. Read it once per task (`const data = input.data.value`) rather than in a hot
+   * loop.
+   *
+   * @throws {SharedReleasedError} Once the handle was released and no running task holds it.
+   */
+  readonly value: T;
+  /** Whether the handle was released (or its executor closed). */
+  readonly released: boolean;
+  /**
+   * Frees the value in the executor and in every worker, once no running task uses it.
+   * Idempotent. Only the caller that shared it can release it; inside a task this throws.
+   */
+  release(): void;
+}
+
+/**
+ * What a shared value reads as: typed arrays and DataViews keep their type (now over shared
+ * memory), an ArrayBuffer becomes a SharedArrayBuffer, anything else is a snapshot of itself.
+ */
+export type SharedValue<T> = T extends ArrayBuffer ? SharedArrayBuffer : T;
+
+/** What a pool needs to deliver one shared value. */
+export interface SharedEntry {
+  readonly id: number;
+  /** The value to send to a worker that lacks it. */
+  readonly value: unknown;
+}
+
+interface State extends SharedEntry {
+  readonly owner: SharedRegistry;
+  value: unknown;
+  released: boolean;
+  /** Set once released and no chunk holds it any more: the value is gone. */
+  freed: boolean;
+  /** Chunks queued or running that hold the handle; freeing waits for them. */
+  busy: number;
+}
+
+/** Ids are unique in the process, so a handle can never be mistaken for another executor's. */
+let nextId = 1;
+let stateOf: (handle: SharedHandle<unknown>) => State;
+
+class SharedHandle<T> implements Shared<T> {
+  declare readonly [MARK]: number;
+  readonly #state: State;
+
+  static {
+    stateOf = (handle) => handle.#state;
+  }
+
+  constructor(state: State) {
+    this.#state = state;
+    // The one own enumerable property, so structured clone copies nothing but the id.
+    Object.defineProperty(this, MARK, { value: state.id, enumerable: true });
+  }
+
+  get value(): T {
+    const state = this.#state;
+    if (state.freed) throw released(state.id);
+    return state.value as T;
+  }
+
+  get released(): boolean {
+    return this.#state.released;
+  }
+
+  release(): void {
+    this.#state.owner.release(this.#state);
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+}
+
+/** The shared values of one executor. */
+export class SharedRegistry {
+  readonly #live = new Set<State>();
+  readonly #free: (id: number) => void;
+
+  /** @param free Tells the strategy to drop a value from its workers. */
+  constructor(free: (id: number) => void) {
+    this.#free = free;
+  }
+
+  /**
+   * Makes a handle: typed arrays and buffers move into shared memory (unless already there),
+   * other values are snapshot by structured clone.
+   *
+   * @throws {NotCloneableError} If structured clone refuses the value.
+   * @throws {TypeError} If the value is, or holds, a handle.
+   */
+  share<T>(value: T): Shared<SharedValue<T>> {
+    const state: State = {
+      id: nextId++,
+      owner: this,
+      value: toShared(value),
+      released: false,
+      freed: false,
+      busy: 0,
+    };
+    this.#live.add(state);
+    return new SharedHandle<SharedValue<T>>(state);
+  }
+
+  /**
+   * The handles inside a chunk's items, marked busy until `unclaim`; `undefined` when there
+   * are none (always, unless some handle was ever made in this process).
+   *
+   * @throws {SharedReleasedError} If an item holds a released handle.
+   * @throws {TypeError} If an item holds another executor's handle, or a copy of one.
+   */
+  claim(base: number, items: readonly unknown[]): SharedEntry[] | undefined {
+    if (nextId === 1) return undefined;
+    let found: State[] | undefined;
+    visitRefs(items, (ref, at) => {
+      const index = base + at;
+      if (!(ref instanceof SharedHandle)) {
+        throw new TypeError(
+          `Expected the input of task ${index} to hold Shared handles made by share(), got a ` +
+            `copy of handle ${ref[MARK]} (an object with a "${MARK}" key): pass the ` +
+            `handle itself`,
+        );
+      }
+      const state = stateOf(ref);
+      if (state.owner !== this) {
+        throw new TypeError(
+          `Expected the input of task ${index} to hold Shared handles of this executor, got ` +
+            `handle ${state.id}, shared by another executor`,
+        );
+      }
+      if (state.released) {
+        throw new SharedReleasedError(
+          state.id,
+          `Expected the input of task ${index} to hold live Shared handles, got handle ` +
+            `${state.id}, which was released`,
+        );
+      }
+      (found ??= []).push(state);
+    });
+    if (found !== undefined) { for (const state of found) state.busy++; }
+    return found;
+  }
+
+  /** The chunk that claimed `entries` settled. */
+  unclaim(entries: readonly SharedEntry[]): void {
+    for (const entry of entries as readonly State[]) {
+      if (--entry.busy === 0 && entry.released) this.#drop(entry);
+    }
+  }
+
+  /** Releases one handle: at once, or when the last chunk holding it settles. */
+  release(state: State): void {
+    if (state.released) return;
+    state.released = true;
+    this.#live.delete(state);
+    if (state.busy === 0) this.#drop(state);
+  }
+
+  /** Releases every handle (the executor is closing). */
+  releaseAll(): void {
+    for (const state of [...this.#live]) this.release(state);
+  }
+
+  #drop(state: State): void {
+    state.freed = true;
+    state.value = undefined;
+    this.#free(state.id);
+  }
+}
+
+/** The error for reading a released handle. */
+function released(id: number): SharedReleasedError {
+  return new SharedReleasedError(
+    id,
+    `Expected a live Shared handle, got handle ${id}, which was released (release() was ` +
+      `called, or its executor closed)`,
+  );
+}
+
+const TYPED_ARRAYS: Record<string, (buffer: SharedArrayBuffer, length: number) => unknown> = {};
+for (
+  const Type of [
+    Int8Array,
+    Uint8Array,
+    Uint8ClampedArray,
+    Int16Array,
+    Uint16Array,
+    Int32Array,
+    Uint32Array,
+    Float32Array,
+    Float64Array,
+    BigInt64Array,
+    BigUint64Array,
+  ]
+) {
+  const View = Type as unknown as new (b: ArrayBufferLike, o: number, l: number) => unknown;
+  TYPED_ARRAYS[Type.name] = (buffer, length) => new View(buffer, 0, length);
+}
+const Float16 =
+  (globalThis as { Float16Array?: new (b: ArrayBufferLike, o: number, l: number) => unknown })
+    .Float16Array;
+if (Float16 !== undefined) {
+  TYPED_ARRAYS.Float16Array = (buffer, length) => new Float16(buffer, 0, length);
+}
+
+/** A typed array, DataView or buffer over shared memory (copied once if it was not); else a snapshot. */
+function toShared(value: unknown): unknown {
+  if (value instanceof SharedArrayBuffer) return value;
+  if (value instanceof ArrayBuffer) return copyToShared(new Uint8Array(value)).buffer;
+  if (ArrayBuffer.isView(value)) {
+    if (value.buffer instanceof SharedArrayBuffer) return value;
+    const bytes = copyToShared(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+    if (value instanceof DataView) return new DataView(bytes.buffer);
+    const tag = Object.prototype.toString.call(value).slice(8, -1);
+    const make = TYPED_ARRAYS[tag];
+    if (make === undefined) {
+      throw new TypeError(`Expected a typed array, DataView or buffer to share, got a ${tag}`);
+    }
+    return make(bytes.buffer as SharedArrayBuffer, (value as unknown as { length: number }).length);
+  }
+  if (value instanceof SharedHandle) {
+    throw new TypeError(
+      `Expected a value to share, got Shared handle ${value[MARK]}, which is shared already`,
+    );
+  }
+  let snapshot: unknown;
+  try {
+    snapshot = structuredClone(value);
+  } catch (error) {
+    const found = findUncloneable(value, "value") ?? { path: "value", what: describe(value) };
+    throw new NotCloneableError(
+      -1,
+      found.path,
+      `Expected a value share() can clone, got ${found.what} at \`${found.path}\``,
+      { cause: error },
+    );
+  }
+  visitRefs([snapshot], (ref) => {
+    throw new TypeError(
+      `Expected a value to share without Shared handles inside, got handle ${
+        ref[MARK]
+      } inside it: pass the handles next to each other in the task input instead`,
+    );
+  });
+  return snapshot;
+}
+
+function copyToShared(bytes: Uint8Array): Uint8Array<SharedArrayBuffer> {
+  const copy = new Uint8Array(new SharedArrayBuffer(bytes.byteLength));
+  copy.set(bytes);
+  return copy;
+}
+
+/** A typed array class {@linkcode sharedArray} can allocate. */
+export type TypedArrayConstructor =
+  | Int8ArrayConstructor
+  | Uint8ArrayConstructor
+  | Uint8ClampedArrayConstructor
+  | Int16ArrayConstructor
+  | Uint16ArrayConstructor
+  | Int32ArrayConstructor
+  | Uint32ArrayConstructor
+  | Float32ArrayConstructor
+  | Float64ArrayConstructor
+  | BigInt64ArrayConstructor
+  | BigUint64ArrayConstructor;
+
+/** The array {@linkcode sharedArray} makes for the class `C`: its type, over shared memory. */
+export type SharedTypedArray<C extends TypedArrayConstructor> = C extends Int8ArrayConstructor
+  ? Int8Array<SharedArrayBuffer>
+  : C extends Uint8ArrayConstructor ? Uint8Array<SharedArrayBuffer>
+  : C extends Uint8ClampedArrayConstructor ? Uint8ClampedArray<SharedArrayBuffer>
+  : C extends Int16ArrayConstructor ? Int16Array<SharedArrayBuffer>
+  : C extends Uint16ArrayConstructor ? Uint16Array<SharedArrayBuffer>
+  : C extends Int32ArrayConstructor ? Int32Array<SharedArrayBuffer>
+  : C extends Uint32ArrayConstructor ? Uint32Array<SharedArrayBuffer>
+  : C extends Float32ArrayConstructor ? Float32Array<SharedArrayBuffer>
+  : C extends Float64ArrayConstructor ? Float64Array<SharedArrayBuffer>
+  : C extends BigInt64ArrayConstructor ? BigInt64Array<SharedArrayBuffer>
+  : C extends BigUint64ArrayConstructor ? BigUint64Array<SharedArrayBuffer>
+  : never;
+
+/**
+ * Allocates a typed array directly in shared memory, zero-filled. Share it with
+ * `ex.share(array)` (no copy is made), write it before or after, and let tasks write their
+ * results into disjoint ranges of it: on threads and serial the caller sees the writes.
+ *
+ * @param type The typed array class, e.g. `Float64Array`.
+ * @param length Number of elements.
+ * @returns A typed array of `type` over a new `SharedArrayBuffer`.
+ * @throws {TypeError} If `type` is not a typed array class.
+ * @throws {RangeError} If `length` is not an integer from 0 up.
+ *
+ * @example An output array tasks write into
+ * ```ts
+ * import { ParallelExecutor, sharedArray } from "@fanout/fanout";
+ * import type { Shared } from "@fanout/fanout";
+ * import assert from "node:assert/strict";
+ *
+ * await using ex = new ParallelExecutor({ strategy: "threads", maxWorkers: 2 });
+ * const out = sharedArray(Float64Array, 4);
+ * using handle = ex.share(out);
+ * await ex.map((job: { out: Shared<Float64Array>; i: number }) => {
+ *   job.out.value[job.i] = job.i * 10;
+ * }, [0, 1, 2, 3].map((i) => ({ out: handle, i })));
+ * assert.deepEqual([...out], [0, 10, 20, 30]);
+ * ```
+ */
+export function sharedArray<C extends TypedArrayConstructor>(
+  type: C,
+  length: number,
+): SharedTypedArray<C> {
+  if (
+    typeof type !== "function" || TYPED_ARRAYS[type.name] === undefined ||
+    (globalThis as Record<string, unknown>)[type.name] !== type
+  ) {
+    throw new TypeError(
+      `Expected \`type\` to be a typed array class such as Float64Array, got ${describe(type)}`,
+    );
+  }
+  if (typeof length !== "number" || !Number.isInteger(length) || length < 0) {
+    throw new (typeof length === "number" ? RangeError : TypeError)(
+      `Expected \`length\` to be an integer from 0 up, got ${describe(length)}`,
+    );
+  }
+  const buffer = new SharedArrayBuffer(length * type.BYTES_PER_ELEMENT);
+  return new (type as unknown as new (b: SharedArrayBuffer) => SharedTypedArray<C>)(buffer);
+}
