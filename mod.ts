@@ -4,6 +4,8 @@
  * serial, a pool of worker threads, or a pool of processes — keeps results in input order,
  * shares large payloads instead of copying them per task, cancels through `AbortSignal`,
  * disposes with `await using`, and never leaves a promise hanging when a worker dies.
+ * {@linkcode runParallel} merges keyed results in key order, and `ctx.seed` gives every task a
+ * reproducible seed, so a parallel run gives the serial answer bit for bit.
  *
  * @example Map a module's export over inputs on threads
  * ```ts ignore
@@ -28,6 +30,8 @@ export type {
 } from "./src/executor.ts";
 export { tasks } from "./src/task.ts";
 export { sharedArray } from "./src/shared.ts";
+export { call, KeyedTaskError, ParallelError, runParallel, seedFor } from "./src/deterministic.ts";
+export type { Call, OrderValue, RunParallelOptions, Thunk } from "./src/deterministic.ts";
 export type { Shared, SharedTypedArray, SharedValue, TypedArrayConstructor } from "./src/shared.ts";
 export type {
   ModuleTasks,

@@ -22,6 +22,8 @@ export interface DispatchOptions {
   chunkSize: number | "auto";
   /** Longest each task may run (chunks are then one item each). */
   timeoutMs?: number;
+  /** The call's base seed. */
+  seed?: bigint;
   /** Most items dispatched but not yet released by the consumer. */
   window: number;
   /** Receives each finished chunk; `seq` counts chunks in input order from 0. */
@@ -196,6 +198,7 @@ export class Dispatch {
       signal: this.#control.signal,
       hardStop: () => this.#hard,
       timeoutMs: this.#options.timeoutMs,
+      seed: this.#options.seed,
     }).then(
       (result) => {
         this.#inFlight--;

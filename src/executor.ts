@@ -17,6 +17,7 @@ import process from "node:process";
 import { Dispatch } from "./_dispatch.ts";
 import type { Runner } from "./_dispatch.ts";
 import { SharedRegistry } from "./shared.ts";
+import { toBaseSeed } from "./deterministic.ts";
 import type { Shared, SharedValue } from "./shared.ts";
 import { MAX_CHUNK } from "./chunking.ts";
 import { ExecutorClosedError } from "./errors.ts";
@@ -65,6 +66,14 @@ export interface ExecutorOptions {
    * @default {no cap}
    */
   maxMemoryMb?: number;
+  /**
+   * Base seed of each task's `ctx.seed`, which is mixed from it and the task's index by
+   * SplitMix64 (see `seedFor`): the same on every strategy, worker count and chunk size. An
+   * integer from 0 to 2^64 - 1, as a number or a bigint. Overridable per call.
+   *
+   * @default {0}
+   */
+  seed?: number | bigint;
 }
 
 /** Options of {@linkcode ParallelExecutor.prototype.map}. */
@@ -83,6 +92,12 @@ export interface MapOptions {
    * @default {the executor's `timeoutMs`}
    */
   timeoutMs?: number;
+  /**
+   * Base seed of this call's `ctx.seed` (see `ExecutorOptions.seed`).
+   *
+   * @default {the executor's `seed`}
+   */
+  seed?: number | bigint;
 }
 
 /** Options of {@linkcode ParallelExecutor.prototype.imap}. */
@@ -105,12 +120,25 @@ export interface SubmitOptions {
    * @default {the executor's `timeoutMs`}
    */
   timeoutMs?: number;
+  /**
+   * Base seed of the task's `ctx.seed`; a submitted task has index 0.
+   *
+   * @default {the executor's `seed`}
+   */
+  seed?: number | bigint;
 }
 
-const EXECUTOR_OPTIONS = ["strategy", "maxWorkers", "chunkSize", "timeoutMs", "maxMemoryMb"];
-const MAP_OPTIONS = ["signal", "chunkSize", "timeoutMs"];
-const IMAP_OPTIONS = ["signal", "chunkSize", "timeoutMs", "ordered"];
-const SUBMIT_OPTIONS = ["signal", "timeoutMs"];
+const EXECUTOR_OPTIONS = [
+  "strategy",
+  "maxWorkers",
+  "chunkSize",
+  "timeoutMs",
+  "maxMemoryMb",
+  "seed",
+];
+const MAP_OPTIONS = ["signal", "chunkSize", "timeoutMs", "seed"];
+const IMAP_OPTIONS = ["signal", "chunkSize", "timeoutMs", "ordered", "seed"];
+const SUBMIT_OPTIONS = ["signal", "timeoutMs", "seed"];
 const STRATEGIES: readonly StrategyName[] = ["serial", "threads", "processes"];
 
 /** Runtimes and strategies already warned that `maxMemoryMb` has no effect there. */
@@ -142,6 +170,7 @@ export class ParallelExecutor implements AsyncDisposable {
   readonly #chunkSize: number | "auto";
   readonly #timeoutMs: number | undefined;
   readonly #maxMemoryMb: number | undefined;
+  readonly #seed: bigint;
   #strategy: Strategy | undefined;
   #runner: Runner | undefined;
   readonly #shared = new SharedRegistry((id) => this.#strategy?.forget(id));
@@ -179,6 +208,7 @@ export class ParallelExecutor implements AsyncDisposable {
     this.#maxMemoryMb = options.maxMemoryMb === undefined
       ? undefined
       : checkCount("maxMemoryMb", options.maxMemoryMb);
+    this.#seed = options.seed === undefined ? 0n : toBaseSeed(options.seed);
   }
 
   /** The strategy this executor runs work with. */
@@ -231,6 +261,7 @@ export class ParallelExecutor implements AsyncDisposable {
         timeoutMs,
       );
       const signal = checkSignal(options.signal);
+      const seed = this.#callSeed(options.seed);
       const spec = this.#spec(task);
       const strategy = this.#ensureRunner();
       const parts: unknown[][] = [];
@@ -239,6 +270,7 @@ export class ParallelExecutor implements AsyncDisposable {
         signal,
         chunkSize,
         timeoutMs,
+        seed,
         window: Infinity,
         onChunk(seq, _base, values) {
           parts[seq] = values;
@@ -311,8 +343,9 @@ export class ParallelExecutor implements AsyncDisposable {
     if (typeof ordered !== "boolean") {
       throw new TypeError(`Expected \`ordered\` to be a boolean, got ${describe(ordered)}`);
     }
+    const seed = this.#callSeed(options.seed);
     const spec = this.#spec(task);
-    return this.#iterate<O>(spec, items, { signal, chunkSize, timeoutMs, ordered });
+    return this.#iterate<O>(spec, items, { signal, chunkSize, timeoutMs, ordered, seed });
   }
 
   async *#iterate<O>(
@@ -323,6 +356,7 @@ export class ParallelExecutor implements AsyncDisposable {
       chunkSize: number | "auto";
       timeoutMs: number | undefined;
       ordered: boolean;
+      seed: bigint;
     },
   ): AsyncGenerator<O, void, undefined> {
     const strategy = this.#ensureRunner();
@@ -338,6 +372,7 @@ export class ParallelExecutor implements AsyncDisposable {
       signal: options.signal,
       chunkSize: options.chunkSize,
       timeoutMs: options.timeoutMs,
+      seed: options.seed,
       window: strategy.concurrency *
         (options.chunkSize === "auto" ? MAX_CHUNK : options.chunkSize) * 2,
       onChunk(seq, _base, values) {
@@ -402,6 +437,7 @@ export class ParallelExecutor implements AsyncDisposable {
       checkKeys("options", options, SUBMIT_OPTIONS);
       const signal = checkSignal(options.signal);
       const timeoutMs = this.#callTimeout(options.timeoutMs);
+      const seed = this.#callSeed(options.seed);
       const spec = this.#spec(task);
       const run = this.#ensureRunner().run({
         task: spec,
@@ -409,6 +445,7 @@ export class ParallelExecutor implements AsyncDisposable {
         items: [input],
         signal,
         timeoutMs,
+        seed,
       });
       this.#begin();
       return run.then((result) => {
@@ -556,6 +593,11 @@ export class ParallelExecutor implements AsyncDisposable {
   /** A call's timeout: its own, else the executor's. */
   #callTimeout(value: unknown): number | undefined {
     return value === undefined ? this.#timeoutMs : checkTimeout(value);
+  }
+
+  /** A call's base seed: its own, else the executor's. */
+  #callSeed(value: unknown): bigint {
+    return value === undefined ? this.#seed : toBaseSeed(value);
   }
 
   #spec(task: unknown): TaskSpec {

@@ -124,6 +124,8 @@ export type ToProcess =
     shares?: [number, unknown][];
     /** Whether the items hold Shared handles to wire up. */
     refs?: boolean;
+    /** The call's base seed, when not 0. */
+    seed?: bigint;
   }
   | { t: "cancel"; id: number }
   /** Shared values released by the parent: drop them. */

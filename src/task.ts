@@ -19,6 +19,13 @@ export interface TaskContext {
    * memory, so it flips even while a synchronous loop never yields.
    */
   readonly signal: AbortSignal;
+  /**
+   * This task's seed, for a random generator of its own: an integer from 0 to 2^53 - 1, mixed
+   * from the call's base seed (the `seed` option) and `index` by SplitMix64. It depends on
+   * nothing else (not the strategy, the worker, the chunk size or the time), so a seeded run
+   * gives the same numbers every time. See `seedFor` for the formula.
+   */
+  readonly seed: number;
 }
 
 /** A function that can run as a task: `fn(input, ctx)`. */

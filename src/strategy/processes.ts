@@ -220,6 +220,7 @@ export class ProcessPool implements Strategy {
       timed: timed === true,
     };
     if (shared !== undefined) message.refs = true;
+    if (job.request.seed) message.seed = job.request.seed;
     if (delivery?.shares !== undefined) message.shares = delivery.shares;
     try {
       worker.proc!.send(message);

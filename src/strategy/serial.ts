@@ -9,6 +9,7 @@
 import type { TaskSpec } from "../protocol.ts";
 import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
 import { capturedName, loadTask } from "../worker/run_task.js";
+import { mixSeed } from "../worker/seed.js";
 import type { TaskFn } from "../worker/run_task.js";
 import { taskFailure } from "../_revive.ts";
 import { ExecutorClosedError, TaskTimeoutError } from "../errors.ts";
@@ -53,7 +54,7 @@ export class SerialStrategy implements Strategy {
         ? callSignal
         : AbortSignal.any([callSignal, deadline.signal]);
       try {
-        let value = fn(items[k], { index, signal });
+        let value = fn(items[k], new SerialContext(index, signal, request.seed ?? 0n));
         if (typeof (value as { then?: unknown } | null)?.then === "function") {
           value = await this.#await(value as PromiseLike<unknown>, signal);
         }
@@ -125,6 +126,23 @@ export class SerialStrategy implements Strategy {
     for (const reject of this.#waiting) reject(this.#terminated);
     this.#waiting.clear();
     return Promise.resolve();
+  }
+}
+
+/** What a task receives as `ctx` here; the seed is mixed on first use, like in a worker. */
+class SerialContext {
+  readonly index: number;
+  readonly signal: AbortSignal;
+  readonly #base: bigint;
+
+  constructor(index: number, signal: AbortSignal, base: bigint) {
+    this.index = index;
+    this.signal = signal;
+    this.#base = base;
+  }
+
+  get seed(): number {
+    return mixSeed(this.#base, BigInt(this.index));
   }
 }
 

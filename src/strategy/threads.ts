@@ -35,6 +35,7 @@ import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
 import type { Job as Job_ } from "./_jobs.ts";
 import { settleJob, startJob, TaskIds } from "./_jobs.ts";
 import { WorkerShares } from "./_shares.ts";
+import { seedWords } from "../worker/seed.js";
 import {
   ExecutorClosedError,
   TaskTimeoutError,
@@ -284,6 +285,9 @@ export class ThreadPool implements Strategy {
     header[Slot.RUN_TIMED] = job.request.timed ? 1 : 0;
     header[Slot.RUN_SHARED] = (shared === undefined ? 0 : Shares.REFS) |
       (delivery === undefined ? 0 : Shares.WRAPPED);
+    if (job.request.seed) {
+      [header[Slot.RUN_SEED_HIGH], header[Slot.RUN_SEED_LOW]] = seedWords(job.request.seed);
+    } else header[Slot.RUN_SEED_HIGH] = header[Slot.RUN_SEED_LOW] = 0;
     const payload = one ? items[0] : items;
     try {
       if (delivery === undefined) worker.handle.postMessage(payload);

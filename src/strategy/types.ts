@@ -42,6 +42,8 @@ export interface ChunkRequest {
    * chunk. Absent when there are none.
    */
   shared?: readonly SharedEntry[];
+  /** The call's base seed, from which each task's `ctx.seed` is mixed. Absent means 0. */
+  seed?: bigint;
 }
 
 /** What a finished chunk returns. */

@@ -119,7 +119,7 @@ function onMessage(message) {
     return;
   }
   if (message.t === "release") return forgetShares(message.ids);
-  const { id, task, spec, base, items, timed } = message;
+  const { id, task, spec, base, items, timed, seed } = message;
   if (message.shares !== undefined) receiveShares(message.shares, undefined);
   if (message.refs) attachRefs(items);
   let loading = prepared.get(task);
@@ -130,7 +130,7 @@ function onMessage(message) {
     loading.catch(() => prepared.delete(task));
   }
   loading.then(
-    (fn) => runChunk(id, fn, base, items, timed),
+    (fn) => runChunk(id, fn, base, items, timed, seed ?? 0n),
     (error) => send({ t: "fail", id, index: base, error: serializeError(error), load: true }),
   );
 }
@@ -141,9 +141,10 @@ function onMessage(message) {
  * @param {number} base
  * @param {unknown[]} items
  * @param {boolean} timed
+ * @param {bigint} seed
  */
-function runChunk(id, fn, base, items, timed) {
-  const chunk = new Chunk(id, () => cancelledId === id);
+function runChunk(id, fn, base, items, timed, seed) {
+  const chunk = new Chunk(id, () => cancelledId === id, seed);
   current = chunk;
   const start = timed ? performance.now() : 0;
   const end = () => {

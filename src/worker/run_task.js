@@ -10,7 +10,9 @@
 
 /** @import { TaskSpec, WireError } from "../protocol.ts" */
 
-/** @typedef {(input: unknown, ctx: { index: number, signal: AbortSignal }) => unknown} TaskFn */
+/** @typedef {(input: unknown, ctx: { index: number, signal: AbortSignal, seed: number }) => unknown} TaskFn */
+
+import { mixSeed } from "./seed.js";
 
 /**
  * Loads a task: imports its module and picks the export, or compiles inline source.
@@ -198,10 +200,12 @@ export class Chunk {
    * @param {number} id
    * @param {() => boolean} isCancelled Whether the pool cancelled this chunk; on threads it
    *   reads shared memory, so it answers even while the task never yields.
+   * @param {bigint} seed The call's base seed, from which each task's `ctx.seed` is mixed.
    */
-  constructor(id, isCancelled) {
+  constructor(id, isCancelled, seed) {
     this.id = id;
     this.isCancelled = isCancelled;
+    this.seed = seed;
     /** @type {AbortController | undefined} */
     this.controller = undefined;
   }
@@ -264,6 +268,11 @@ class Context {
   /** @returns {AbortSignal} */
   get signal() {
     return this.#chunk.signal;
+  }
+
+  /** @returns {number} Mixed on first use only: few tasks read it. */
+  get seed() {
+    return mixSeed(this.#chunk.seed, BigInt(this.index));
   }
 }
 

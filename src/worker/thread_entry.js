@@ -15,8 +15,9 @@
 
 import { expose } from "comlink";
 import { Chunk, findBadResult, loadTask, runItems, serializeError } from "./run_task.js";
-import { MS_OFFSET, Payload, Shares, Slot } from "./wire.js";
+import { MS_OFFSET, Payload, Shares, Slot, SLOTS } from "./wire.js";
 import { attachRefs, forgetShares, receiveShares } from "./shared_refs.js";
+import { seedFromWords } from "./seed.js";
 
 const scope = /** @type {any} */ (globalThis);
 // Web workers (Deno, Bun) have `self.postMessage`; Node's worker_threads use `parentPort`.
@@ -101,7 +102,7 @@ const prepared = new Map();
  * Shared header (see `Slot`); replaced by views on the pool's shared memory in `init`.
  * @type {Int32Array<ArrayBufferLike>}
  */
-let header = new Int32Array(8);
+let header = new Int32Array(SLOTS);
 /** @type {Float64Array<ArrayBufferLike>} */
 let runMs = new Float64Array(1);
 /** @type {Chunk | undefined} */
@@ -119,7 +120,13 @@ let current;
  * @param {boolean} timed Whether the pool wants the run time.
  */
 function runChunk(id, fn, base, items, one, timed) {
-  const chunk = new Chunk(id, () => Atomics.load(header, Slot.CANCELLED) === id);
+  const high = header[Slot.RUN_SEED_HIGH];
+  const low = header[Slot.RUN_SEED_LOW];
+  const chunk = new Chunk(
+    id,
+    () => Atomics.load(header, Slot.CANCELLED) === id,
+    high === 0 && low === 0 ? 0n : seedFromWords(high, low),
+  );
   current = chunk;
   const start = timed ? performance.now() : 0;
   runItems(fn, chunk, base, items, {
@@ -177,7 +184,7 @@ function onPayload(payload) {
 
 /** @param {InitMessage} message */
 function init(message) {
-  header = new Int32Array(message.state, 0, MS_OFFSET / Int32Array.BYTES_PER_ELEMENT);
+  header = new Int32Array(message.state, 0, SLOTS);
   runMs = new Float64Array(message.state, MS_OFFSET, 1);
   events = message.events;
   events.onmessage = (/** @type {MessageEvent<ToWorkerEvent>} */ event) => {

@@ -27,10 +27,14 @@ export const Slot = /** @type {const} */ ({
   RUN_TIMED: 8,
   /** `Shares` flags of the payload being posted to the worker; 0 when it has no handles. */
   RUN_SHARED: 9,
+  /** High 32 bits of the call's base seed (see seed.js). */
+  RUN_SEED_HIGH: 10,
+  /** Low 32 bits of the call's base seed. */
+  RUN_SEED_LOW: 11,
 });
 
 /** Number of `Int32` slots in the header (even, so the `Float64` after them is aligned). */
-export const SLOTS = 10;
+export const SLOTS = 12;
 /** Byte offset of the `Float64` holding the last chunk's run time in ms. */
 export const MS_OFFSET = SLOTS * Int32Array.BYTES_PER_ELEMENT;
 /** Bytes of shared state per worker. */
