@@ -31,7 +31,13 @@ export type {
 export { tasks } from "./src/task.ts";
 export { sharedArray } from "./src/shared.ts";
 export { call, KeyedTaskError, ParallelError, runParallel, seedFor } from "./src/deterministic.ts";
-export type { Call, OrderValue, RunParallelOptions, Thunk } from "./src/deterministic.ts";
+export type {
+  Call,
+  CallOptions,
+  OrderValue,
+  RunParallelOptions,
+  Thunk,
+} from "./src/deterministic.ts";
 export type { Shared, SharedTypedArray, SharedValue, TypedArrayConstructor } from "./src/shared.ts";
 export type {
   ModuleTasks,

@@ -35,6 +35,26 @@ export interface Call<R> {
   readonly task: TaskRef<unknown, R> | TaskFunction<unknown, R>;
   /** Its input. */
   readonly input: unknown;
+  /** Its options. */
+  readonly options: CallOptions;
+}
+
+/** Options of {@linkcode call}: those of `submit`, except `signal` (`runParallel` has one). */
+export interface CallOptions {
+  /**
+   * Base seed of the task's `ctx.seed` (it runs as index 0, so `ctx.seed` is
+   * `seedFor(seed, 0)`). Give every call its own, e.g. `seedFor(base, key)`: without it,
+   * every call of a run gets the executor's seed, hence the same `ctx.seed`.
+   *
+   * @default {the executor's `seed`}
+   */
+  seed?: number | bigint;
+  /**
+   * Longest the task may run, in ms.
+   *
+   * @default {the executor's `timeoutMs`}
+   */
+  timeoutMs?: number;
 }
 
 /** A value `orderKey` may return: numbers (and bigints), strings, or arrays of them compared element by element. */
@@ -80,6 +100,7 @@ const OPTIONS = ["maxWorkers", "mergeFn", "orderKey", "executor", "signal"];
  * One failed task of a {@linkcode runParallel}: its `key`, the thrown error's type
  * (`excType`, the error's `name`, or for a thrown non-error its `typeof`) and `message` (the
  * error's own message). `index` is the task's submit index; `cause` is the thrown value.
+ * See {@linkcode ParallelError} for an example.
  */
 export class KeyedTaskError<K = unknown> extends TaskError {
   static {
@@ -116,6 +137,24 @@ export class KeyedTaskError<K = unknown> extends TaskError {
  * Some tasks of a {@linkcode runParallel} failed. `errors` holds one {@linkcode KeyedTaskError}
  * per failed task, sorted like the results would have been (by `orderKey`, then submit
  * index), so a run gives the same list every time.
+ *
+ * @example The failures, in key order
+ * ```ts
+ * import { KeyedTaskError, ParallelError, runParallel } from "@fanout/fanout";
+ * import assert from "node:assert/strict";
+ *
+ * const error = await runParallel([
+ *   ["b", () => { throw new RangeError("b is too big"); }],
+ *   ["c", () => 3],
+ *   ["a", () => Promise.reject(new TypeError("a is no number"))],
+ * ]).catch((e) => e);
+ * assert.ok(error instanceof ParallelError);
+ * assert.ok(error.errors[0] instanceof KeyedTaskError);
+ * assert.deepEqual(
+ *   error.errors.map((e: KeyedTaskError) => [e.key, e.excType, e.message]),
+ *   [["a", "TypeError", "a is no number"], ["b", "RangeError", "b is too big"]],
+ * );
+ * ```
  */
 export class ParallelError<K = unknown> extends AggregateError {
   static {
@@ -144,10 +183,16 @@ export class ParallelError<K = unknown> extends AggregateError {
 class TaskCall<R> implements Call<R> {
   readonly task: TaskRef<unknown, R> | TaskFunction<unknown, R>;
   readonly input: unknown;
+  readonly options: CallOptions;
 
-  constructor(task: TaskRef<unknown, R> | TaskFunction<unknown, R>, input: unknown) {
+  constructor(
+    task: TaskRef<unknown, R> | TaskFunction<unknown, R>,
+    input: unknown,
+    options: CallOptions,
+  ) {
     this.task = task;
     this.input = input;
+    this.options = options;
     Object.freeze(this);
   }
 }
@@ -158,10 +203,42 @@ class TaskCall<R> implements Call<R> {
  *
  * @param task A task reference from `tasks()`, or a self-contained function.
  * @param input Its input.
+ * @param options `seed` and `timeoutMs`, as for `submit`.
  * @returns The call, to use in place of a thunk.
+ * @throws {TypeError} If `options` has an unknown key.
+ *
+ * @example Seeded calls on an executor, merged by key
+ * ```ts
+ * import { call, ParallelExecutor, runParallel, seedFor } from "@fanout/fanout";
+ * import assert from "node:assert/strict";
+ *
+ * await using ex = new ParallelExecutor({ strategy: "serial" });
+ * const keys = ["north", "south"];
+ * const seeds = await runParallel(
+ *   keys.map((key) => [key, call((_: null, ctx) => ctx.seed, null, { seed: seedFor(7, key) })]),
+ *   { executor: ex },
+ * );
+ * assert.deepEqual(seeds, keys.map((key) => [key, seedFor(seedFor(7, key), 0)]));
+ * ```
  */
-export function call<I, O>(task: TaskRef<I, O> | TaskFunction<I, O>, input: I): Call<O> {
-  return new TaskCall<O>(task as TaskRef<unknown, O> | TaskFunction<unknown, O>, input);
+export function call<I, O>(
+  task: TaskRef<I, O> | TaskFunction<I, O>,
+  input: I,
+  options: CallOptions = {},
+): Call<O> {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Expected \`options\` to be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== "seed" && key !== "timeoutMs") {
+      throw new TypeError(`Expected call() options among \`seed\`, \`timeoutMs\`, got \`${key}\``);
+    }
+  }
+  return new TaskCall<O>(
+    task as TaskRef<unknown, O> | TaskFunction<unknown, O>,
+    input,
+    { ...options },
+  );
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
@@ -280,8 +357,10 @@ function start<R>(
   executor: ParallelExecutor | undefined,
   signal: AbortSignal | undefined,
 ): Promise<unknown> {
-  if (task instanceof TaskCall) return executor!.submit(task.task, task.input, { signal });
   try {
+    if (task instanceof TaskCall) {
+      return executor!.submit(task.task, task.input, { ...task.options, signal });
+    }
     return Promise.resolve((task as Thunk<R>)());
   } catch (error) {
     return Promise.reject(error);

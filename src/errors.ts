@@ -182,9 +182,9 @@ export class NotCloneableError extends TypeError {
   static {
     this.prototype.name = "NotCloneableError";
   }
-  /** Position of the task whose input or result could not be cloned. */
+  /** Position of the task whose input or result could not be cloned; -1 when `share()` refused the value. */
   readonly index: number;
-  /** Where the offending part is, e.g. `input.callback` or `result[2]`. */
+  /** Where the offending part is, e.g. `input.callback`, `result[2]` or `value.render`. */
   readonly path: string;
 
   /**

@@ -18,7 +18,7 @@ import { Dispatch } from "./_dispatch.ts";
 import type { Runner } from "./_dispatch.ts";
 import { SharedRegistry } from "./shared.ts";
 import { toBaseSeed } from "./deterministic.ts";
-import type { Shared, SharedValue } from "./shared.ts";
+import type { CallPin, Shared, SharedValue } from "./shared.ts";
 import { MAX_CHUNK } from "./chunking.ts";
 import { ExecutorClosedError } from "./errors.ts";
 
@@ -172,7 +172,6 @@ export class ParallelExecutor implements AsyncDisposable {
   readonly #maxMemoryMb: number | undefined;
   readonly #seed: bigint;
   #strategy: Strategy | undefined;
-  #runner: Runner | undefined;
   readonly #shared = new SharedRegistry((id) => this.#strategy?.forget(id));
   readonly #specs = new WeakMap<object, TaskSpec>();
   #active = 0;
@@ -263,21 +262,27 @@ export class ParallelExecutor implements AsyncDisposable {
       const signal = checkSignal(options.signal);
       const seed = this.#callSeed(options.seed);
       const spec = this.#spec(task);
-      const strategy = this.#ensureRunner();
+      const strategy = this.#ensure();
       const parts: unknown[][] = [];
       let total = 0;
-      const dispatch = new Dispatch(strategy, spec, items, {
-        signal,
-        chunkSize,
-        timeoutMs,
-        seed,
-        window: Infinity,
-        onChunk(seq, _base, values) {
-          parts[seq] = values;
-          total += values.length;
-        },
-      });
-      this.#begin();
+      const pin = this.#begin();
+      let dispatch: Dispatch;
+      try {
+        dispatch = new Dispatch(this.#runner(strategy, pin), spec, items, {
+          signal,
+          chunkSize,
+          timeoutMs,
+          seed,
+          window: Infinity,
+          onChunk(seq, _base, values) {
+            parts[seq] = values;
+            total += values.length;
+          },
+        });
+      } catch (error) {
+        this.#end(pin);
+        throw error;
+      }
       return (async () => {
         this.#dispatches.add(dispatch);
         try {
@@ -285,7 +290,7 @@ export class ParallelExecutor implements AsyncDisposable {
           await dispatch.done;
         } finally {
           this.#dispatches.delete(dispatch);
-          this.#end();
+          this.#end(pin);
         }
         const results = new Array<O>(total);
         let at = 0;
@@ -359,7 +364,7 @@ export class ParallelExecutor implements AsyncDisposable {
       seed: bigint;
     },
   ): AsyncGenerator<O, void, undefined> {
-    const strategy = this.#ensureRunner();
+    const strategy = this.#ensure();
     const ready = new Map<number, unknown[]>();
     let wake: (() => void) | undefined;
     const notify = (): void => {
@@ -368,20 +373,26 @@ export class ParallelExecutor implements AsyncDisposable {
       resume?.();
     };
     let arrival = 0;
-    const dispatch = new Dispatch(strategy, spec, items, {
-      signal: options.signal,
-      chunkSize: options.chunkSize,
-      timeoutMs: options.timeoutMs,
-      seed: options.seed,
-      window: strategy.concurrency *
-        (options.chunkSize === "auto" ? MAX_CHUNK : options.chunkSize) * 2,
-      onChunk(seq, _base, values) {
-        ready.set(options.ordered ? seq : arrival++, values);
-        notify();
-      },
-      onSettled: notify,
-    });
-    this.#begin();
+    const pin = this.#begin();
+    let dispatch: Dispatch;
+    try {
+      dispatch = new Dispatch(this.#runner(strategy, pin), spec, items, {
+        signal: options.signal,
+        chunkSize: options.chunkSize,
+        timeoutMs: options.timeoutMs,
+        seed: options.seed,
+        window: strategy.concurrency *
+          (options.chunkSize === "auto" ? MAX_CHUNK : options.chunkSize) * 2,
+        onChunk(seq, _base, values) {
+          ready.set(options.ordered ? seq : arrival++, values);
+          notify();
+        },
+        onSettled: notify,
+      });
+    } catch (error) {
+      this.#end(pin);
+      throw error;
+    }
     this.#dispatches.add(dispatch);
     try {
       dispatch.start();
@@ -403,7 +414,7 @@ export class ParallelExecutor implements AsyncDisposable {
     } finally {
       dispatch.cancel(new ExecutorClosedError("The iterator was closed"), false);
       this.#dispatches.delete(dispatch);
-      this.#end();
+      this.#end(pin);
     }
   }
 
@@ -439,7 +450,9 @@ export class ParallelExecutor implements AsyncDisposable {
       const timeoutMs = this.#callTimeout(options.timeoutMs);
       const seed = this.#callSeed(options.seed);
       const spec = this.#spec(task);
-      const run = this.#ensureRunner().run({
+      const strategy = this.#ensure();
+      const pin = this.#begin();
+      const run = this.#runner(strategy, pin).run({
         task: spec,
         base: 0,
         items: [input],
@@ -447,12 +460,11 @@ export class ParallelExecutor implements AsyncDisposable {
         timeoutMs,
         seed,
       });
-      this.#begin();
       return run.then((result) => {
-        this.#end();
+        this.#end(pin);
         return result.values[0] as O;
       }, (error: unknown) => {
-        this.#end();
+        this.#end(pin);
         throw error;
       });
     } catch (error) {
@@ -465,7 +477,7 @@ export class ParallelExecutor implements AsyncDisposable {
    * copied for every task. Put the returned handle in task inputs (as the input, or anywhere
    * inside one); a task reads the value as `handle.value`.
    *
-   * - A typed array, DataView or ArrayBuffer moves into a `SharedArrayBuffer` once (no copy
+   * - A typed array, DataView or ArrayBuffer is copied into a `SharedArrayBuffer` once (no copy
    *   if it is already there, e.g. from {@linkcode sharedArray}). Every thread then sees the
    *   same memory: tasks can write results into disjoint ranges, and `Atomics` works. Read and
    *   write it through `handle.value` (or the array you passed, if it was already shared).
@@ -549,15 +561,14 @@ export class ParallelExecutor implements AsyncDisposable {
     return this.close();
   }
 
-  /** The strategy, with chunks that hold shared handles claiming them while they run. */
-  #ensureRunner(): Runner {
-    const strategy = this.#ensure();
-    this.#runner ??= {
+  /** One call's way to the strategy: chunks that hold shared handles claim them while they run. */
+  #runner(strategy: Strategy, pin: CallPin): Runner {
+    return {
       concurrency: strategy.concurrency,
       run: (request: ChunkRequest): Promise<ChunkResult> => {
         let shared;
         try {
-          shared = this.#shared.claim(request.base, request.items);
+          shared = this.#shared.claim(pin, request.base, request.items);
         } catch (error) {
           return Promise.reject(error);
         }
@@ -568,7 +579,6 @@ export class ParallelExecutor implements AsyncDisposable {
         return run;
       },
     };
-    return this.#runner;
   }
 
   #ensure(): Strategy {
@@ -612,13 +622,15 @@ export class ParallelExecutor implements AsyncDisposable {
     return toTaskSpec(task);
   }
 
-  /** A call started: `close()` waits for it. */
-  #begin(): void {
+  /** A call started: `close()` waits for it, and handles released meanwhile stay usable by it. */
+  #begin(): CallPin {
     this.#active++;
+    return this.#shared.begin();
   }
 
   /** A call settled. */
-  #end(): void {
+  #end(pin: CallPin): void {
+    this.#shared.end(pin);
     if (--this.#active === 0 && this.#idle !== undefined) {
       const resolve = this.#idle;
       this.#idle = undefined;

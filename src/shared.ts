@@ -4,7 +4,7 @@
  * ```
  * ex.share(value) ──► Shared handle (id) ── in task inputs, clones as { "fanout.shared": id }
  *        │
- *        ├─ typed array / buffer ─► moved into a SharedArrayBuffer once (threads see it, no copy)
+ *        ├─ typed array / buffer ─► copied into a SharedArrayBuffer once (threads see it, no copy)
  *        └─ anything else ────────► a structured-clone snapshot, taken once
  *
  * chunk ──► claim(items): which handles it holds ──► pool: first chunk on a worker that lacks
@@ -27,8 +27,9 @@ import { describe } from "./task.ts";
  *
  * On threads a typed array or buffer is the same memory in every thread, so writes to
  * disjoint ranges are visible to the caller (and `Atomics` works on it). On processes each
- * process gets one copy, so writes there stay in that process. Other values are a snapshot
- * taken by `share()`, read-only by convention.
+ * process gets one copy (again in a `SharedArrayBuffer`), so writes there stay in that
+ * process. Other values are a snapshot taken by `share()`: treat it as read-only, since each
+ * thread or process has its own copy. A task should not return a handle.
  */
 export interface Shared<T> extends Disposable {
   /**
@@ -41,8 +42,9 @@ export interface Shared<T> extends Disposable {
   /** Whether the handle was released (or its executor closed). */
   readonly released: boolean;
   /**
-   * Frees the value in the executor and in every worker, once no running task uses it.
-   * Idempotent. Only the caller that shared it can release it; inside a task this throws.
+   * Frees the value in the executor and in every worker, once no running task uses it and
+   * every call begun before the release has ended. Idempotent. Only the caller that shared it
+   * can release it: inside a task on threads or processes this throws a `TypeError`.
    */
   release(): void;
 }
@@ -64,14 +66,24 @@ interface State extends SharedEntry {
   readonly owner: SharedRegistry;
   value: unknown;
   released: boolean;
-  /** Set once released and no chunk holds it any more: the value is gone. */
+  /** The registry's release count once this handle was released: calls begun before may use it. */
+  releasedAt: number;
+  /** Set once released and nothing can use it any more: the value is gone. */
   freed: boolean;
   /** Chunks queued or running that hold the handle; freeing waits for them. */
   busy: number;
 }
 
+/** A call in progress. Handles released after it began stay usable by it until it ends. */
+export interface CallPin {
+  /** The registry's release count when the call began. */
+  readonly epoch: number;
+}
+
 /** Ids are unique in the process, so a handle can never be mistaken for another executor's. */
 let nextId = 1;
+/** Handles of every executor in this process not freed yet: while any is, all inputs are searched. */
+let unfreed = 0;
 let stateOf: (handle: SharedHandle<unknown>) => State;
 
 class SharedHandle<T> implements Shared<T> {
@@ -107,10 +119,21 @@ class SharedHandle<T> implements Shared<T> {
   }
 }
 
-/** The shared values of one executor. */
+/**
+ * The shared values of one executor. A released value is freed once no chunk holds it and
+ * every call that began before the release has ended: a call cuts its input into chunks
+ * lazily, so chunks it has not cut yet may still name the handle.
+ */
 export class SharedRegistry {
   readonly #live = new Set<State>();
+  /** Released but not freed yet. */
+  readonly #pending = new Set<State>();
+  readonly #calls = new Set<CallPin>();
   readonly #free: (id: number) => void;
+  /** How many handles were released so far. */
+  #epoch = 0;
+  /** Whether any handle was ever made here: until then inputs are not searched for handles. */
+  #made = false;
 
   /** @param free Tells the strategy to drop a value from its workers. */
   constructor(free: (id: number) => void) {
@@ -118,8 +141,8 @@ export class SharedRegistry {
   }
 
   /**
-   * Makes a handle: typed arrays and buffers move into shared memory (unless already there),
-   * other values are snapshot by structured clone.
+   * Makes a handle: typed arrays and buffers are copied into shared memory (unless already
+   * there), other values are snapshot by structured clone.
    *
    * @throws {NotCloneableError} If structured clone refuses the value.
    * @throws {TypeError} If the value is, or holds, a handle.
@@ -130,22 +153,40 @@ export class SharedRegistry {
       owner: this,
       value: toShared(value),
       released: false,
+      releasedAt: Infinity,
       freed: false,
       busy: 0,
     };
+    this.#made = true;
+    unfreed++;
     this.#live.add(state);
     return new SharedHandle<SharedValue<T>>(state);
   }
 
+  /** A call begins; `end(pin)` when it has settled. */
+  begin(): CallPin {
+    const pin = { epoch: this.#epoch };
+    this.#calls.add(pin);
+    return pin;
+  }
+
+  /** A call ended: values released while it ran may be freed now. */
+  end(pin: CallPin): void {
+    this.#calls.delete(pin);
+    for (const state of this.#pending) this.#tryFree(state);
+  }
+
   /**
    * The handles inside a chunk's items, marked busy until `unclaim`; `undefined` when there
-   * are none (always, unless some handle was ever made in this process).
+   * are none. Inputs are only searched once this executor has made a handle, or while another
+   * executor's handle is alive, so programs that never share pay nothing for it.
    *
-   * @throws {SharedReleasedError} If an item holds a released handle.
+   * @throws {SharedReleasedError} If an item holds a handle released before the call began.
    * @throws {TypeError} If an item holds another executor's handle, or a copy of one.
    */
-  claim(base: number, items: readonly unknown[]): SharedEntry[] | undefined {
-    if (nextId === 1) return undefined;
+  claim(pin: CallPin, base: number, items: readonly unknown[]): SharedEntry[] | undefined {
+    // An executor that never shared still looks while another's handle could be in its input.
+    if (!this.#made && unfreed === 0) return undefined;
     let found: State[] | undefined;
     visitRefs(items, (ref, at) => {
       const index = base + at;
@@ -163,11 +204,11 @@ export class SharedRegistry {
             `handle ${state.id}, shared by another executor`,
         );
       }
-      if (state.released) {
+      if (state.freed || pin.epoch >= state.releasedAt) {
         throw new SharedReleasedError(
           state.id,
           `Expected the input of task ${index} to hold live Shared handles, got handle ` +
-            `${state.id}, which was released`,
+            `${state.id}, which was released before the call began`,
         );
       }
       (found ??= []).push(state);
@@ -179,24 +220,39 @@ export class SharedRegistry {
   /** The chunk that claimed `entries` settled. */
   unclaim(entries: readonly SharedEntry[]): void {
     for (const entry of entries as readonly State[]) {
-      if (--entry.busy === 0 && entry.released) this.#drop(entry);
+      entry.busy--;
+      if (entry.released) this.#tryFree(entry);
     }
   }
 
-  /** Releases one handle: at once, or when the last chunk holding it settles. */
+  /** Releases one handle: freed at once, or once nothing can use it any more. */
   release(state: State): void {
     if (state.released) return;
     state.released = true;
+    state.releasedAt = ++this.#epoch;
     this.#live.delete(state);
-    if (state.busy === 0) this.#drop(state);
+    this.#pending.add(state);
+    this.#tryFree(state);
   }
 
-  /** Releases every handle (the executor is closing). */
+  /**
+   * Releases every handle, for `close()` (no call is left then) or `terminate()` (calls are
+   * being cancelled; their values go now).
+   */
   releaseAll(): void {
     for (const state of [...this.#live]) this.release(state);
+    for (const state of [...this.#pending]) this.#drop(state);
+  }
+
+  #tryFree(state: State): void {
+    if (state.freed || state.busy > 0) return;
+    for (const call of this.#calls) if (call.epoch < state.releasedAt) return;
+    this.#drop(state);
   }
 
   #drop(state: State): void {
+    this.#pending.delete(state);
+    unfreed--;
     state.freed = true;
     state.value = undefined;
     this.#free(state.id);

@@ -280,6 +280,26 @@ describe("runParallel", () => {
     });
   }
 
+  test("call() takes a seed, so calls need not share the executor's", async () => {
+    await using ex = new ParallelExecutor({ strategy: "threads", maxWorkers: 2, seed: 5 });
+    const keys = ["a", "b", "c"];
+    const own = await runParallel(
+      keys.map((key) => [key, call(seeded.seedOf, null, { seed: seedFor(11, key) })]),
+      { executor: ex, mergeFn: (pairs) => pairs.map(([, seed]) => seed) },
+    );
+    assert.deepEqual(own, keys.map((key) => seedFor(seedFor(11, key), 0)));
+    assert.equal(new Set(own).size, 3);
+    const shared = await runParallel(keys.map((key) => [key, call(seeded.seedOf, null)]), {
+      executor: ex,
+      mergeFn: (pairs) => pairs.map(([, seed]) => seed),
+    });
+    assert.deepEqual(shared, Array(3).fill(seedFor(5, 0)), "without one, each is index 0");
+    assert.throws(() => call(seeded.seedOf, null, { signal: undefined } as never), {
+      name: "TypeError",
+      message: /got `signal`/,
+    });
+  });
+
   test("a closed executor is refused before anything runs", async () => {
     const ex = new ParallelExecutor({ strategy: "serial" });
     await ex.close();

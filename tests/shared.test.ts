@@ -199,6 +199,48 @@ for (const strategy of STRATEGIES) {
       assert.ok(await rejection(ex.submit(shared.lengthOf, handle)) instanceof SharedReleasedError);
     });
 
+    test("release() during a call lets that call finish, items not read yet included", async () => {
+      await using ex = new ParallelExecutor(options);
+      const values = data(10_000);
+      const parts = ranges(values.length, 20);
+      const handle = ex.share(values);
+      // Chunks are cut lazily, one per worker at a time: most items are not read yet here.
+      const call = ex.map(shared.rangeSum, parts.map((r) => ({ data: handle, ...r })), {
+        chunkSize: 1,
+      });
+      handle.release();
+      assert.deepEqual(await call, serialSums(values, parts));
+      assert.throws(() => handle.value, SharedReleasedError, "freed once the call ended");
+      const late = await rejection(ex.submit(shared.lengthOf, handle as never));
+      assert.ok(late instanceof SharedReleasedError, show(late));
+      assert.match(late.message, /released before the call began/);
+
+      const sumWith = (x: Float64Array): Promise<number[]> => {
+        using scoped = ex.share(x);
+        return ex.map(shared.rangeSum, parts.map((r) => ({ data: scoped, ...r })));
+      };
+      assert.deepEqual(await sumWith(values), serialSums(values, parts));
+      assert.deepEqual(
+        await collect(ex.imap(
+          shared.rangeSum,
+          (function* () {
+            using scoped = ex.share(values);
+            for (const r of parts) yield { data: scoped, ...r };
+          })(),
+        )),
+        serialSums(values, parts),
+        "a handle made and released by a lazy input",
+      );
+    });
+
+    test("shared typed arrays and buffers are shared memory inside every task", async () => {
+      await using ex = new ParallelExecutor(options);
+      using array = ex.share(Float64Array.of(1, 2));
+      using buffer = ex.share(new ArrayBuffer(8));
+      assert.equal(await ex.submit(shared.memoryOf, array), "SharedArrayBuffer");
+      assert.equal(await ex.submit(shared.memoryOf, buffer), "SharedArrayBuffer");
+    });
+
     test("closing the executor releases every handle", async () => {
       const ex = new ParallelExecutor(options);
       const a = ex.share(Float64Array.of(1));

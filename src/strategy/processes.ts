@@ -221,7 +221,9 @@ export class ProcessPool implements Strategy {
     };
     if (shared !== undefined) message.refs = true;
     if (job.request.seed) message.seed = job.request.seed;
-    if (delivery?.shares !== undefined) message.shares = delivery.shares;
+    if (delivery?.shares !== undefined) {
+      message.shares = delivery.shares.map(([id, value]) => [id, toSendable(value)]);
+    }
     try {
       worker.proc!.send(message);
       if (delivery !== undefined) worker.shares.sent(delivery);
@@ -428,4 +430,16 @@ function describeExit(
   if (exit.signal !== null) return `it was killed by ${exit.signal}`;
   if (last?.t === "exit") return `the task called exit with code ${last.code}`;
   return `it exited with code ${exit.code}`;
+}
+
+/**
+ * A shared value as a process can receive it: Node's IPC serializer refuses a bare
+ * `SharedArrayBuffer` (views over one go as copies), so it goes as a plain copy, and the
+ * process moves it back into shared memory.
+ */
+function toSendable(value: unknown): unknown {
+  if (!(value instanceof SharedArrayBuffer)) return value;
+  const copy = new ArrayBuffer(value.byteLength);
+  new Uint8Array(copy).set(new Uint8Array(value));
+  return copy;
 }

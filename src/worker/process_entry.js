@@ -120,7 +120,7 @@ function onMessage(message) {
   }
   if (message.t === "release") return forgetShares(message.ids);
   const { id, task, spec, base, items, timed, seed } = message;
-  if (message.shares !== undefined) receiveShares(message.shares, undefined);
+  if (message.shares !== undefined) receiveShares(message.shares, undefined, true);
   if (message.refs) attachRefs(items);
   let loading = prepared.get(task);
   if (loading === undefined) {

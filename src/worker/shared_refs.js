@@ -29,6 +29,12 @@ class Cell {
 
 /** @type {Map<number, Cell>} */
 const cells = new Map();
+/**
+ * Ids the parent released. On threads a release on the events port may overtake the chunk
+ * that delivers the value; remembering the id keeps that late value from being kept.
+ * @type {Set<number>}
+ */
+const released = new Set();
 const CELL = Symbol("fanout.cell");
 
 /**
@@ -42,8 +48,8 @@ class SharedReleasedError extends Error {
   /** @param {number} id */
   constructor(id) {
     super(
-      `Shared value ${id} was released (release() was called, or its executor closed); ` +
-        `a task cannot read it any more`,
+      `Expected a live Shared handle, got handle ${id}, which was released (release() was ` +
+        `called, or its executor closed) or never reached this worker`,
     );
     this.id = id;
   }
@@ -133,12 +139,44 @@ export function visitRefs(items, onRef) {
  *
  * @param {readonly [number, unknown][] | undefined} shares
  * @param {readonly number[] | undefined} forget
+ * @param {boolean} [copied] Whether the values were copied on the way (into a process):
+ *   typed arrays and buffers, which were shared memory in the parent, then arrive over plain
+ *   `ArrayBuffer`s and are moved back into shared memory, so they have the same type here.
  */
-export function receiveShares(shares, forget) {
+export function receiveShares(shares, forget, copied = false) {
   if (forget !== undefined) forgetShares(forget);
   if (shares !== undefined) {
-    for (const [id, value] of shares) cells.set(id, new Cell(id, value));
+    for (const [id, value] of shares) {
+      if (!released.has(id)) cells.set(id, new Cell(id, copied ? toSharedMemory(value) : value));
+    }
   }
+}
+
+/**
+ * A buffer or view over a plain `ArrayBuffer`, copied into a `SharedArrayBuffer`; anything
+ * else as it is.
+ *
+ * @param {unknown} value
+ * @returns {unknown}
+ */
+function toSharedMemory(value) {
+  if (value instanceof ArrayBuffer) {
+    const copy = new SharedArrayBuffer(value.byteLength);
+    new Uint8Array(copy).set(new Uint8Array(value));
+    return copy;
+  }
+  if (!ArrayBuffer.isView(value) || !(value.buffer instanceof ArrayBuffer)) return value;
+  const copy = new SharedArrayBuffer(value.byteLength);
+  new Uint8Array(copy).set(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+  if (value instanceof DataView) return new DataView(copy);
+  const View = /** @type {new (b: ArrayBufferLike, o: number, l: number) => unknown} */ (
+    value.constructor
+  );
+  return new View(
+    copy,
+    0,
+    /** @type {{ length: number }} */ (/** @type {unknown} */ (value)).length,
+  );
 }
 
 /**
@@ -149,6 +187,7 @@ export function receiveShares(shares, forget) {
  */
 export function forgetShares(ids) {
   for (const id of ids) {
+    released.add(id);
     const cell = cells.get(id);
     if (cell === undefined) continue;
     cell.live = false;
