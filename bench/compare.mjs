@@ -1,8 +1,9 @@
 // @ts-check
 /**
- * `npm run bench`: runs `bench/run.ts` (parts a to e) and `bench/processes.ts` (parts p1 to
- * p3) under Deno, Bun and Node 24 (the copies in node_modules/.bin), one runtime after the
- * other, and prints one table per runtime and a summary. Part c (round-trip latency) runs in a
+ * `npm run bench`: runs `bench/run.ts` (parts a to e), `bench/processes.ts` (parts p1 to p3)
+ * and `bench/shared.ts` (parts s1 to s4) under Deno, Bun and Node 24 (the copies in
+ * node_modules/.bin), one runtime after the other, and prints one table per runtime and a
+ * summary. Part c (round-trip latency) runs in a
  * separate process pinned to one CPU with `taskset -c 0`; part p1 (the process round trip)
  * runs unpinned with the other parts, and once more pinned.
  *
@@ -13,10 +14,11 @@
  * npm run bench -- --quick            # smaller sizes
  * node bench/compare.mjs --runtimes deno,node --only a,c --cycles 200
  * node bench/compare.mjs --only p1,p2,p3 --calls 1000      # processes.ts only
+ * node bench/compare.mjs --only s1,s2,s3,s4 --sum-reps 20  # shared.ts only
  * ```
  * Flags other than `--runtimes`, `--only` and `--no-pin` are passed on: `--quick` and
- * `--watchdog-ms` to both scripts, processes.ts's own sizes (`PROCESS_FLAGS`) to it, and the
- * rest to `run.ts`.
+ * `--watchdog-ms` to every script, processes.ts's and shared.ts's own sizes (each script's
+ * `flags`) to that script, and the rest to `run.ts`.
  * The merged reports are saved to bench/results/ (git-ignored).
  *
  * @module
@@ -38,10 +40,12 @@ const BIN = join(ROOT, "node_modules", ".bin");
 /**
  * The bench scripts, in the order they run. `pinned`: parts that run only in their own process
  * under `taskset -c 0`; `alsoPinned`: parts that run with the others and once more pinned.
- * `flags`: the size flags only this script takes (each followed by a value).
+ * `flags`: the size flags only this script takes (each followed by a value); `rest`: the
+ * script also takes every flag no other script claims. `info`: its figures without a target
+ * still go in the summary, when they have a ratio.
  *
  * @type {{ file: string, parts: string[], pinned: string[], alsoPinned: string[],
- *   flags: string[] }[]}
+ *   flags: string[], rest: boolean, info: boolean }[]}
  */
 const SCRIPTS = [
   {
@@ -50,6 +54,8 @@ const SCRIPTS = [
     pinned: ["c"],
     alsoPinned: [],
     flags: [],
+    rest: true,
+    info: false,
   },
   {
     file: join(BENCH, "processes.ts"),
@@ -57,11 +63,33 @@ const SCRIPTS = [
     pinned: [],
     alsoPinned: ["p1"],
     flags: ["--calls", "--warmup", "--rounds", "--pool-starts", "--map-items", "--map-reps"],
+    rest: false,
+    info: true,
+  },
+  {
+    file: join(BENCH, "shared.ts"),
+    parts: ["s1", "s2", "s3", "s4"],
+    pinned: [],
+    alsoPinned: [],
+    flags: [
+      "--payload-mb",
+      "--small-mb",
+      "--sum-tasks",
+      "--sum-warmup",
+      "--sum-reps",
+      "--clone-reps",
+      "--proc-mb",
+      "--proc-reps",
+    ],
+    rest: false,
+    info: true,
   },
 ];
 const PARTS = SCRIPTS.flatMap((s) => s.parts);
-const PROCESS_PARTS = SCRIPTS[1].parts;
-const PROCESS_FLAGS = SCRIPTS[1].flags;
+/** Parts whose untargeted figures with a ratio go in the summary. */
+const INFO_PARTS = SCRIPTS.filter((s) => s.info).flatMap((s) => s.parts);
+/** Size flags some script claims; the others go to the `rest` script. */
+const CLAIMED_FLAGS = SCRIPTS.flatMap((s) => s.flags);
 /** Flags every script takes. */
 const SHARED_FLAGS = ["--quick", "--watchdog-ms"];
 /** How long one bench script process may take before it is killed. */
@@ -112,14 +140,14 @@ function parseCommandLine() {
 }
 
 /**
- * The forwarded flags one script takes: the shared ones, and either processes.ts's own sizes
- * (for processes.ts) or all the others (for run.ts).
+ * The forwarded flags one script takes: the shared ones, its own sizes, and, for the `rest`
+ * script (run.ts), every flag no script claims.
  *
  * @param {string[]} forward
- * @param {boolean} processes
+ * @param {typeof SCRIPTS[number]} script
  * @returns {string[]}
  */
-function flagsFor(forward, processes) {
+function flagsFor(forward, script) {
   /** @type {string[]} */
   const out = [];
   for (let i = 0; i < forward.length; i++) {
@@ -130,8 +158,8 @@ function flagsFor(forward, processes) {
         !forward[i + 1].startsWith("--")
       ? [forward[++i]]
       : [];
-    const mine = SHARED_FLAGS.includes(name) ||
-      (processes ? PROCESS_FLAGS.includes(name) : !PROCESS_FLAGS.includes(name));
+    const mine = SHARED_FLAGS.includes(name) || script.flags.includes(name) ||
+      (script.rest && !CLAIMED_FLAGS.includes(name));
     if (mine) out.push(arg, ...next);
   }
   return out;
@@ -226,7 +254,7 @@ async function runRuntime(runtime, plan, taskset) {
     const base = [
       ...COMMANDS[runtime](script.file),
       "--json",
-      ...flagsFor(plan.forward, script === SCRIPTS[1]),
+      ...flagsFor(plan.forward, script),
     ];
     const main = wanted.filter((p) => !script.pinned.includes(p));
     const pinned = wanted.filter((p) => script.pinned.includes(p) || script.alsoPinned.includes(p));
@@ -270,7 +298,7 @@ async function runRuntime(runtime, plan, taskset) {
 }
 
 /**
- * One line per targeted figure, and per ratio of the processes parts (which have no targets),
+ * One line per targeted figure, and per untargeted ratio of the processes and shared parts,
  * one column per runtime.
  *
  * @param {Report[]} reports
@@ -281,7 +309,7 @@ function summary(reports) {
   const byName = new Map();
   for (const r of reports) {
     for (const f of r.figures) {
-      const info = PROCESS_PARTS.includes(f.part) && f.ratio !== undefined;
+      const info = INFO_PARTS.includes(f.part) && f.ratio !== undefined;
       if (f.target === undefined && f.name !== "FAILED" && !info) continue;
       const key = `${f.part}  ${f.name}`;
       if (!byName.has(key)) byName.set(key, new Map());
