@@ -30,6 +30,10 @@ export interface DispatchOptions {
   onChunk(seq: number, base: number, values: unknown[]): void;
   /** Called once, when the dispatch finishes or fails. */
   onSettled?(): void;
+  /** Time per item an earlier call of the same task measured (auto chunking starts from it). */
+  estimateMs?: number;
+  /** Receives the measured time per item after each timed chunk. */
+  onEstimate?(perItemMs: number): void;
 }
 
 type Source =
@@ -90,7 +94,7 @@ export class Dispatch {
     this.#task = task;
     this.#source = toSource(items);
     this.#options = options;
-    this.#sizer = new ChunkSizer(options.chunkSize, strategy.concurrency);
+    this.#sizer = new ChunkSizer(options.chunkSize, strategy.concurrency, options.estimateMs);
     this.done = new Promise<void>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -204,6 +208,8 @@ export class Dispatch {
         this.#inFlight--;
         if (this.stopped) return;
         this.#sizer.record(items.length, result.ms);
+        const estimate = this.#sizer.perItemMs;
+        if (estimate !== undefined) this.#options.onEstimate?.(estimate);
         this.#options.onChunk(seq, base, result.values);
         void this.#fill();
       },

@@ -8,6 +8,11 @@
  * to an even share of what is left, so workers finish together, but never below a quarter of
  * the target duration.
  *
+ * When the same task ran before on this executor, its last measured time per item is the
+ * starting estimate: the first chunks are sized from it at once, and a short input of known
+ * length is split evenly across the idle workers, one chunk each, instead of paying a round
+ * trip per one-item probe.
+ *
  * @module
  */
 
@@ -23,14 +28,29 @@ export class ChunkSizer {
   readonly #workers: number;
   #perItemMs: number | undefined;
   #last = 1;
+  /** With an estimate: how many of the first chunks (one per idle worker) are still to cut. */
+  #opening = 0;
+  /** The even share of those opening chunks, fixed when the first one is cut. */
+  #openingShare: number | undefined;
 
   /**
    * @param chunkSize A fixed size, or "auto".
    * @param workers How many chunks run at once.
+   * @param estimateMs Time per item measured by an earlier call of the same task, if any.
    */
-  constructor(chunkSize: number | "auto", workers: number) {
+  constructor(chunkSize: number | "auto", workers: number, estimateMs?: number) {
     this.#fixed = chunkSize === "auto" ? undefined : chunkSize;
     this.#workers = workers;
+    if (estimateMs !== undefined && Number.isFinite(estimateMs) && estimateMs >= 0) {
+      this.#perItemMs = estimateMs;
+      this.#last = MAX_CHUNK;
+      this.#opening = workers;
+    }
+  }
+
+  /** The measured time per item so far, if any; what the next call of the task starts from. */
+  get perItemMs(): number | undefined {
+    return this.#perItemMs;
   }
 
   /** Size of the next chunk; `remaining` is the number of items left, when known. */
@@ -41,8 +61,13 @@ export class ChunkSizer {
     let size = Math.max(1, Math.min(Math.floor(wanted), this.#last * GROWTH, MAX_CHUNK));
     if (remaining !== undefined) {
       // Even out the tail across workers, but never below a quarter of the target duration:
-      // shorter chunks cost more in round trips than the imbalance they save.
-      const share = Math.ceil(remaining / this.#workers);
+      // shorter chunks cost more in round trips than the imbalance they save. The opening
+      // chunks, all cut while every worker is idle, share what was there at the start.
+      let share = Math.ceil(remaining / this.#workers);
+      if (this.#opening > 0) {
+        this.#opening--;
+        share = this.#openingShare ??= share;
+      }
       size = Math.min(size, Math.max(share, Math.floor(wanted / 4), 1));
     }
     return (this.#last = size);

@@ -15,7 +15,7 @@ import { ProcessPool } from "./strategy/processes.ts";
 import { detect, threadFactory } from "./runtime/mod.ts";
 import process from "node:process";
 import { Dispatch } from "./_dispatch.ts";
-import type { Runner } from "./_dispatch.ts";
+import type { DispatchOptions, Runner } from "./_dispatch.ts";
 import { SharedRegistry } from "./shared.ts";
 import { toBaseSeed } from "./deterministic.ts";
 import type { CallPin, Shared, SharedValue } from "./shared.ts";
@@ -141,6 +141,9 @@ const IMAP_OPTIONS = ["signal", "chunkSize", "timeoutMs", "ordered", "seed"];
 const SUBMIT_OPTIONS = ["signal", "timeoutMs", "seed"];
 const STRATEGIES: readonly StrategyName[] = ["serial", "threads", "processes"];
 
+/** Most tasks whose time per item an executor remembers for chunk sizing. */
+const ESTIMATES = 128;
+
 /** Runtimes and strategies already warned that `maxMemoryMb` has no effect there. */
 const warnedNoCap = new Set<string>();
 
@@ -174,6 +177,8 @@ export class ParallelExecutor implements AsyncDisposable {
   #strategy: Strategy | undefined;
   readonly #shared = new SharedRegistry((id) => this.#strategy?.forget(id));
   readonly #specs = new WeakMap<object, TaskSpec>();
+  /** Time per item each task took in its last auto-chunked call, oldest first. */
+  readonly #estimates = new Map<string, number>();
   #active = 0;
   #idle: (() => void) | undefined;
   readonly #dispatches = new Set<Dispatch>();
@@ -274,6 +279,7 @@ export class ParallelExecutor implements AsyncDisposable {
           timeoutMs,
           seed,
           window: Infinity,
+          ...this.#estimating(spec),
           onChunk(seq, _base, values) {
             parts[seq] = values;
             total += values.length;
@@ -381,6 +387,7 @@ export class ParallelExecutor implements AsyncDisposable {
         chunkSize: options.chunkSize,
         timeoutMs: options.timeoutMs,
         seed: options.seed,
+        ...this.#estimating(spec),
         window: strategy.concurrency *
           (options.chunkSize === "auto" ? MAX_CHUNK : options.chunkSize) * 2,
         onChunk(seq, _base, values) {
@@ -603,6 +610,24 @@ export class ParallelExecutor implements AsyncDisposable {
   /** A call's timeout: its own, else the executor's. */
   #callTimeout(value: unknown): number | undefined {
     return value === undefined ? this.#timeoutMs : checkTimeout(value);
+  }
+
+  /**
+   * Where auto chunking of `spec` starts, and where it records what it measured: the next call
+   * of the same task then sizes its first chunks from it.
+   */
+  #estimating(spec: TaskSpec): Pick<DispatchOptions, "estimateMs" | "onEstimate"> {
+    const key = spec.kind === "module" ? `m:${spec.url}#${spec.name}` : `f:${spec.source}`;
+    return {
+      estimateMs: this.#estimates.get(key),
+      onEstimate: (perItemMs) => {
+        this.#estimates.delete(key);
+        this.#estimates.set(key, perItemMs);
+        if (this.#estimates.size > ESTIMATES) {
+          this.#estimates.delete(this.#estimates.keys().next().value!);
+        }
+      },
+    };
   }
 
   /** A call's base seed: its own, else the executor's. */
