@@ -9,15 +9,18 @@
 
 import { Worker as NodeWorker } from "node:worker_threads";
 
-/** One bare worker running `_bare_worker.js`, which answers each `n` with `n + 1`. */
-export interface BareWorker {
-  /** Posts one number. */
-  post(n: number): void;
+/** A raw worker: the runtime's own API, with one reply handler and nothing else. */
+export interface RawWorker<In = unknown, Out = unknown> {
+  /** Posts one message. */
+  post(message: In): void;
   /** Sets the one reply handler (replacing the previous one). */
-  onReply(handler: (n: number) => void): void;
+  onReply(handler: (message: Out) => void): void;
   /** Stops the worker; resolves when the runtime says it is gone (or cannot say more). */
   terminate(): Promise<void>;
 }
+
+/** One bare worker running `_bare_worker.js`, which answers each `n` with `n + 1`. */
+export type BareWorker = RawWorker<number, number>;
 
 const WORKER_URL = new URL("./_bare_worker.js", import.meta.url);
 const CPU_WORKER_URL = new URL("./_bare_cpu_worker.js", import.meta.url);
@@ -31,31 +34,39 @@ const hasWebWorker = typeof (globalThis as { Worker?: unknown }).Worker === "fun
  * @returns The worker, ready for messages.
  */
 export function startBareWorker(kind: "inc" | "spin" = "inc"): Promise<BareWorker> {
-  const url = kind === "inc" ? WORKER_URL : CPU_WORKER_URL;
+  return startRawWorker<number, number>(kind === "inc" ? WORKER_URL : CPU_WORKER_URL);
+}
+
+/**
+ * Starts the worker module at `url` on the global `Worker` (Deno, Bun) or
+ * `node:worker_threads` (Node), and waits for its first message, which says it is ready.
+ */
+export function startRawWorker<In, Out>(url: URL): Promise<RawWorker<In, Out>> {
   return new Promise((resolve, reject) => {
-    let handler: (n: number) => void = () => {};
+    let handler: (message: Out) => void = () => {};
     let ready = false;
     const receive = (data: unknown): void => {
       if (ready) {
-        handler(data as number);
+        handler(data as Out);
         return;
       }
       ready = true;
-      resolve(bare);
+      resolve(raw);
     };
-    let bare: BareWorker;
+    const onReply = (h: (message: Out) => void): void => {
+      handler = h;
+    };
+    let raw: RawWorker<In, Out>;
     if (hasWebWorker) {
       const worker = new Worker(url, { type: "module" });
       worker.onmessage = (event: MessageEvent) => receive(event.data);
       worker.onerror = (event: ErrorEvent) => {
         event.preventDefault();
-        reject(new Error(`bare worker failed: ${event.message}`));
+        reject(new Error(`bare worker ${url.pathname} failed: ${event.message}`));
       };
-      bare = {
-        post: (n) => worker.postMessage(n),
-        onReply: (h) => {
-          handler = h;
-        },
+      raw = {
+        post: (message) => worker.postMessage(message),
+        onReply,
         terminate: () => {
           worker.terminate();
           return Promise.resolve();
@@ -65,11 +76,9 @@ export function startBareWorker(kind: "inc" | "spin" = "inc"): Promise<BareWorke
       const worker = new NodeWorker(url);
       worker.on("message", receive);
       worker.on("error", reject);
-      bare = {
-        post: (n) => worker.postMessage(n),
-        onReply: (h) => {
-          handler = h;
-        },
+      raw = {
+        post: (message) => worker.postMessage(message),
+        onReply,
         terminate: async () => {
           await worker.terminate();
         },

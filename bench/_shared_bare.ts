@@ -8,63 +8,10 @@
  * @module
  */
 
-import { Worker as NodeWorker } from "node:worker_threads";
+import { startRawWorker } from "./_bare.ts";
+import type { RawWorker } from "./_bare.ts";
 
 const WORKER_URL = new URL("./_shared_bare_worker.ts", import.meta.url);
-const hasWebWorker = typeof (globalThis as { Worker?: unknown }).Worker === "function";
-
-interface RawWorker {
-  post(message: unknown): void;
-  onReply(handler: (message: unknown) => void): void;
-  terminate(): Promise<void>;
-}
-
-function startRawWorker(): Promise<RawWorker> {
-  return new Promise((resolve, reject) => {
-    let handler: (message: unknown) => void = () => {};
-    let ready = false;
-    const receive = (message: unknown): void => {
-      if (ready) {
-        handler(message);
-        return;
-      }
-      ready = true;
-      resolve(raw);
-    };
-    let raw: RawWorker;
-    if (hasWebWorker) {
-      const worker = new Worker(WORKER_URL, { type: "module" });
-      worker.onmessage = (event: MessageEvent) => receive(event.data);
-      worker.onerror = (event: ErrorEvent) => {
-        event.preventDefault();
-        reject(new Error(`bare sum worker failed: ${event.message}`));
-      };
-      raw = {
-        post: (m) => worker.postMessage(m),
-        onReply: (h) => {
-          handler = h;
-        },
-        terminate: () => {
-          worker.terminate();
-          return Promise.resolve();
-        },
-      };
-    } else {
-      const worker = new NodeWorker(WORKER_URL);
-      worker.on("message", receive);
-      worker.on("error", reject);
-      raw = {
-        post: (m) => worker.postMessage(m),
-        onReply: (h) => {
-          handler = h;
-        },
-        terminate: async () => {
-          await worker.terminate();
-        },
-      };
-    }
-  });
-}
 
 /** A half-open range of indices. */
 export interface IndexRange {
@@ -95,7 +42,9 @@ export async function startBareSumPool(count: number, data: Float64Array): Promi
   if (!(data.buffer instanceof SharedArrayBuffer)) {
     throw new TypeError("Expected the bare pool's array to be over a SharedArrayBuffer");
   }
-  const workers = await Promise.all(Array.from({ length: count }, () => startRawWorker()));
+  const workers = await Promise.all(
+    Array.from({ length: count }, () => startRawWorker(WORKER_URL)),
+  );
   const ask = (worker: RawWorker, message: unknown): Promise<unknown> =>
     new Promise((resolve) => {
       worker.onReply(resolve);

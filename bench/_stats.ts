@@ -112,6 +112,38 @@ export function sampleCpu(read: (path: string) => string): CpuSample | undefined
 }
 
 /**
+ * A CPU reading in which "this process" includes its child processes: the reaped ones
+ * (`cutime` + `cstime` of /proc/self/stat) and the live ones in `pids` (their own
+ * /proc/<pid>/stat), so that a worker process's CPU is not counted as another's load.
+ *
+ * @param read Reads a file as text.
+ * @param pids The live child processes.
+ * @returns The counters.
+ */
+export function sampleCpuWithChildren(
+  read: (path: string) => string,
+  pids: readonly number[],
+): CpuSample | undefined {
+  const sample = sampleCpu(read);
+  if (sample === undefined) return undefined;
+  const fields = (path: string): string[] | undefined => {
+    try {
+      const stat = read(path);
+      return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    } catch {
+      return undefined;
+    }
+  };
+  const own = fields("/proc/self/stat");
+  let children = own === undefined ? 0 : Number(own[13]) + Number(own[14]);
+  for (const pid of pids) {
+    const f = fields(`/proc/${pid}/stat`);
+    if (f !== undefined) children += Number(f[11]) + Number(f[12]);
+  }
+  return { ...sample, self: sample.self + children };
+}
+
+/**
  * How much of the machine others used between two samples: busy time not spent by this
  * process, plus steal, as a share of all CPU time.
  *

@@ -33,7 +33,7 @@ import { frame, unframer } from "./_frames.mjs";
 import { ParallelExecutor, tasks } from "../mod.ts";
 import { detect, liveProcessPids, liveThreadCount } from "../src/runtime/mod.ts";
 import type { CpuSample } from "./_stats.ts";
-import { describeLoad, mean, median, sampleCpu, withWatchdog } from "./_stats.ts";
+import { describeLoad, mean, median, sampleCpuWithChildren, withWatchdog } from "./_stats.ts";
 import type { Figure } from "./_table.js";
 
 const workTasks = tasks<typeof import("./work.ts")>(new URL("./work.ts", import.meta.url));
@@ -89,23 +89,7 @@ function readText(path: string): string {
  * /proc/<pid>/stat), so that a worker process's CPU is not counted as another's load.
  */
 function load(): CpuSample | undefined {
-  const sample = sampleCpu(readText);
-  if (sample === undefined) return undefined;
-  const fields = (path: string): string[] | undefined => {
-    try {
-      const stat = readText(path);
-      return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    } catch {
-      return undefined;
-    }
-  };
-  const own = fields("/proc/self/stat");
-  let children = own === undefined ? 0 : Number(own[13]) + Number(own[14]);
-  for (const pid of liveProcessPids()) {
-    const f = fields(`/proc/${pid}/stat`);
-    if (f !== undefined) children += Number(f[11]) + Number(f[12]);
-  }
-  return { ...sample, self: sample.self + children };
+  return sampleCpuWithChildren(readText, liveProcessPids());
 }
 
 /** `describeLoad` over {@linkcode load} readings. */

@@ -50,7 +50,7 @@ import type { IndexRange } from "./_shared_bare.ts";
 import { findStrace, TRACE_OUT_ENV, traceWindows, WindowMarks } from "./_shared_strace.ts";
 import type { TracedWindow } from "./_shared_strace.ts";
 import type { CpuSample } from "./_stats.ts";
-import { describeLoad, median, sampleCpu, withWatchdog } from "./_stats.ts";
+import { describeLoad, median, sampleCpuWithChildren, withWatchdog } from "./_stats.ts";
 import type { Figure } from "./_table.js";
 import { meets } from "./_table.js";
 
@@ -130,23 +130,7 @@ function paired(ratios: number[]): string {
  * pool processes), so that a worker process's CPU is not counted as another's load.
  */
 function load(): CpuSample | undefined {
-  const sample = sampleCpu(readText);
-  if (sample === undefined) return undefined;
-  const fields = (path: string): string[] | undefined => {
-    try {
-      const stat = readText(path);
-      return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    } catch {
-      return undefined;
-    }
-  };
-  const own = fields("/proc/self/stat");
-  let children = own === undefined ? 0 : Number(own[13]) + Number(own[14]);
-  for (const pid of liveProcessPids()) {
-    const f = fields(`/proc/${pid}/stat`);
-    if (f !== undefined) children += Number(f[11]) + Number(f[12]);
-  }
-  return { ...sample, self: sample.self + children };
+  return sampleCpuWithChildren(readText, liveProcessPids());
 }
 
 function noise(from: CpuSample | undefined, to: CpuSample | undefined): string {
