@@ -23,6 +23,7 @@
 export { ParallelExecutor } from "./src/executor.ts";
 export type {
   ExecutorOptions,
+  Explanation,
   ImapOptions,
   MapOptions,
   StrategyName,
@@ -30,6 +31,19 @@ export type {
 } from "./src/executor.ts";
 export { tasks } from "./src/task.ts";
 export { sharedArray } from "./src/shared.ts";
+export { parseParallelEnv } from "./src/config.ts";
+export type { EnvConfig, ParallelConfig, StrategyChoice } from "./src/config.ts";
+export type {
+  ExecutorStats,
+  FallbackEvent,
+  ParallelExecutionEvent,
+  Percentiles,
+  TaskEvent,
+  TelemetryEvent,
+} from "./src/telemetry.ts";
+export type { ChunkRequest, ChunkResult, Strategy } from "./src/strategy/types.ts";
+export type { TaskSpec } from "./src/protocol.ts";
+export type { SharedEntry } from "./src/shared.ts";
 export { call, KeyedTaskError, ParallelError, runParallel, seedFor } from "./src/deterministic.ts";
 export type {
   Call,

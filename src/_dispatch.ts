@@ -94,7 +94,11 @@ export class Dispatch {
     this.#task = task;
     this.#source = toSource(items);
     this.#options = options;
-    this.#sizer = new ChunkSizer(options.chunkSize, strategy.concurrency, options.estimateMs);
+    this.#sizer = new ChunkSizer(
+      options.chunkSize,
+      () => strategy.concurrency,
+      options.estimateMs,
+    );
     this.done = new Promise<void>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;

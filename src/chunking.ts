@@ -25,7 +25,7 @@ const GROWTH = 16;
 /** Chooses the size of each next chunk of one call. */
 export class ChunkSizer {
   readonly #fixed: number | undefined;
-  readonly #workers: number;
+  readonly #workers: () => number;
   #perItemMs: number | undefined;
   #last = 1;
   /** With an estimate: how many of the first chunks (one per idle worker) are still to cut. */
@@ -35,16 +35,21 @@ export class ChunkSizer {
 
   /**
    * @param chunkSize A fixed size, or "auto".
-   * @param workers How many chunks run at once.
+   * @param workers How many chunks run at once (read on every chunk: with strategy "auto" it
+   *   is known only once the call's strategy is chosen).
    * @param estimateMs Time per item measured by an earlier call of the same task, if any.
    */
-  constructor(chunkSize: number | "auto", workers: number, estimateMs?: number) {
+  constructor(
+    chunkSize: number | "auto",
+    workers: number | (() => number),
+    estimateMs?: number,
+  ) {
     this.#fixed = chunkSize === "auto" ? undefined : chunkSize;
-    this.#workers = workers;
+    this.#workers = typeof workers === "number" ? () => workers : workers;
     if (estimateMs !== undefined && Number.isFinite(estimateMs) && estimateMs >= 0) {
       this.#perItemMs = estimateMs;
       this.#last = MAX_CHUNK;
-      this.#opening = workers;
+      this.#opening = this.#workers();
     }
   }
 
@@ -63,7 +68,7 @@ export class ChunkSizer {
       // Even out the tail across workers, but never below a quarter of the target duration:
       // shorter chunks cost more in round trips than the imbalance they save. The opening
       // chunks, all cut while every worker is idle, share what was there at the start.
-      let share = Math.ceil(remaining / this.#workers);
+      let share = Math.ceil(remaining / this.#workers());
       if (this.#opening > 0) {
         this.#opening--;
         share = this.#openingShare ??= share;

@@ -1,6 +1,7 @@
 /**
- * `ParallelExecutor`: the facade. It validates options, owns ordering and the lifecycle, and
- * maps calls onto a strategy (serial or threads), which only runs chunks.
+ * `ParallelExecutor`: the facade. It validates options (see config.ts), owns ordering and
+ * the lifecycle, and maps each call onto a strategy (serial, threads, processes, one of your
+ * own, or one chosen per call by "auto"), which only runs chunks.
  *
  * @module
  */
@@ -8,7 +9,7 @@
 import type { TaskFunction, TaskRef } from "./task.ts";
 import { describe, toTaskSpec } from "./task.ts";
 import type { TaskSpec } from "./protocol.ts";
-import type { ChunkRequest, ChunkResult, Strategy, StrategyName } from "./strategy/types.ts";
+import type { Strategy, StrategyName } from "./strategy/types.ts";
 import { SerialStrategy } from "./strategy/serial.ts";
 import { ThreadPool } from "./strategy/threads.ts";
 import { ProcessPool } from "./strategy/processes.ts";
@@ -18,62 +19,31 @@ import { Dispatch } from "./_dispatch.ts";
 import type { DispatchOptions, Runner } from "./_dispatch.ts";
 import { SharedRegistry } from "./shared.ts";
 import { toBaseSeed } from "./deterministic.ts";
-import type { CallPin, Shared, SharedValue } from "./shared.ts";
+import type { Shared, SharedValue } from "./shared.ts";
+import { parseParallelEnv } from "./config.ts";
+import type { EnvConfig, ParallelConfig } from "./config.ts";
+import type { ExecutorStats, TelemetryEvent } from "./telemetry.ts";
+import { emptyStats } from "./telemetry.ts";
+import { AutoRunner, decide, estimateBytes } from "./strategy/auto.ts";
+import type { Choice, Decision, Workload } from "./strategy/auto.ts";
+import { Call } from "./_call.ts";
+import type { CallHost } from "./_call.ts";
 import { MAX_CHUNK } from "./chunking.ts";
 import { ExecutorClosedError } from "./errors.ts";
 
 export type { StrategyName } from "./strategy/types.ts";
 
-/** Options of {@linkcode ParallelExecutor}. */
-export interface ExecutorOptions {
-  /**
-   * How work runs: `"threads"` on a pool of worker threads (Web Workers on Deno and Bun,
-   * `node:worker_threads` on Node), or `"serial"` on the calling thread.
-   *
-   * @default {"threads"}
-   */
-  strategy?: StrategyName;
-  /**
-   * Most threads to run at once. The pool starts lazily and never starts more threads than
-   * the work queued for it.
-   *
-   * @default {the number of usable CPUs}
-   */
-  maxWorkers?: number;
-  /**
-   * Items per message to a worker: a positive integer, or `"auto"` to size chunks from the
-   * measured time per item (one item per chunk for slow tasks, thousands for trivial ones).
-   *
-   * @default {"auto"}
-   */
-  chunkSize?: number | "auto";
-  /**
-   * Longest a task may run, in ms, before it fails with `TaskTimeoutError` and its worker is
-   * stopped (a process gets SIGTERM, then SIGKILL; a thread on Bun or Node is terminated; a
-   * busy thread on Deno cannot be stopped, so its task sees `ctx.signal` abort). With a
-   * timeout, each task is sent on its own, so `chunkSize` must be 1 or `"auto"`.
-   * Overridable per call.
-   *
-   * @default {no limit}
-   */
-  timeoutMs?: number;
-  /**
-   * Memory cap per worker, in MB (V8's old-space limit): `--max-old-space-size` for Deno and
-   * Node processes, `resourceLimits` for Node threads. A task that exceeds it fails with
-   * `WorkerCrashedError` saying so, and its worker is replaced. Bun, and threads on Deno, have
-   * no such cap: there it is ignored with a warning, once per process.
-   *
-   * @default {no cap}
-   */
-  maxMemoryMb?: number;
-  /**
-   * Base seed of each task's `ctx.seed`, which is mixed from it and the task's index by
-   * SplitMix64 (see `seedFor`): the same on every strategy, worker count and chunk size. An
-   * integer from 0 to 2^64 - 1, as a number or a bigint. Overridable per call.
-   *
-   * @default {0}
-   */
-  seed?: number | bigint;
+/** Options of {@linkcode ParallelExecutor}: every option, with its default, is in `ParallelConfig`. */
+export type ExecutorOptions = ParallelConfig;
+
+/** What {@linkcode ParallelExecutor.prototype.explain} says. */
+export interface Explanation {
+  /** The strategy the call would run on. */
+  strategy: string;
+  /** Why, in words, e.g. "threads: 10,000 items × ~2.1 ms each = …". */
+  reason: string;
+  /** Workers it would use at once. */
+  workers: number;
 }
 
 /** Options of {@linkcode ParallelExecutor.prototype.map}. */
@@ -132,14 +102,24 @@ const EXECUTOR_OPTIONS = [
   "strategy",
   "maxWorkers",
   "chunkSize",
+  "minBatchSize",
+  "taskSizeHintBytes",
+  "forceSerialOnFailure",
   "timeoutMs",
   "maxMemoryMb",
+  "isolate",
+  "onEvent",
+  "taskEvents",
   "seed",
 ];
 const MAP_OPTIONS = ["signal", "chunkSize", "timeoutMs", "seed"];
 const IMAP_OPTIONS = ["signal", "chunkSize", "timeoutMs", "ordered", "seed"];
 const SUBMIT_OPTIONS = ["signal", "timeoutMs", "seed"];
-const STRATEGIES: readonly StrategyName[] = ["serial", "threads", "processes"];
+const STRATEGIES: readonly (StrategyName | "auto")[] = ["auto", "serial", "threads", "processes"];
+/** Marks the global scope of a fanout worker (set by thread_entry.js and process_entry.js). */
+const WORKER_MARK = Symbol.for("fanout.worker");
+/** Longest timer: `setTimeout` fires at once for longer delays. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** Most tasks whose time per item an executor remembers for chunk sizing. */
 const ESTIMATES = 128;
@@ -168,17 +148,35 @@ const warnedNoCap = new Set<string>();
  * ```
  */
 export class ParallelExecutor implements AsyncDisposable {
-  readonly #strategyName: StrategyName;
+  /** `"auto"`, a strategy by name, or a strategy object of the user's. */
+  readonly #choice: "auto" | Choice | Strategy;
+  /** Why a fixed strategy was chosen (the option, or CE_PARALLEL). */
+  readonly #choiceReason: string;
   readonly #maxWorkers: number;
   readonly #chunkSize: number | "auto";
+  readonly #minBatchSize: number;
+  readonly #taskSizeHintBytes: number | undefined;
+  readonly #forceSerialOnFailure: boolean;
   readonly #timeoutMs: number | undefined;
   readonly #maxMemoryMb: number | undefined;
+  readonly #isolate: boolean;
+  readonly #onEvent: ((event: TelemetryEvent) => void) | undefined;
+  readonly #taskEvents: boolean;
+  readonly #log: boolean;
   readonly #seed: bigint;
-  #strategy: Strategy | undefined;
-  readonly #shared = new SharedRegistry((id) => this.#strategy?.forget(id));
+  readonly #nested: boolean;
+  /** Strategies started so far, by name. */
+  readonly #strategies = new Map<Choice, Strategy>();
+  /** Pools that could not start, with why. */
+  readonly #broken: { threads?: string; processes?: string } = {};
+  readonly #stats: ExecutorStats = emptyStats();
+  readonly #shared = new SharedRegistry((id) => {
+    for (const strategy of this.#live()) strategy.forget?.(id);
+  });
   readonly #specs = new WeakMap<object, TaskSpec>();
   /** Time per item each task took in its last auto-chunked call, oldest first. */
   readonly #estimates = new Map<string, number>();
+  readonly #host: CallHost;
   #active = 0;
   #idle: (() => void) | undefined;
   readonly #dispatches = new Set<Dispatch>();
@@ -187,47 +185,173 @@ export class ParallelExecutor implements AsyncDisposable {
   #terminating: Promise<void> | undefined;
 
   /**
-   * Creates an executor. No thread starts until the first call needs one.
+   * Creates an executor. No worker starts until a call needs one. Reads `CE_PARALLEL` (see
+   * `parseParallelEnv`): options given here win over it, except that `CE_PARALLEL=off` forces
+   * serial.
    *
-   * @param options How to run work; every field is optional.
+   * @param options How to run work; every field is optional (see `ParallelConfig`).
    * @throws {TypeError} If an option has the wrong type or is unknown.
-   * @throws {RangeError} If an option is out of range.
+   * @throws {RangeError} If an option is out of range, or `CE_PARALLEL` holds a bad token.
    */
   constructor(options: ExecutorOptions = {}) {
     checkKeys("options", options, EXECUTOR_OPTIONS);
-    const strategy = options.strategy ?? "threads";
-    if (!STRATEGIES.includes(strategy)) {
-      throw new RangeError(
-        `Expected \`strategy\` to be one of ${STRATEGIES.map((s) => `"${s}"`).join(", ")}, got ${
-          describe(strategy)
-        }`,
-      );
+    const env = readEnv();
+    const strategy = options.strategy;
+    if (env.mode === "off") {
+      this.#choice = "serial";
+      this.#choiceReason = "serial: CE_PARALLEL=off";
+    } else if (strategy !== undefined) {
+      this.#choice = checkStrategy(strategy);
+      this.#choiceReason = typeof this.#choice === "string"
+        ? `${this.#choice}: strategy "${this.#choice}" set on the executor`
+        : `${this.#choice.name}: a strategy of your own`;
+    } else if (env.mode !== undefined) {
+      this.#choice = env.mode;
+      this.#choiceReason = `${env.mode}: CE_PARALLEL=${env.mode}`;
+    } else {
+      this.#choice = "auto";
+      this.#choiceReason = "";
     }
-    this.#strategyName = strategy;
     this.#maxWorkers = options.maxWorkers === undefined
-      ? detect().cpus
+      ? env.maxWorkers ?? detect().cpus
       : checkCount("maxWorkers", options.maxWorkers);
-    this.#timeoutMs = checkTimeout(options.timeoutMs);
-    this.#chunkSize = withTimeout(checkChunkSize(options.chunkSize ?? "auto"), this.#timeoutMs);
+    this.#timeoutMs = options.timeoutMs === undefined
+      ? env.timeoutMs
+      : checkTimeout(options.timeoutMs);
+    this.#chunkSize = withTimeout(
+      checkChunkSize(options.chunkSize ?? env.chunkSize ?? "auto"),
+      this.#timeoutMs,
+    );
+    this.#minBatchSize = options.minBatchSize === undefined
+      ? env.minBatchSize ?? 2
+      : checkCount("minBatchSize", options.minBatchSize, 0);
+    this.#taskSizeHintBytes = options.taskSizeHintBytes === undefined
+      ? env.taskSizeHintBytes
+      : checkCount("taskSizeHintBytes", options.taskSizeHintBytes);
+    this.#forceSerialOnFailure = checkFlag(
+      "forceSerialOnFailure",
+      options.forceSerialOnFailure ?? env.forceSerialOnFailure ?? false,
+    );
     this.#maxMemoryMb = options.maxMemoryMb === undefined
       ? undefined
       : checkCount("maxMemoryMb", options.maxMemoryMb);
+    this.#isolate = checkFlag("isolate", options.isolate ?? false);
+    if (options.onEvent !== undefined && typeof options.onEvent !== "function") {
+      throw new TypeError(
+        `Expected \`onEvent\` to be a function, got ${describe(options.onEvent)}`,
+      );
+    }
+    this.#onEvent = options.onEvent;
+    this.#taskEvents = checkFlag("taskEvents", options.taskEvents ?? false);
+    this.#log = env.log ?? false;
     this.#seed = options.seed === undefined ? 0n : toBaseSeed(options.seed);
+    this.#nested = (globalThis as Record<symbol, unknown>)[WORKER_MARK] !== undefined;
+    this.#host = {
+      shared: this.#shared,
+      serial: () => this.#strategyFor("serial"),
+      forceSerialOnFailure: this.#forceSerialOnFailure,
+      onEvent: this.#onEvent,
+      taskEvents: this.#taskEvents,
+      log: this.#log,
+      stats: this.#stats,
+      broken: (name, why) => {
+        if (name === "threads" || name === "processes") this.#broken[name] = why;
+      },
+    };
   }
 
-  /** The strategy this executor runs work with. */
-  get strategy(): StrategyName {
-    return this.#strategyName;
+  /**
+   * The strategy this executor runs work with: `"auto"` (chosen per call; see `explain()`),
+   * a strategy's name, or the `name` of a strategy object of your own.
+   */
+  get strategy(): string {
+    return typeof this.#choice === "string" ? this.#choice : this.#choice.name;
   }
 
   /** Most workers (threads or processes) this executor runs at once (1 for serial). */
   get maxWorkers(): number {
-    return this.#strategyName === "serial" ? 1 : this.#maxWorkers;
+    if (this.#choice === "serial") return 1;
+    if (typeof this.#choice === "object") return this.#choice.concurrency;
+    return this.#maxWorkers;
   }
 
   /** Whether `close()` or `terminate()` has been called. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Says which strategy a `map` of `task` over `items` would run on, and why, in words (the
+   * same reason telemetry reports and `CE_PARALLEL=log=1` prints). Under `"auto"`, when the
+   * task's time per item is not known from an earlier call, this measures it by running the
+   * first item once on the calling thread (its result is thrown away); of an iterator, it
+   * reads that first item.
+   *
+   * @param task A task reference from {@linkcode tasks}, or a self-contained function.
+   * @param items The inputs the call would get.
+   * @returns The strategy, the reason and how many workers it would use.
+   * @throws {TaskError} If the first item, run to measure it, throws.
+   *
+   * @example Asking auto what it would do
+   * ```ts
+   * import { ParallelExecutor } from "@fanout/fanout";
+   * import assert from "node:assert/strict";
+   *
+   * await using ex = new ParallelExecutor({ maxWorkers: 4 });
+   * const plan = await ex.explain((n: number) => n + 1, [1, 2, 3]);
+   * assert.equal(plan.strategy, "serial");
+   * assert.match(plan.reason, /^serial: 3 items × ~/);
+   * ```
+   */
+  async explain<I, O>(
+    task: TaskRef<I, O> | TaskFunction<I, O>,
+    items: Iterable<I> | AsyncIterable<I>,
+  ): Promise<Explanation> {
+    if (this.#closed) throw new ExecutorClosedError();
+    const spec = this.#spec(task);
+    if (this.#choice !== "auto") {
+      const strategy = this.#strategyFor(this.#choice);
+      return {
+        strategy: strategy.name,
+        reason: this.#choiceReason,
+        workers: strategy.concurrency,
+      };
+    }
+    const count = countOf(items);
+    let sample: unknown = Array.isArray(items) ? items[0] : undefined;
+    const estimate = this.#estimateOf(spec);
+    const workload = (perItemMs: number | undefined, measured: Workload["measured"]) =>
+      this.#workload(count, sample, this.#timeoutMs, perItemMs, measured, 0);
+    let decision: Decision = decide(
+      workload(estimate, estimate === undefined ? undefined : "earlier calls"),
+    );
+    if (decision.strategy === undefined) {
+      const first = await firstOf(items);
+      if (first.done) return { strategy: "serial", reason: "serial: no items", workers: 1 };
+      sample = first.value;
+      const result = await this.#strategyFor("serial").run({
+        task: spec,
+        base: 0,
+        items: [sample],
+        timed: true,
+      });
+      decision = decide(workload(Number.isFinite(result.ms) ? result.ms : 0, "probe"));
+    }
+    return {
+      strategy: decision.strategy ?? "serial",
+      reason: decision.reason,
+      workers: decision.workers,
+    };
+  }
+
+  /**
+   * Running totals: calls, tasks, chunks, calls per strategy, fallbacks, crashes, respawns,
+   * and worker busy time (measured only while `onEvent` is set).
+   *
+   * @returns A copy of the totals.
+   */
+  stats(): ExecutorStats {
+    return { ...this.#stats, byStrategy: { ...this.#stats.byStrategy } };
   }
 
   /**
@@ -267,13 +391,12 @@ export class ParallelExecutor implements AsyncDisposable {
       const signal = checkSignal(options.signal);
       const seed = this.#callSeed(options.seed);
       const spec = this.#spec(task);
-      const strategy = this.#ensure();
       const parts: unknown[][] = [];
       let total = 0;
-      const pin = this.#begin();
+      const { call, runner } = this.#begin("map", spec, items, timeoutMs);
       let dispatch: Dispatch;
       try {
-        dispatch = new Dispatch(this.#runner(strategy, pin), spec, items, {
+        dispatch = new Dispatch(runner, spec, items, {
           signal,
           chunkSize,
           timeoutMs,
@@ -286,7 +409,7 @@ export class ParallelExecutor implements AsyncDisposable {
           },
         });
       } catch (error) {
-        this.#end(pin);
+        this.#end(call, false);
         throw error;
       }
       return (async () => {
@@ -296,7 +419,7 @@ export class ParallelExecutor implements AsyncDisposable {
           await dispatch.done;
         } finally {
           this.#dispatches.delete(dispatch);
-          this.#end(pin);
+          this.#end(call, dispatch.error === undefined);
         }
         const results = new Array<O>(total);
         let at = 0;
@@ -370,7 +493,6 @@ export class ParallelExecutor implements AsyncDisposable {
       seed: bigint;
     },
   ): AsyncGenerator<O, void, undefined> {
-    const strategy = this.#ensure();
     const ready = new Map<number, unknown[]>();
     let wake: (() => void) | undefined;
     const notify = (): void => {
@@ -379,16 +501,16 @@ export class ParallelExecutor implements AsyncDisposable {
       resume?.();
     };
     let arrival = 0;
-    const pin = this.#begin();
+    const { call, runner } = this.#begin("imap", spec, items, options.timeoutMs);
     let dispatch: Dispatch;
     try {
-      dispatch = new Dispatch(this.#runner(strategy, pin), spec, items, {
+      dispatch = new Dispatch(runner, spec, items, {
         signal: options.signal,
         chunkSize: options.chunkSize,
         timeoutMs: options.timeoutMs,
         seed: options.seed,
         ...this.#estimating(spec),
-        window: strategy.concurrency *
+        window: this.maxWorkers *
           (options.chunkSize === "auto" ? MAX_CHUNK : options.chunkSize) * 2,
         onChunk(seq, _base, values) {
           ready.set(options.ordered ? seq : arrival++, values);
@@ -397,7 +519,7 @@ export class ParallelExecutor implements AsyncDisposable {
         onSettled: notify,
       });
     } catch (error) {
-      this.#end(pin);
+      this.#end(call, false);
       throw error;
     }
     this.#dispatches.add(dispatch);
@@ -419,9 +541,10 @@ export class ParallelExecutor implements AsyncDisposable {
         await new Promise<void>((resolve) => (wake = resolve));
       }
     } finally {
+      const ok = dispatch.error === undefined;
       dispatch.cancel(new ExecutorClosedError("The iterator was closed"), false);
       this.#dispatches.delete(dispatch);
-      this.#end(pin);
+      this.#end(call, ok);
     }
   }
 
@@ -457,9 +580,8 @@ export class ParallelExecutor implements AsyncDisposable {
       const timeoutMs = this.#callTimeout(options.timeoutMs);
       const seed = this.#callSeed(options.seed);
       const spec = this.#spec(task);
-      const strategy = this.#ensure();
-      const pin = this.#begin();
-      const run = this.#runner(strategy, pin).run({
+      const { call, runner } = this.#begin("submit", spec, [input], timeoutMs);
+      const run = runner.run({
         task: spec,
         base: 0,
         items: [input],
@@ -468,10 +590,10 @@ export class ParallelExecutor implements AsyncDisposable {
         seed,
       });
       return run.then((result) => {
-        this.#end(pin);
+        this.#end(call, true);
         return result.values[0] as O;
       }, (error: unknown) => {
-        this.#end(pin);
+        this.#end(call, false);
         throw error;
       });
     } catch (error) {
@@ -538,7 +660,7 @@ export class ParallelExecutor implements AsyncDisposable {
     this.#closing ??= (async () => {
       if (this.#active > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
       this.#shared.releaseAll();
-      await this.#strategy?.close();
+      await Promise.all(this.#live().map((strategy) => strategy.close()));
     })();
     return this.#closing;
   }
@@ -558,7 +680,7 @@ export class ParallelExecutor implements AsyncDisposable {
       );
       for (const dispatch of this.#dispatches) dispatch.cancel(error, true);
       this.#shared.releaseAll();
-      await this.#strategy?.terminate();
+      await Promise.all(this.#live().map((strategy) => strategy.terminate()));
     })();
     return this.#terminating;
   }
@@ -568,43 +690,108 @@ export class ParallelExecutor implements AsyncDisposable {
     return this.close();
   }
 
-  /** One call's way to the strategy: chunks that hold shared handles claim them while they run. */
-  #runner(strategy: Strategy, pin: CallPin): Runner {
+  /**
+   * Begins a call, counted by `close()`: its runner is the fixed strategy's, or under
+   * `"auto"` one that chooses (after measuring the first item, if need be).
+   */
+  #begin(
+    kind: "map" | "imap" | "submit",
+    spec: TaskSpec,
+    items: unknown,
+    timeoutMs: number | undefined,
+  ): { call: Call; runner: Runner } {
+    if (this.#closed) throw new ExecutorClosedError();
+    const call = new Call(this.#host, kind);
+    this.#active++;
+    try {
+      if (this.#choice !== "auto") {
+        const strategy = this.#strategyFor(this.#choice);
+        call.choose(strategy.name, this.#choiceReason, strategy.concurrency);
+        return { call, runner: call.runner(strategy) };
+      }
+      const count = countOf(items);
+      const first = Array.isArray(items) ? items[0] : undefined;
+      const runner = new AutoRunner({
+        workload: (perItemMs, measured, done, sample) =>
+          this.#workload(count, sample ?? first, timeoutMs, perItemMs, measured, done),
+        runner: (choice) => call.runner(this.#strategyFor(choice)),
+        chosen: (decision) => call.choose(decision.strategy!, decision.reason, decision.workers),
+      }, this.#estimateOf(spec));
+      return { call, runner };
+    } catch (error) {
+      this.#end(call, false);
+      throw error;
+    }
+  }
+
+  /** A call settled. */
+  #end(call: Call, ok: boolean): void {
+    call.end(ok);
+    if (--this.#active === 0 && this.#idle !== undefined) {
+      const resolve = this.#idle;
+      this.#idle = undefined;
+      resolve();
+    }
+  }
+
+  /** What "auto" decides from, for one call. */
+  #workload(
+    items: number | undefined,
+    sample: unknown,
+    timeoutMs: number | undefined,
+    perItemMs: number | undefined,
+    measured: Workload["measured"],
+    done: number,
+  ): Workload {
     return {
-      concurrency: strategy.concurrency,
-      run: (request: ChunkRequest): Promise<ChunkResult> => {
-        let shared;
-        try {
-          shared = this.#shared.claim(pin, request.base, request.items);
-        } catch (error) {
-          return Promise.reject(error);
-        }
-        if (shared === undefined) return strategy.run(request);
-        const run = strategy.run({ ...request, shared });
-        const unclaim = (): void => this.#shared.unclaim(shared);
-        run.then(unclaim, unclaim);
-        return run;
+      runtime: detect().name,
+      maxWorkers: this.#maxWorkers,
+      items,
+      done,
+      minBatchSize: this.#minBatchSize,
+      perItemMs,
+      measured,
+      inputBytes: this.#taskSizeHintBytes ??
+        (sample === undefined ? undefined : estimateBytes(sample)),
+      isolate: this.#isolate,
+      timeoutMs,
+      maxMemoryMb: this.#maxMemoryMb,
+      warm: {
+        threads: (this.#strategies.get("threads")?.live ?? 0) > 0,
+        processes: (this.#strategies.get("processes")?.live ?? 0) > 0,
       },
+      nested: this.#nested,
+      broken: { ...this.#broken },
     };
   }
 
-  #ensure(): Strategy {
-    if (this.#closed) throw new ExecutorClosedError();
-    if (this.#strategy !== undefined) return this.#strategy;
+  /** The strategy by that name (started on first use), or the user's own. */
+  #strategyFor(choice: Choice | Strategy): Strategy {
+    if (typeof choice === "object") return choice;
+    let strategy = this.#strategies.get(choice);
+    if (strategy !== undefined) return strategy;
     const maxMemoryMb = this.#maxMemoryMb;
-    if (maxMemoryMb !== undefined) warnIfNoCap(this.#strategyName);
-    switch (this.#strategyName) {
+    if (maxMemoryMb !== undefined) warnIfNoCap(choice);
+    switch (choice) {
       case "serial":
-        this.#strategy = new SerialStrategy();
+        strategy = new SerialStrategy();
         break;
       case "threads":
-        this.#strategy = new ThreadPool(this.#maxWorkers, threadFactory(), { maxMemoryMb });
+        strategy = new ThreadPool(this.#maxWorkers, threadFactory(), { maxMemoryMb });
         break;
       case "processes":
-        this.#strategy = new ProcessPool(this.#maxWorkers, { maxMemoryMb });
+        strategy = new ProcessPool(this.#maxWorkers, { maxMemoryMb });
         break;
     }
-    return this.#strategy;
+    this.#strategies.set(choice, strategy);
+    return strategy;
+  }
+
+  /** Every strategy this executor has started, the user's own included. */
+  #live(): Strategy[] {
+    const live = [...this.#strategies.values()];
+    if (typeof this.#choice === "object") live.push(this.#choice);
+    return live;
   }
 
   /** A call's timeout: its own, else the executor's. */
@@ -617,7 +804,7 @@ export class ParallelExecutor implements AsyncDisposable {
    * of the same task then sizes its first chunks from it.
    */
   #estimating(spec: TaskSpec): Pick<DispatchOptions, "estimateMs" | "onEstimate"> {
-    const key = spec.kind === "module" ? `m:${spec.url}#${spec.name}` : `f:${spec.source}`;
+    const key = specKey(spec);
     return {
       estimateMs: this.#estimates.get(key),
       onEstimate: (perItemMs) => {
@@ -628,6 +815,11 @@ export class ParallelExecutor implements AsyncDisposable {
         }
       },
     };
+  }
+
+  /** The time per item the last auto-chunked call of `spec` measured, if any. */
+  #estimateOf(spec: TaskSpec): number | undefined {
+    return this.#estimates.get(specKey(spec));
   }
 
   /** A call's base seed: its own, else the executor's. */
@@ -646,22 +838,6 @@ export class ParallelExecutor implements AsyncDisposable {
     }
     return toTaskSpec(task);
   }
-
-  /** A call started: `close()` waits for it, and handles released meanwhile stay usable by it. */
-  #begin(): CallPin {
-    this.#active++;
-    return this.#shared.begin();
-  }
-
-  /** A call settled. */
-  #end(pin: CallPin): void {
-    this.#shared.end(pin);
-    if (--this.#active === 0 && this.#idle !== undefined) {
-      const resolve = this.#idle;
-      this.#idle = undefined;
-      resolve();
-    }
-  }
 }
 
 function checkKeys(what: string, options: unknown, allowed: string[]): void {
@@ -677,18 +853,90 @@ function checkKeys(what: string, options: unknown, allowed: string[]): void {
   }
 }
 
-function checkCount(name: string, value: unknown): number {
+function checkCount(name: string, value: unknown, min = 1): number {
   if (typeof value !== "number") {
     throw new TypeError(
-      `Expected \`${name}\` to be an integer from 1 and up, got ${describe(value)}`,
+      `Expected \`${name}\` to be an integer from ${min} and up, got ${describe(value)}`,
     );
   }
-  if (!Number.isInteger(value) || value < 1) {
+  if (!Number.isInteger(value) || value < min) {
     throw new RangeError(
-      `Expected \`${name}\` to be an integer from 1 and up, got ${describe(value)}`,
+      `Expected \`${name}\` to be an integer from ${min} and up, got ${describe(value)}`,
     );
   }
   return value;
+}
+
+function checkFlag(name: string, value: unknown): boolean {
+  if (typeof value === "boolean") return value;
+  throw new TypeError(`Expected \`${name}\` to be a boolean, got ${describe(value)}`);
+}
+
+/** A strategy by name, or an object that has what a strategy needs. */
+function checkStrategy(value: unknown): "auto" | Choice | Strategy {
+  if (typeof value === "string") {
+    if ((STRATEGIES as readonly string[]).includes(value)) return value as "auto" | Choice;
+    throw new RangeError(
+      `Expected \`strategy\` to be one of ${
+        STRATEGIES.map((s) => `"${s}"`).join(", ")
+      } or a Strategy object, got ${describe(value)}`,
+    );
+  }
+  const candidate = value as Partial<Strategy> | null;
+  if (
+    typeof candidate === "object" && candidate !== null &&
+    typeof candidate.run === "function" && typeof candidate.close === "function" &&
+    typeof candidate.terminate === "function" && typeof candidate.name === "string" &&
+    Number.isInteger(candidate.concurrency) && candidate.concurrency! >= 1
+  ) {
+    return candidate as Strategy;
+  }
+  throw new TypeError(
+    `Expected \`strategy\` to be one of ${
+      STRATEGIES.map((s) => `"${s}"`).join(", ")
+    } or a Strategy object (name, concurrency, run, close, terminate), got ${describe(value)}`,
+  );
+}
+
+/** `CE_PARALLEL`, parsed; empty when unset or unreadable (Deno without env permission). */
+function readEnv(): EnvConfig {
+  const text = detect().env("CE_PARALLEL");
+  return text === undefined ? {} : parseParallelEnv(text);
+}
+
+/** The first item of any iterable or async iterable (the rest is left unread). */
+async function firstOf(items: unknown): Promise<IteratorResult<unknown>> {
+  const source = items as Partial<AsyncIterable<unknown> & Iterable<unknown>>;
+  if (typeof source?.[Symbol.asyncIterator] === "function") {
+    const iterator = source[Symbol.asyncIterator]!();
+    const first = await iterator.next();
+    await iterator.return?.();
+    return first;
+  }
+  if (typeof source?.[Symbol.iterator] === "function") {
+    const iterator = source[Symbol.iterator]!();
+    const first = iterator.next();
+    iterator.return?.();
+    return first;
+  }
+  throw new TypeError(
+    `Expected \`items\` to be an iterable or async iterable, got ${describe(items)}`,
+  );
+}
+
+/** How many items an input holds, when that is known without reading it. */
+function countOf(items: unknown): number | undefined {
+  if (Array.isArray(items)) return items.length;
+  if (ArrayBuffer.isView(items) && !(items instanceof DataView)) {
+    return (items as unknown as { length: number }).length;
+  }
+  if (items instanceof Set || items instanceof Map) return items.size;
+  return undefined;
+}
+
+/** A task's key for remembered measurements: its module export, or its source. */
+function specKey(spec: TaskSpec): string {
+  return spec.kind === "module" ? `m:${spec.url}#${spec.name}` : `f:${spec.source}`;
 }
 
 function checkChunkSize(value: unknown): number | "auto" {
@@ -713,9 +961,10 @@ function checkTimeout(value: unknown): number | undefined {
       `Expected \`timeoutMs\` to be a number of milliseconds above 0, got ${describe(value)}`,
     );
   }
-  if (!(value > 0) || !Number.isFinite(value)) {
+  if (!(value > 0) || !(value <= MAX_TIMEOUT_MS)) {
     throw new RangeError(
-      `Expected \`timeoutMs\` to be a number of milliseconds above 0, got ${describe(value)}`,
+      `Expected \`timeoutMs\` to be a number of milliseconds above 0, up to ${MAX_TIMEOUT_MS}, ` +
+        `got ${describe(value)}`,
     );
   }
   return value;

@@ -57,6 +57,7 @@ export type SharedValue<T> = T extends ArrayBuffer ? SharedArrayBuffer : T;
 
 /** What a pool needs to deliver one shared value. */
 export interface SharedEntry {
+  /** The handle's id. */
   readonly id: number;
   /** The value to send to a worker that lacks it. */
   readonly value: unknown;

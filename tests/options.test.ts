@@ -25,6 +25,14 @@ const BAD_OPTIONS: [
   [{ chunkSize: 0 }, RangeError, "chunkSize", "0"],
   [{ chunkSize: -3 }, RangeError, "chunkSize", "-3"],
   [{ strategy: "bogus" }, RangeError, "strategy", "bogus"],
+  [{ strategy: { name: "mine" } }, TypeError, "strategy", "an object"],
+  [{ minBatchSize: -1 }, RangeError, "minBatchSize", "-1"],
+  [{ taskSizeHintBytes: 0 }, RangeError, "taskSizeHintBytes", "0"],
+  [{ forceSerialOnFailure: "yes" }, TypeError, "forceSerialOnFailure", "yes"],
+  [{ isolate: 1 }, TypeError, "isolate", "1"],
+  [{ onEvent: "log" }, TypeError, "onEvent", "log"],
+  [{ taskEvents: 1 }, TypeError, "taskEvents", "1"],
+  [{ timeoutMs: 2 ** 31 }, RangeError, "timeoutMs", String(2 ** 31)],
 ];
 
 function assertNamesOption(
@@ -94,9 +102,9 @@ describe("options", () => {
     });
   }
 
-  test("the defaults are the threads strategy and one worker per usable CPU", async () => {
+  test("the defaults are the auto strategy and one worker per usable CPU", async () => {
     await using ex = new ParallelExecutor();
-    assert.equal(ex.strategy, "threads");
+    assert.equal(ex.strategy, "auto");
     assert.equal(ex.maxWorkers, detect().cpus);
     await using auto = new ParallelExecutor({ chunkSize: "auto", maxWorkers: 1 });
     assert.deepEqual(await auto.map(work.square, [1, 2, 3]), [1, 4, 9]);

@@ -59,6 +59,8 @@ export interface ProcessPoolOptions {
 type Job = Job_<PoolProcess>;
 
 interface PoolProcess {
+  /** Its number in the pool, for telemetry. */
+  readonly no: number;
   /** Set once the process has started. */
   proc: WorkerProcess | undefined;
   ready: boolean;
@@ -83,6 +85,10 @@ export class ProcessPool implements Strategy {
   readonly #taskIds = new TaskIds();
   #starting = 0;
   #nextChunk = 1;
+  #nextNo = 1;
+  /** Most processes alive at once so far: a start below it replaces one. */
+  #peak = 0;
+  #respawns = 0;
   #closed = false;
   #drained: (() => void) | undefined;
   #closing: Promise<void> | undefined;
@@ -94,6 +100,14 @@ export class ProcessPool implements Strategy {
   constructor(maxWorkers: number, options: ProcessPoolOptions = {}) {
     this.concurrency = maxWorkers;
     this.#options = options;
+  }
+
+  get live(): number {
+    return this.#workers.size;
+  }
+
+  get respawns(): number {
+    return this.#respawns;
   }
 
   run(request: ChunkRequest): Promise<ChunkResult> {
@@ -124,7 +138,9 @@ export class ProcessPool implements Strategy {
   }
 
   #spawn(): void {
+    if (this.#workers.size < this.#peak) this.#respawns++;
     const worker: PoolProcess = {
+      no: this.#nextNo++,
       proc: undefined,
       ready: false,
       dead: false,
@@ -134,6 +150,7 @@ export class ProcessPool implements Strategy {
       last: undefined,
     };
     this.#workers.add(worker);
+    this.#peak = Math.max(this.#peak, this.#workers.size);
     this.#starting++;
     const starting = startWorkerProcess({
       entry: ENTRY,
@@ -234,6 +251,7 @@ export class ProcessPool implements Strategy {
       return;
     }
     if (first) worker.prepared.add(job.taskId);
+    job.request.onStart?.(worker.no);
     if (timeoutMs !== undefined) {
       job.timer = setTimeout(() => this.#timeout(job, timeoutMs), timeoutMs);
     }

@@ -37,6 +37,7 @@ export class SerialStrategy implements Strategy {
     const { task, base, items, timeoutMs } = request;
     const callSignal = request.signal ?? neverAborted;
     const fn = await this.#load(task, base);
+    request.onStart?.(0);
     if (performance.now() - this.#lastYield > YIELD_EVERY_MS) {
       // setImmediate, not setTimeout(0): nested timers are clamped to 4 ms, which made 64
       // tasks of 20 ms each 10% slower than a plain loop.
@@ -62,7 +63,12 @@ export class SerialStrategy implements Strategy {
         deadline?.check();
         values[k] = value;
       } catch (error) {
-        if ((signal.aborted && error === signal.reason) || error === this.#terminated) throw error;
+        if (
+          (signal.aborted && error === signal.reason) || error === this.#terminated ||
+          (deadline !== undefined && error === deadline.late)
+        ) {
+          throw error;
+        }
         throw taskFailure(index, error, task.kind === "inline" ? capturedName(error) : undefined);
       } finally {
         deadline?.clear();
@@ -169,8 +175,11 @@ class Deadline {
   /** Throws if the task took longer than its limit. */
   check(): void {
     if (this.signal.aborted) throw this.signal.reason;
-    if (performance.now() - this.#start > this.#timeoutMs) throw this.#error();
+    if (performance.now() - this.#start > this.#timeoutMs) throw (this.late = this.#error());
   }
+
+  /** The error `check()` threw for a task that returned late. */
+  late: TaskTimeoutError | undefined;
 
   clear(): void {
     clearTimeout(this.#timer);

@@ -55,6 +55,8 @@ export interface ThreadPoolOptions {
 }
 
 interface PoolWorker {
+  /** Its number in the pool, for telemetry. */
+  readonly no: number;
   readonly handle: ThreadHandle;
   /** The shared header (see `Slot` in protocol.ts). */
   readonly header: Int32Array;
@@ -85,6 +87,10 @@ export class ThreadPool implements Strategy {
   readonly #taskIds = new TaskIds();
   #starting = 0;
   #nextChunk = 1;
+  #nextNo = 1;
+  /** Most workers alive at once so far: a start below it replaces one. */
+  #peak = 0;
+  #respawns = 0;
   #closed = false;
   #drained: (() => void) | undefined;
   #closing: Promise<void> | undefined;
@@ -98,6 +104,14 @@ export class ThreadPool implements Strategy {
     this.concurrency = maxWorkers;
     this.#factory = factory;
     this.#options = options;
+  }
+
+  get live(): number {
+    return this.#workers.size;
+  }
+
+  get respawns(): number {
+    return this.#respawns;
   }
 
   run(request: ChunkRequest): Promise<ChunkResult> {
@@ -132,7 +146,9 @@ export class ThreadPool implements Strategy {
       maxMemoryMb: this.#options.maxMemoryMb,
     });
     const state = new SharedArrayBuffer(STATE_BYTES);
+    if (this.#workers.size < this.#peak) this.#respawns++;
     const worker: PoolWorker = {
+      no: this.#nextNo++,
       handle,
       header: new Int32Array(state, 0, SLOTS),
       runMs: new Float64Array(state, MS_OFFSET, 1),
@@ -147,6 +163,7 @@ export class ThreadPool implements Strategy {
       fatal: undefined,
     };
     this.#workers.add(worker);
+    this.#peak = Math.max(this.#peak, this.#workers.size);
     this.#starting++;
     handle.onMessage((message) =>
       worker.ready
@@ -302,6 +319,7 @@ export class ThreadPool implements Strategy {
       this.#release(worker);
       return;
     }
+    job.request.onStart?.(worker.no);
     const timeoutMs = job.request.timeoutMs;
     if (timeoutMs !== undefined) {
       job.timer = setTimeout(() => this.#timeout(job, timeoutMs), timeoutMs);

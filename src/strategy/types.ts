@@ -44,6 +44,11 @@ export interface ChunkRequest {
   shared?: readonly SharedEntry[];
   /** The call's base seed, from which each task's `ctx.seed` is mixed. Absent means 0. */
   seed?: bigint;
+  /**
+   * Called when the chunk starts on a worker, with the worker's number (small, stable for
+   * the worker's life; 0 for serial). Set only while telemetry listens.
+   */
+  onStart?: (worker: number) => void;
 }
 
 /** What a finished chunk returns. */
@@ -64,9 +69,14 @@ export interface Strategy {
   run(request: ChunkRequest): Promise<ChunkResult>;
   /**
    * Drops a released shared value from every worker that holds it. No chunk holding its handle
-   * is queued or running any more.
+   * is queued or running any more. A strategy whose workers hold no shared values can leave
+   * it out.
    */
-  forget(id: number): void;
+  forget?(id: number): void;
+  /** Workers alive now (a warm pool has some); absent for strategies without workers. */
+  readonly live?: number;
+  /** Workers started so far to replace dead ones. */
+  readonly respawns?: number;
   /** Waits for running chunks, then releases every resource. Idempotent. */
   close(): Promise<void>;
   /** Rejects queued and running chunks with `ExecutorClosedError`, then releases everything. Idempotent. */

@@ -24,6 +24,8 @@ import { Chunk, findBadResult, loadTask, runItems, serializeError } from "./run_
 import { encodeFrame, FrameReader } from "./frames.js";
 import { attachRefs, forgetShares, receiveShares } from "./shared_refs.js";
 
+// Executors made by tasks here see this and default to serial (see ParallelConfig.strategy).
+/** @type {any} */ (globalThis)[Symbol.for("fanout.worker")] = "process";
 const scope = /** @type {any} */ (globalThis);
 const deno = scope.Deno;
 const ipc = typeof process.send === "function";

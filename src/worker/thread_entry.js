@@ -19,6 +19,8 @@ import { MS_OFFSET, Payload, Shares, Slot, SLOTS } from "./wire.js";
 import { attachRefs, forgetShares, receiveShares } from "./shared_refs.js";
 import { seedFromWords } from "./seed.js";
 
+// Executors made by tasks here see this and default to serial (see ParallelConfig.strategy).
+/** @type {any} */ (globalThis)[Symbol.for("fanout.worker")] = "thread";
 const scope = /** @type {any} */ (globalThis);
 // Web workers (Deno, Bun) have `self.postMessage`; Node's worker_threads use `parentPort`.
 // Bun also sets `parentPort` inside web workers, so `self` is checked first.
