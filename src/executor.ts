@@ -705,6 +705,19 @@ export class ParallelExecutor implements AsyncDisposable {
     this.#active++;
     try {
       if (this.#choice !== "auto") {
+        const broken = typeof this.#choice === "string" && this.#choice !== "serial"
+          ? this.#broken[this.#choice]
+          : undefined;
+        if (broken !== undefined && this.#forceSerialOnFailure) {
+          // The pool could not start before; with forceSerialOnFailure, do not pay for it again.
+          const serial = this.#strategyFor("serial");
+          call.choose(
+            "serial",
+            `serial: the ${this.#choice} pool could not start (${broken}); forceSerialOnFailure`,
+            1,
+          );
+          return { call, runner: call.runner(serial) };
+        }
         const strategy = this.#strategyFor(this.#choice);
         call.choose(strategy.name, this.#choiceReason, strategy.concurrency);
         return { call, runner: call.runner(strategy) };

@@ -82,5 +82,21 @@ describe("process exit", () => {
       },
       60_000,
     );
+
+    test(
+      "with forceSerialOnFailure, a pool that cannot start falls back to serial and is not tried again",
+      async () => {
+        assertExitedCleanly(
+          await runChild("start-error-fallback", ["--no-prompt", "--allow-env"]),
+          [
+            [1, 4, 9],
+            [16],
+            ["fallback from threads", "map on serial", "map on serial"],
+            1,
+          ],
+        );
+      },
+      60_000,
+    );
   }
 });
