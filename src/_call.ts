@@ -50,7 +50,8 @@ export class Call {
   workers = 1;
 
   readonly #host: CallHost;
-  readonly #kind: "map" | "imap" | "submit";
+  /** Which method made the call. */
+  readonly kind: "map" | "imap" | "submit";
   readonly #listening: boolean;
   readonly #start: number;
   #tasks = 0;
@@ -69,7 +70,7 @@ export class Call {
 
   constructor(host: CallHost, kind: "map" | "imap" | "submit") {
     this.#host = host;
-    this.#kind = kind;
+    this.kind = kind;
     this.pin = host.shared.begin();
     this.#listening = host.onEvent !== undefined;
     this.#start = this.#listening ? performance.now() : 0;
@@ -80,7 +81,7 @@ export class Call {
     this.strategy = strategy;
     this.reason = reason;
     this.workers = workers;
-    if (this.#host.log) console.error(`fanout: ${this.#kind}: ${reason}`);
+    if (this.#host.log) console.error(`fanout: ${this.kind}: ${reason}`);
   }
 
   /** The runner of `strategy` for this call. */
@@ -217,7 +218,7 @@ export class Call {
     const durationMs = performance.now() - this.#start;
     this.#tell({
       type: "parallel_execution",
-      call: this.#kind,
+      call: this.kind,
       strategy: this.strategy,
       reason: this.reason,
       ok,

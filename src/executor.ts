@@ -178,6 +178,8 @@ export class ParallelExecutor implements AsyncDisposable {
   readonly #estimates = new Map<string, number>();
   readonly #host: CallHost;
   #active = 0;
+  /** Submits in flight. */
+  #submits = 0;
   #idle: (() => void) | undefined;
   readonly #dispatches = new Set<Dispatch>();
   #closed = false;
@@ -703,6 +705,7 @@ export class ParallelExecutor implements AsyncDisposable {
     if (this.#closed) throw new ExecutorClosedError();
     const call = new Call(this.#host, kind);
     this.#active++;
+    if (kind === "submit") this.#submits++;
     try {
       if (this.#choice !== "auto") {
         const broken = typeof this.#choice === "string" && this.#choice !== "serial"
@@ -722,9 +725,12 @@ export class ParallelExecutor implements AsyncDisposable {
         call.choose(strategy.name, this.#choiceReason, strategy.concurrency);
         return { call, runner: call.runner(strategy) };
       }
-      const count = countOf(items);
+      // Submits running side by side are, together, a batch: count them as its items.
+      const count = kind === "submit" ? this.#submits : countOf(items);
       const first = Array.isArray(items) ? items[0] : undefined;
+      const learn = this.#estimating(spec).onEstimate!;
       const runner = new AutoRunner({
+        measured: learn,
         workload: (perItemMs, measured, done, sample) =>
           this.#workload(count, sample ?? first, timeoutMs, perItemMs, measured, done),
         runner: (choice) => call.runner(this.#strategyFor(choice)),
@@ -740,6 +746,7 @@ export class ParallelExecutor implements AsyncDisposable {
   /** A call settled. */
   #end(call: Call, ok: boolean): void {
     call.end(ok);
+    if (call.kind === "submit") this.#submits--;
     if (--this.#active === 0 && this.#idle !== undefined) {
       const resolve = this.#idle;
       this.#idle = undefined;

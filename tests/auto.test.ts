@@ -160,6 +160,27 @@ describe("strategy auto", () => {
     assert.equal(events[0].workers, 2);
   });
 
+  test("submits in flight together count as a batch, once the task's cost is known", async () => {
+    const chosen: string[] = [];
+    await using ex = new ParallelExecutor({
+      maxWorkers: 2,
+      onEvent: (e) =>
+        void (e.type === "parallel_execution" && chosen.push(`${e.call} ${e.strategy}`)),
+    });
+    await ex.map(auto.busy, Array(48).fill(8));
+    const results = await Promise.all([8, 8, 8, 8].map((ms) => ex.submit(auto.busy, ms)));
+    assert.deepEqual(results, [8, 8, 8, 8]);
+    // The first submit is alone (1 < minBatchSize 2); the others join it, and the map measured
+    // the task: they go to the warm threads.
+    assert.equal(chosen[0], "map threads");
+    assert.deepEqual(chosen.slice(1).sort(), [
+      "submit serial",
+      "submit threads",
+      "submit threads",
+      "submit threads",
+    ]);
+  });
+
   test("an executor made inside a worker defaults to serial", async () => {
     for (const strategy of ["threads", "processes"] as const) {
       await using ex = new ParallelExecutor({ strategy, maxWorkers: 1 });

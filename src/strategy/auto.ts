@@ -194,6 +194,8 @@ export interface AutoHost {
   runner(choice: Choice): Runner;
   /** Told once the choice is made. */
   chosen(decision: Decision): void;
+  /** Told what the probe measured, so that later calls of the task need no probe. */
+  measured(perItemMs: number): void;
 }
 
 /**
@@ -228,6 +230,7 @@ export class AutoRunner implements Runner {
       (result) => {
         const items = request.items.length;
         const perItem = items > 0 && Number.isFinite(result.ms) ? result.ms / items : 0;
+        this.#host.measured(perItem);
         const decision = decide(this.#host.workload(perItem, "probe", items, request.items[0]));
         this.#choose(
           decision.strategy === undefined ? { ...decision, strategy: "serial" } : decision,
