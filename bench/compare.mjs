@@ -1,7 +1,8 @@
 // @ts-check
 /**
- * `npm run bench`: runs `bench/run.ts` (parts a to e), `bench/processes.ts` (parts p1 to p3)
- * and `bench/shared.ts` (parts s1 to s4) under Deno, Bun and Node 24 (the copies in
+ * `npm run bench`: runs `bench/run.ts` (parts a to e), `bench/processes.ts` (parts p1 to p3),
+ * `bench/shared.ts` (parts s1 to s4) and `bench/ablation.ts` (workloads tiny, small, cpu,
+ * skewed, payload and io, then their suite) under Deno, Bun and Node 24 (the copies in
  * node_modules/.bin), one runtime after the other, and prints one table per runtime and a
  * summary. Part c (round-trip latency) runs in a
  * separate process pinned to one CPU with `taskset -c 0`; part p1 (the process round trip)
@@ -15,10 +16,11 @@
  * node bench/compare.mjs --runtimes deno,node --only a,c --cycles 200
  * node bench/compare.mjs --only p1,p2,p3 --calls 1000      # processes.ts only
  * node bench/compare.mjs --only s1,s2,s3,s4 --sum-reps 20  # shared.ts only
+ * node bench/compare.mjs --only tiny,small,cpu,skewed,payload,io   # ablation.ts only
  * ```
  * Flags other than `--runtimes`, `--only` and `--no-pin` are passed on: `--quick` and
- * `--watchdog-ms` to every script, processes.ts's and shared.ts's own sizes (each script's
- * `flags`) to that script, and the rest to `run.ts`.
+ * `--watchdog-ms` to every script, processes.ts's, shared.ts's and ablation.ts's own sizes
+ * (each script's `flags`) to that script, and the rest to `run.ts`.
  * The merged reports are saved to bench/results/ (git-ignored).
  *
  * @module
@@ -83,6 +85,34 @@ const SCRIPTS = [
     ],
     rest: false,
     info: true,
+  },
+  {
+    file: join(BENCH, "ablation.ts"),
+    // "suite" (the targets over the workloads that ran) always runs after them.
+    parts: ["tiny", "small", "cpu", "skewed", "payload", "io", "suite"],
+    pinned: [],
+    alsoPinned: [],
+    flags: [
+      "--tiny-items",
+      "--small-items",
+      "--small-us",
+      "--cpu-items",
+      "--cpu-ms",
+      "--skew-items",
+      "--skew-ms",
+      "--skew-slow",
+      "--shared-mb",
+      "--shared-tasks",
+      "--shared-passes",
+      "--io-items",
+      "--io-ms",
+      "--warm-maps",
+      "--warm-reps",
+      "--sample-ms",
+      "--cold-reps",
+    ],
+    rest: false,
+    info: false,
   },
 ];
 const PARTS = SCRIPTS.flatMap((s) => s.parts);

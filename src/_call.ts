@@ -44,10 +44,10 @@ function isWorkerFailure(error: unknown): boolean {
 export class Call {
   /** Handles released while this call runs stay usable by it. */
   readonly pin: CallPin;
-  /** The strategy running the call, and why; set once chosen. */
+  /** The strategy running the call; set once chosen. */
   strategy = "serial";
-  reason = "";
   workers = 1;
+  #reason: string | (() => string) = "";
 
   readonly #host: CallHost;
   /** Which method made the call. */
@@ -76,12 +76,18 @@ export class Call {
     this.#start = this.#listening ? performance.now() : 0;
   }
 
+  /** Why the strategy, in words; formatted on first read (most calls never look). */
+  get reason(): string {
+    if (typeof this.#reason === "function") this.#reason = this.#reason();
+    return this.#reason;
+  }
+
   /** Records the strategy and its reason; with `log=1`, prints them. */
-  choose(strategy: string, reason: string, workers: number): void {
+  choose(strategy: string, reason: string | (() => string), workers: number): void {
     this.strategy = strategy;
-    this.reason = reason;
+    this.#reason = reason;
     this.workers = workers;
-    if (this.#host.log) console.error(`fanout: ${this.kind}: ${reason}`);
+    if (this.#host.log) console.error(`fanout: ${this.kind}: ${this.reason}`);
   }
 
   /** The runner of `strategy` for this call. */

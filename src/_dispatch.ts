@@ -32,7 +32,7 @@ export interface DispatchOptions {
   onSettled?(): void;
   /** Time per item an earlier call of the same task measured (auto chunking starts from it). */
   estimateMs?: number;
-  /** Receives the measured time per item after each timed chunk. */
+  /** Receives the call's mean time per item so far, after each timed chunk. */
   onEstimate?(perItemMs: number): void;
 }
 
@@ -84,6 +84,8 @@ export class Dispatch {
   #inFlight = 0;
   #outstanding = 0;
   #filling = false;
+  #measuredMs = 0;
+  #measuredItems = 0;
   #exhausted = false;
 
   /**
@@ -212,8 +214,13 @@ export class Dispatch {
         this.#inFlight--;
         if (this.stopped) return;
         this.#sizer.record(items.length, result.ms);
-        const estimate = this.#sizer.perItemMs;
-        if (estimate !== undefined) this.#options.onEstimate?.(estimate);
+        if (Number.isFinite(result.ms) && this.#options.onEstimate !== undefined) {
+          // The call's mean so far, not the sizer's recent average: skewed work has a few
+          // slow items, and the next call should expect the mean.
+          this.#measuredMs += result.ms;
+          this.#measuredItems += items.length;
+          this.#options.onEstimate(this.#measuredMs / this.#measuredItems);
+        }
         this.#options.onChunk(seq, base, result.values);
         void this.#fill();
       },

@@ -180,6 +180,8 @@ export class ParallelExecutor implements AsyncDisposable {
   #active = 0;
   /** Submits in flight. */
   #submits = 0;
+  /** What serial calls gave up because the thread pool was cold (see `Workload.regretMs`). */
+  #regretMs = 0;
   #idle: (() => void) | undefined;
   readonly #dispatches = new Set<Dispatch>();
   #closed = false;
@@ -734,7 +736,10 @@ export class ParallelExecutor implements AsyncDisposable {
         workload: (perItemMs, measured, done, sample) =>
           this.#workload(count, sample ?? first, timeoutMs, perItemMs, measured, done),
         runner: (choice) => call.runner(this.#strategyFor(choice)),
-        chosen: (decision) => call.choose(decision.strategy!, decision.reason, decision.workers),
+        chosen: (decision) => {
+          this.#regretMs += decision.regretMs;
+          call.choose(decision.strategy!, () => decision.reason, decision.workers);
+        },
       }, this.#estimateOf(spec));
       return { call, runner };
     } catch (error) {
@@ -782,6 +787,7 @@ export class ParallelExecutor implements AsyncDisposable {
       },
       nested: this.#nested,
       broken: { ...this.#broken },
+      regretMs: this.#regretMs,
     };
   }
 

@@ -35,6 +35,7 @@ function workload(overrides: Partial<Workload>): Workload {
     warm: { threads: false, processes: false },
     nested: false,
     broken: {},
+    regretMs: 0,
     ...overrides,
   };
 }
@@ -60,7 +61,6 @@ describe("decide()", () => {
       [{ runtime: "deno", maxMemoryMb: 64 }, "processes", /maxMemoryMb 64 on Deno/],
       [{ runtime: "node", maxMemoryMb: 64 }, "threads", /capped in Node threads/],
       [{ items: 1 }, "serial", /1 item < minBatchSize 2/],
-      [{ inputBytes: LARGE_INPUT_BYTES }, "threads", /inputs of ~10 MB go to threads/],
     ];
     for (const [overrides, strategy, reason] of cases) {
       const decision = decide(workload(overrides));
@@ -68,6 +68,14 @@ describe("decide()", () => {
       assert.match(decision.reason, reason);
       assert.ok(decision.reason.startsWith(`${strategy}: `), decision.reason);
     }
+  });
+
+  test("a large input never goes to processes, even where a rule would pick them", () => {
+    const decision = decide(
+      workload({ runtime: "deno", timeoutMs: 500, inputBytes: LARGE_INPUT_BYTES, perItemMs: 5 }),
+    );
+    assert.equal(decision.strategy, "threads", decision.reason);
+    assert.match(decision.reason, /inputs of ~10 MB stay off processes/);
   });
 
   test("without a time per item, it asks for a probe", () => {
@@ -80,7 +88,7 @@ describe("decide()", () => {
     assert.equal(decision.workers, 4);
     assert.match(
       decision.reason,
-      /^threads: 10,000 items × ~2\.1 ms each = 21,000 ms serially ≫ 40 ms pool start/,
+      /^threads: 10,000 items × ~2\.1 ms each = 21,000 ms serially ≫ 90 ms pool start/,
     );
   });
 
@@ -96,6 +104,16 @@ describe("decide()", () => {
     assert.equal(decide(workload({ items: 1000, perItemMs: 0.0001 })).strategy, "serial");
   });
 
+  test("serial calls that lost to the cold pool add up until starting it pays (rent or buy)", () => {
+    const item = { items: 200, perItemMs: 0.2, measured: "probe" } as const;
+    const first = decide(workload(item));
+    assert.equal(first.strategy, "serial");
+    assert.ok(first.regretMs > 20 && first.regretMs < 40, String(first.regretMs));
+    const later = decide(workload({ ...item, regretMs: 3 * first.regretMs }));
+    assert.equal(later.strategy, "threads", later.reason);
+    assert.match(later.reason, /serial calls have already given up .* worth the 90 ms pool start/);
+  });
+
   test("a pool that could not start is not chosen again", () => {
     const decision = decide(
       workload({ items: 10_000, perItemMs: 5, broken: { threads: "no read permission" } }),
@@ -109,9 +127,14 @@ describe("decide()", () => {
     assert.equal(decide(workload({ items: 2, done: 1, perItemMs: 50 })).strategy, "serial");
   });
 
-  test("estimateBytes counts buffers exactly and share() handles as a few bytes", () => {
+  test("estimateBytes counts buffers exactly, and share() handles by the array they share", async () => {
     assert.ok(estimateBytes(new Float64Array(1000)) >= 8000);
     assert.ok(estimateBytes({ data: { "fanout.shared": 3 }, start: 0 }) < 100);
+    await using ex = new ParallelExecutor({ strategy: "serial" });
+    using big = ex.share(new Float64Array(2_000_000));
+    assert.ok(estimateBytes({ data: big, start: 0 }) >= 16_000_000);
+    using small = ex.share({ label: "x" });
+    assert.ok(estimateBytes({ data: small }) < 100);
     assert.ok(estimateBytes("x".repeat(1000)) >= 2000);
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;

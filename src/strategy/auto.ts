@@ -23,23 +23,36 @@ import type { RuntimeName } from "../runtime/mod.ts";
 import type { Runner } from "../_dispatch.ts";
 import type { ChunkRequest, ChunkResult } from "./types.ts";
 
-/** Start of a pool plus its first task, in ms, per runtime (bench/run.ts part d, processes.ts p2). */
+/**
+ * Start of a pool plus its first task, in ms, per runtime: measured as a cold call minus a
+ * warm one (bench/ablation.ts; bench/run.ts part d and processes.ts p2 agree).
+ */
 export const START_MS: Record<"threads" | "processes", Record<RuntimeName, number>> = {
-  threads: { deno: 25, bun: 8, node: 40 },
-  processes: { deno: 30, bun: 10, node: 45 },
+  threads: { deno: 35, bun: 10, node: 90 },
+  processes: { deno: 35, bun: 12, node: 95 },
 };
 
-/** Transport per item when items go in chunks, in ms (bench/run.ts part b). */
-export const TRANSPORT_MS = { threads: 0.003, processes: 0.02 } as const;
+/** Transport per item when items go in chunks, in ms, per runtime (bench/ablation.ts, tiny). */
+export const TRANSPORT_MS: Record<RuntimeName, number> = {
+  deno: 0.0001,
+  bun: 0.00003,
+  node: 0.0001,
+};
+
+/** Round trip of one chunk to a warm thread and back, in ms (bench/run.ts part c). */
+export const ROUND_TRIP_MS = 0.03;
 
 /** Threads must beat serial by this factor. */
 export const MARGIN = 1.25;
 
-/** Inputs from this size up go to threads (where `share()` avoids copies), never processes. */
+/** Inputs from this size up never go to processes (copied to each); threads share them. */
 export const LARGE_INPUT_BYTES = 10_000_000;
 
 /** Items assumed for an input of unknown length. */
 export const UNKNOWN_ITEMS = 1000;
+
+/** The probe keeps running items on the calling thread until this much time was measured. */
+export const PROBE_MS = 1;
 
 /** A concrete strategy auto can choose. */
 export type Choice = "serial" | "threads" | "processes";
@@ -69,16 +82,46 @@ export interface Workload {
   nested: boolean;
   /** Pools that could not start, with why. */
   broken: { threads?: string; processes?: string };
+  /**
+   * Time this executor's earlier calls gave up by running serially only because the thread
+   * pool was not started yet, in ms. Once it reaches the pool's start cost, the pool is
+   * started (rent or buy): a long-lived executor never pays more than about twice the best.
+   */
+  regretMs: number;
 }
 
 /** What auto chose, and why. */
 export interface Decision {
   /** The strategy; `undefined` while the time per item must be measured first. */
-  strategy: Choice | undefined;
-  /** Why, in words. */
-  reason: string;
+  readonly strategy: Choice | undefined;
+  /** Why, in words (formatted only when read: most calls never look). */
+  readonly reason: string;
   /** Workers it can use at once. */
-  workers: number;
+  readonly workers: number;
+  /**
+   * With a serial choice made only because the pool is cold: what a warm pool would have saved
+   * this call, in ms (added to `Workload.regretMs`); else 0.
+   */
+  readonly regretMs: number;
+}
+
+class Choice_ implements Decision {
+  readonly strategy: Choice | undefined;
+  readonly workers: number;
+  readonly regretMs: number;
+  #why: (() => string) | string;
+
+  constructor(strategy: Choice | undefined, why: () => string, workers: number, regretMs = 0) {
+    this.strategy = strategy;
+    this.#why = why;
+    this.workers = workers;
+    this.regretMs = regretMs;
+  }
+
+  get reason(): string {
+    if (typeof this.#why === "function") this.#why = this.#why();
+    return this.#why;
+  }
 }
 
 /**
@@ -87,92 +130,122 @@ export interface Decision {
  * @returns The decision, or one with `strategy: undefined` when a probe must measure first.
  */
 export function decide(w: Workload): Decision {
-  const fixed = (strategy: Choice, reason: string, workers = w.maxWorkers): Decision => {
-    if (strategy !== "serial" && w.broken[strategy] !== undefined) {
-      return {
-        strategy: "serial",
-        reason: `serial: ${reason}, but the ${strategy} pool could not start (${
-          w.broken[strategy]
-        })`,
-        workers: 1,
-      };
+  const fixed = (
+    strategy: Choice,
+    why: () => string,
+    workers = w.maxWorkers,
+    regretMs = 0,
+  ): Decision => {
+    const broken = strategy === "serial" ? undefined : w.broken[strategy];
+    if (broken !== undefined) {
+      return new Choice_(
+        "serial",
+        () => `serial: ${why()}, but the ${strategy} pool could not start (${broken})`,
+        1,
+      );
     }
-    return {
+    return new Choice_(
       strategy,
-      reason: `${strategy}: ${reason}`,
-      workers: strategy === "serial" ? 1 : workers,
-    };
+      () => `${strategy}: ${why()}`,
+      strategy === "serial" ? 1 : workers,
+      regretMs,
+    );
   };
   if (w.nested) {
     return fixed(
       "serial",
-      "inside a worker of another executor (nested pools would multiply workers)",
+      () => "inside a worker of another executor (nested pools would multiply workers)",
     );
   }
-  if (w.isolate) return fixed("processes", "isolation was asked for (isolate: true)");
-  if (w.timeoutMs !== undefined && w.runtime === "deno") {
+  if (w.isolate) return fixed("processes", () => "isolation was asked for (isolate: true)");
+  // A large payload is never sent to processes, which would copy it to each: where a rule
+  // below would pick processes, the cost model picks serial or threads (with share(), one
+  // memory) instead.
+  const large = w.inputBytes !== undefined && w.inputBytes >= LARGE_INPUT_BYTES;
+  const note = large
+    ? `; inputs of ~${megabytes(w.inputBytes!)} stay off processes (they would be copied)`
+    : "";
+  if (w.timeoutMs !== undefined && w.runtime === "deno" && !large) {
     return fixed(
       "processes",
-      `timeoutMs ${w.timeoutMs} on Deno, where only a process can stop a busy task`,
+      () => `timeoutMs ${w.timeoutMs} on Deno, where only a process can stop a busy task`,
     );
   }
-  if (w.maxMemoryMb !== undefined && w.runtime === "deno") {
-    return fixed("processes", `maxMemoryMb ${w.maxMemoryMb} on Deno, capped only in processes`);
+  if (w.maxMemoryMb !== undefined && w.runtime === "deno" && !large) {
+    return fixed(
+      "processes",
+      () => `maxMemoryMb ${w.maxMemoryMb} on Deno, capped only in processes`,
+    );
   }
   if (w.maxMemoryMb !== undefined && w.runtime === "node") {
-    return fixed("threads", `maxMemoryMb ${w.maxMemoryMb}, capped in Node threads`);
+    return fixed("threads", () => `maxMemoryMb ${w.maxMemoryMb}, capped in Node threads`);
   }
   if (w.items !== undefined && w.items < w.minBatchSize) {
-    return fixed("serial", `${count(w.items, "item")} < minBatchSize ${w.minBatchSize}`);
+    return fixed("serial", () => `${count(w.items!, "item")} < minBatchSize ${w.minBatchSize}`);
   }
   const left = w.items === undefined ? UNKNOWN_ITEMS : w.items - w.done;
   const workers = Math.min(w.maxWorkers, Math.max(left, 1));
-  if (w.inputBytes !== undefined && w.inputBytes >= LARGE_INPUT_BYTES && workers > 1) {
-    return fixed(
-      "threads",
-      `inputs of ~${megabytes(w.inputBytes)} go to threads (share() avoids copies; processes ` +
-        `would copy them)`,
-      workers,
-    );
-  }
   if (w.perItemMs === undefined) {
-    return { strategy: undefined, reason: "measuring the first item", workers: 1 };
+    return new Choice_(undefined, () => "measuring the first items", 1);
   }
   const c = w.perItemMs;
-  const each = `${
-    w.items === undefined ? `~${UNKNOWN_ITEMS} items (length unknown)` : count(left, "item")
-  } × ~${ms(c)} each${w.measured === "earlier calls" ? " (measured by earlier calls)" : ""}`;
+  const each = (): string =>
+    `${
+      w.items === undefined ? `~${UNKNOWN_ITEMS} items (length unknown)` : count(left, "item")
+    } × ~${ms(c)} each${w.measured === "earlier calls" ? " (measured by earlier calls)" : ""}`;
   if (workers <= 1) {
-    return fixed("serial", `${each}: one worker would do no better (maxWorkers ${w.maxWorkers})`);
+    return fixed(
+      "serial",
+      () => `${each()}: one worker would do no better (maxWorkers ${w.maxWorkers})`,
+    );
   }
   const serialMs = left * c;
-  const start = w.warm.threads ? 0 : START_MS.threads[w.runtime];
-  const parallelMs = start + (left * (c + TRANSPORT_MS.threads)) / workers;
-  if (parallelMs * MARGIN < serialMs) {
-    const startText = w.warm.threads ? "a warm pool" : `${ms(start)} pool start`;
+  const busyMs = (left * (c + TRANSPORT_MS[w.runtime])) / workers + 2 * ROUND_TRIP_MS;
+  const start = START_MS.threads[w.runtime];
+  if (w.warm.threads ? busyMs * MARGIN < serialMs : (start + busyMs) * MARGIN < serialMs) {
     return fixed(
       "threads",
-      `${each} = ${ms(serialMs)} serially ≫ ${startText} + ${ms(parallelMs - start)} on ` +
-        `${count(workers, "thread")}`,
+      () =>
+        `${each()} = ${ms(serialMs)} serially ≫ ${
+          w.warm.threads ? "a warm pool" : `${ms(start)} pool start`
+        } + ${ms(busyMs)} on ${count(workers, "thread")}${note}`,
       workers,
     );
   }
-  const startText = w.warm.threads ? "" : ` (${ms(start)} pool start)`;
+  // Serial, because of the pool's start alone? Then count what it cost (rent or buy).
+  const gain = w.warm.threads ? 0 : serialMs - busyMs * MARGIN;
+  if (gain > 0 && w.regretMs + gain >= start && w.broken.threads === undefined) {
+    return fixed(
+      "threads",
+      () =>
+        `${each()} = ${ms(serialMs)} serially; a warm pool would take ${ms(busyMs)}, and ` +
+        `serial calls have already given up ${ms(w.regretMs)}: worth the ${ms(start)} pool start`,
+      workers,
+    );
+  }
   return fixed(
     "serial",
-    `${each} = ${ms(serialMs)} in all; ${count(workers, "thread")} would take ~${
-      ms(parallelMs)
-    }${startText}`,
+    () =>
+      `${each()} = ${ms(serialMs)} in all; ${count(workers, "thread")} would take ~${
+        ms(busyMs + (w.warm.threads ? 0 : start))
+      }${w.warm.threads ? "" : ` (${ms(start)} pool start)`}${note}`,
+    1,
+    Math.max(gain, 0),
   );
 }
 
+/** `n` with thousands separators (by hand: `Intl` costs tens of µs on some runtimes). */
+function grouped(n: number): string {
+  const digits = String(Math.round(n));
+  return digits.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
 function count(n: number, what: string): string {
-  return `${n.toLocaleString("en-US")} ${what}${n === 1 ? "" : "s"}`;
+  return `${grouped(n)} ${what}${n === 1 ? "" : "s"}`;
 }
 
 function ms(value: number): string {
-  if (value >= 100) return `${Math.round(value).toLocaleString("en-US")} ms`;
-  if (value >= 1) return `${Number(value.toPrecision(2))} ms`;
+  if (value >= 100) return `${grouped(value)} ms`;
   if (value >= 0.001) return `${Number(value.toPrecision(2))} ms`;
   return "<0.001 ms";
 }
@@ -192,28 +265,38 @@ export interface AutoHost {
   ): Workload;
   /** The runner of a strategy, for this call (claims, telemetry and fallback included). */
   runner(choice: Choice): Runner;
-  /** Told once the choice is made. */
+  /** Told each time the choice is made or changed. */
   chosen(decision: Decision): void;
-  /** Told what the probe measured, so that later calls of the task need no probe. */
+  /** Told what was measured on the calling thread, so that later calls need no probe. */
   measured(perItemMs: number): void;
 }
 
 /**
- * One call's runner under `"auto"`: the first chunk either goes straight to a choice made
- * without measuring, or runs serially as the probe; every later chunk waits for the choice.
- * Until then its concurrency is 1, so the dispatch sends only the probe.
+ * One call's runner under `"auto"`.
+ *
+ * - Without a measurement, chunks run on the calling thread, one at a time (concurrency 1),
+ *   as the probe, until ~`PROBE_MS` of work was timed: a task's very first call is often
+ *   100× slower than the rest, so one item would mislead. Their results are kept.
+ * - Once chosen, chunks go to the choice. A serial choice made from the cost is checked again
+ *   after every chunk with the running mean, so a few slow items later in the input (skewed
+ *   work) still move the rest to threads.
  */
 export class AutoRunner implements Runner {
   readonly #host: AutoHost;
   #target: Runner | undefined;
+  #serial: Runner | undefined;
+  /** Whether the current choice came from the cost model (and may change). */
+  #costed = false;
   #choosing: Promise<void> | undefined;
+  #probedMs = 0;
+  #probedItems = 0;
 
   constructor(host: AutoHost, estimateMs: number | undefined) {
     this.#host = host;
     const decision = decide(
       host.workload(estimateMs, estimateMs === undefined ? undefined : "earlier calls", 0),
     );
-    if (decision.strategy !== undefined) this.#choose(decision);
+    if (decision.strategy !== undefined) this.#choose(decision, estimateMs !== undefined);
   }
 
   get concurrency(): number {
@@ -221,39 +304,77 @@ export class AutoRunner implements Runner {
   }
 
   run(request: ChunkRequest): Promise<ChunkResult> {
-    if (this.#target !== undefined) return this.#target.run(request);
-    if (this.#choosing !== undefined) {
-      return this.#choosing.then(() => this.#target!.run(request));
+    if (this.#target !== undefined && !(this.#costed && this.#target === this.#serial)) {
+      return this.#target.run(request);
     }
-    const probe = this.#host.runner("serial").run({ ...request, timed: true });
-    this.#choosing = probe.then(
+    if (this.#choosing !== undefined) {
+      return this.#choosing.then(() => this.run(request));
+    }
+    // Probing, or serial by cost: run here, timed, and decide again.
+    const serial = this.#serial ??= this.#host.runner("serial");
+    const run = serial.run({ ...request, timed: true });
+    this.#choosing = run.then(
       (result) => {
+        this.#choosing = undefined;
         const items = request.items.length;
-        const perItem = items > 0 && Number.isFinite(result.ms) ? result.ms / items : 0;
-        this.#host.measured(perItem);
-        const decision = decide(this.#host.workload(perItem, "probe", items, request.items[0]));
-        this.#choose(
-          decision.strategy === undefined ? { ...decision, strategy: "serial" } : decision,
+        this.#probedItems += items;
+        this.#probedMs += Number.isFinite(result.ms) ? result.ms : 0;
+        const perItem = this.#probedItems > 0 ? this.#probedMs / this.#probedItems : 0;
+        const decision = decide(
+          this.#host.workload(perItem, "probe", this.#probedItems, request.items[0]),
         );
+        if (this.#target === undefined) this.#host.measured(perItem);
+        if (
+          decision.strategy !== "serial" && decision.strategy !== undefined &&
+          this.#probedMs < PROBE_MS && this.#target === undefined
+        ) {
+          // Looks parallel, but on too little measured time: keep probing a little longer.
+          return;
+        }
+        const chosen = decision.strategy === undefined
+          ? new Choice_("serial", () => `serial: ${decision.reason}`, 1)
+          : decision;
+        if (this.#target === undefined || chosen.strategy !== "serial") {
+          this.#choose(chosen, true);
+        }
       },
       () => {
-        // The call fails with the probe's error; later chunks, if any, stay here.
-        this.#choose({ strategy: "serial", reason: "serial: the first item failed", workers: 1 });
+        this.#choosing = undefined;
+        // The call fails with this chunk's error; later chunks, if any, stay here.
+        if (this.#target === undefined) {
+          this.#choose(new Choice_("serial", () => "serial: the first item failed", 1), false);
+        }
       },
     );
-    return probe;
+    return run;
   }
 
-  #choose(decision: Decision): void {
-    this.#target = this.#host.runner(decision.strategy!);
+  #choose(decision: Decision, costed: boolean): void {
+    const strategy = decision.strategy!;
+    this.#costed = costed && strategy === "serial";
+    this.#target = strategy === "serial"
+      ? (this.#serial ??= this.#host.runner("serial"))
+      : this.#host.runner(strategy);
     this.#host.chosen(decision);
   }
 }
 
+/** The size of the typed array or buffer behind a handle; 0 for other values or a released one. */
+function sharedBytes(handle: { value?: unknown }): number {
+  try {
+    const value = handle.value;
+    if (ArrayBuffer.isView(value)) return value.byteLength;
+    if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) return value.byteLength;
+  } catch {
+    // Released: it will fail the call anyway.
+  }
+  return 0;
+}
+
 /**
  * Roughly how many bytes structured clone would write for `value`: exact for buffers and
- * typed arrays, close for strings and numbers, a few bytes for a `share()` handle (that is the
- * point of it). Stops counting past `LARGE_INPUT_BYTES`, so a huge input costs little to size.
+ * typed arrays, close for strings and numbers. A `share()` handle counts with the size of the
+ * array it shares: it crosses as a few bytes, but the tasks read a payload that large. Stops counting past `LARGE_INPUT_BYTES`, so a huge input costs little to size.
  */
 export function estimateBytes(value: unknown): number {
   let total = 0;
@@ -269,8 +390,11 @@ export function estimateBytes(value: unknown): number {
       if (ArrayBuffer.isView(v)) total += v.byteLength + 16;
       else if (v instanceof ArrayBuffer || v instanceof SharedArrayBuffer) {
         total += v.byteLength + 8;
-      } else if (typeof (v as Record<string, unknown>)["fanout.shared"] === "number") total += 32;
-      else if (v instanceof Map) { for (const [k, x] of v) stack.push(k, x); }
+      } else if (typeof (v as Record<string, unknown>)["fanout.shared"] === "number") {
+        // A share() handle crosses as a few bytes, but it names a payload every task reads:
+        // a large shared array is a large payload, best on threads (one memory).
+        total += 32 + sharedBytes(v as { value?: unknown });
+      } else if (v instanceof Map) { for (const [k, x] of v) stack.push(k, x); }
       else if (v instanceof Set) { for (const x of v) stack.push(x); }
       else if (Array.isArray(v)) { for (const x of v) stack.push(x); }
       else {
