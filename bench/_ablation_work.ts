@@ -11,12 +11,6 @@
  */
 
 /**
- * Iterations of {@linkcode spin} that take about 20 ms on the reference machine (the same
- * loop as `work.ts`'s `spin`), before calibration.
- */
-export const SPIN_ITERATIONS_20MS = 12_500_000;
-
-/**
  * The trivial task ("tiny" items): far below a microsecond.
  *
  * @param n A number.
@@ -26,25 +20,9 @@ export function inc(n: number): number {
   return n + 1;
 }
 
-/**
- * A CPU-bound task of fixed size: `iterations` steps of a xorshift generator, folded into a
- * checksum so that no engine can drop the loop ("small", "cpu" and "skewed" items).
- *
- * @param iterations How many steps; {@linkcode SPIN_ITERATIONS_20MS} take about 20 ms.
- * @returns The checksum; the same for the same `iterations` on every runtime.
- */
-export function spin(iterations: number): number {
-  let x = 0x2545f491 | 0;
-  let acc = 0;
-  for (let i = 0; i < iterations; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    // Masked, not `| 0`: the sum never leaves the small-integer range (see work.ts).
-    acc = (acc + (x & 1023)) & 0x3fffffff;
-  }
-  return acc;
-}
+// The CPU-bound task of fixed size ("small", "cpu" and "skewed" items), and the iterations that
+// take about 20 ms before calibration: bench/work.ts's.
+export { spin, SPIN_ITERATIONS_20MS } from "./work.ts";
 
 /** What a task reads of a `Shared<Float64Array>` handle (`import type` would pull in mod.ts). */
 export interface SharedFloat64 {
