@@ -18,6 +18,8 @@ import type { CallPin, SharedRegistry } from "./shared.ts";
 import type { ChunkRequest, ChunkResult, Strategy } from "./strategy/types.ts";
 import type { ExecutorStats, TelemetryEvent } from "./telemetry.ts";
 import { percentile } from "./telemetry.ts";
+
+const EMPTY: number[] = [];
 import { WorkerCrashedError, WorkerStartError } from "./errors.ts";
 import process from "node:process";
 
@@ -61,11 +63,13 @@ export class Call {
   #fallbacks = 0;
   #respawns = 0;
   #fellBack: Runner | undefined;
-  readonly #waits: number[] = [];
+  // Measurements, made only while a listener is set (no allocation per call otherwise).
+  #waits: number[] = EMPTY;
   /** Per chunk: the run time per item, and how many items it ran. */
-  readonly #runs: number[] = [];
-  readonly #runItems: number[] = [];
-  readonly #respawnBase = new Map<Strategy, number>();
+  #runs: number[] = EMPTY;
+  #runItems: number[] = EMPTY;
+  /** Each strategy this call used, with its respawn count when the call began using it. */
+  readonly #respawnBase: [Strategy, number][] = [];
   #ended = false;
 
   constructor(host: CallHost, kind: "map" | "imap" | "submit") {
@@ -74,6 +78,11 @@ export class Call {
     this.pin = host.shared.begin();
     this.#listening = host.onEvent !== undefined;
     this.#start = this.#listening ? performance.now() : 0;
+    if (this.#listening) {
+      this.#waits = [];
+      this.#runs = [];
+      this.#runItems = [];
+    }
   }
 
   /** Why the strategy, in words; formatted on first read (most calls never look). */
@@ -92,7 +101,9 @@ export class Call {
 
   /** The runner of `strategy` for this call. */
   runner(strategy: Strategy): Runner {
-    if (!this.#respawnBase.has(strategy)) this.#respawnBase.set(strategy, strategy.respawns ?? 0);
+    if (this.#listening && !this.#respawnBase.some(([used]) => used === strategy)) {
+      this.#respawnBase.push([strategy, strategy.respawns ?? 0]);
+    }
     const host = this.#host;
     const direct = (request: ChunkRequest): Promise<ChunkResult> => this.#run(strategy, request);
     if (!host.forceSerialOnFailure || strategy.name === "serial") {
@@ -152,12 +163,13 @@ export class Call {
       const unclaim = (): void => this.#host.shared.unclaim(shared);
       run.then(unclaim, unclaim);
     }
+    const items = request.items.length;
+    this.#tasks += items;
+    this.#chunks++;
+    // Without a listener, nothing more: no promise reaction on the hot path.
+    if (!this.#listening) return run;
     run.then(
       (result) => {
-        const items = request.items.length;
-        this.#tasks += items;
-        this.#chunks++;
-        if (!this.#listening) return;
         const ms = Number.isFinite(result.ms) ? result.ms : 0;
         this.#busy += ms;
         this.#waits.push(wait);
@@ -201,10 +213,17 @@ export class Call {
     }
   }
 
-  /** The call settled: count it, and tell the listener. */
-  end(ok: boolean): void {
+  /** The call settled (with `error` when it failed): count it, and tell the listener. */
+  end(ok: boolean, error?: unknown): void {
     if (this.#ended) return;
     this.#ended = true;
+    if (
+      !this.#listening && error instanceof WorkerCrashedError &&
+      !(error instanceof WorkerStartError)
+    ) {
+      // Unwatched chunks are not followed one by one: the crash that failed the call counts.
+      this.#crashes++;
+    }
     const host = this.#host;
     host.shared.end(this.pin);
     for (const [strategy, base] of this.#respawnBase) {
@@ -218,7 +237,6 @@ export class Call {
     stats.byStrategy[this.strategy] = (stats.byStrategy[this.strategy] ?? 0) + 1;
     stats.fallbacks += this.#fallbacks;
     stats.crashes += this.#crashes;
-    stats.respawns += this.#respawns;
     stats.busyMs += this.#busy;
     if (!this.#listening) return;
     const durationMs = performance.now() - this.#start;

@@ -355,7 +355,9 @@ export class ParallelExecutor implements AsyncDisposable {
    * @returns A copy of the totals.
    */
   stats(): ExecutorStats {
-    return { ...this.#stats, byStrategy: { ...this.#stats.byStrategy } };
+    let respawns = 0;
+    for (const strategy of this.#live()) respawns += strategy.respawns ?? 0;
+    return { ...this.#stats, respawns, byStrategy: { ...this.#stats.byStrategy } };
   }
 
   /**
@@ -423,7 +425,7 @@ export class ParallelExecutor implements AsyncDisposable {
           await dispatch.done;
         } finally {
           this.#dispatches.delete(dispatch);
-          this.#end(call, dispatch.error === undefined);
+          this.#end(call, dispatch.error === undefined, dispatch.error);
         }
         const results = new Array<O>(total);
         let at = 0;
@@ -545,10 +547,10 @@ export class ParallelExecutor implements AsyncDisposable {
         await new Promise<void>((resolve) => (wake = resolve));
       }
     } finally {
-      const ok = dispatch.error === undefined;
+      const error = dispatch.error;
       dispatch.cancel(new ExecutorClosedError("The iterator was closed"), false);
       this.#dispatches.delete(dispatch);
-      this.#end(call, ok);
+      this.#end(call, error === undefined, error);
     }
   }
 
@@ -597,7 +599,7 @@ export class ParallelExecutor implements AsyncDisposable {
         this.#end(call, true);
         return result.values[0] as O;
       }, (error: unknown) => {
-        this.#end(call, false);
+        this.#end(call, false, error);
         throw error;
       });
     } catch (error) {
@@ -749,8 +751,8 @@ export class ParallelExecutor implements AsyncDisposable {
   }
 
   /** A call settled. */
-  #end(call: Call, ok: boolean): void {
-    call.end(ok);
+  #end(call: Call, ok: boolean, error?: unknown): void {
+    call.end(ok, error);
     if (call.kind === "submit") this.#submits--;
     if (--this.#active === 0 && this.#idle !== undefined) {
       const resolve = this.#idle;

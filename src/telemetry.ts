@@ -27,9 +27,9 @@ export interface ParallelExecutionEvent {
   ok: boolean;
   /** Workers that could run its chunks at once (1 for serial). */
   workers: number;
-  /** Tasks (items) that ran. */
+  /** Tasks (items) sent to the strategy. */
   tasks: number;
-  /** Messages (chunks) the tasks went in. */
+  /** Messages (chunks) they went in. */
   chunks: number;
   /** Wall time of the call. */
   durationMs: number;
@@ -82,7 +82,7 @@ export interface ExecutorStats {
   calls: number;
   /** Calls that failed. */
   failedCalls: number;
-  /** Tasks run. */
+  /** Tasks sent to a strategy. */
   tasks: number;
   /** Chunks sent. */
   chunks: number;
@@ -90,7 +90,7 @@ export interface ExecutorStats {
   byStrategy: Record<string, number>;
   /** Fallbacks to serial. */
   fallbacks: number;
-  /** Workers that died under tasks. */
+  /** Workers that died under tasks (without a listener: the crashes that failed a call). */
   crashes: number;
   /** Workers started to replace dead ones. */
   respawns: number;
