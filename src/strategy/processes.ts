@@ -26,19 +26,13 @@
  */
 
 import type { FromProcess, ToProcess } from "../protocol.ts";
-import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
 import type { Job as Job_ } from "./_jobs.ts";
-import { settleJob, startJob, TaskIds } from "./_jobs.ts";
+import { Pool } from "./_pool.ts";
 import { WorkerShares } from "./_shares.ts";
 import type { ChildExit } from "../runtime/mod.ts";
 import { startWorkerProcess } from "../runtime/worker_process.ts";
 import type { WorkerProcess } from "../runtime/worker_process.ts";
-import {
-  ExecutorClosedError,
-  TaskTimeoutError,
-  WorkerCrashedError,
-  WorkerStartError,
-} from "../errors.ts";
+import { TaskTimeoutError, WorkerCrashedError, WorkerStartError } from "../errors.ts";
 import { cloneError, inputCloneError, loadFailure, reviveError, taskFailure } from "../_revive.ts";
 
 const ENTRY = new URL("../worker/process_entry.js", import.meta.url);
@@ -74,73 +68,22 @@ interface PoolProcess {
 }
 
 /** Runs chunks on a pool of child processes. */
-export class ProcessPool implements Strategy {
+export class ProcessPool extends Pool<PoolProcess> {
   readonly name = "processes";
-  readonly concurrency: number;
   readonly #options: ProcessPoolOptions;
-  readonly #workers = new Set<PoolProcess>();
-  readonly #idle: PoolProcess[] = [];
-  readonly #queue: Job[] = [];
-  readonly #exiting = new Set<Promise<unknown>>();
-  readonly #taskIds = new TaskIds();
-  #starting = 0;
-  #nextChunk = 1;
-  #nextNo = 1;
-  /** Most processes alive at once so far: a start below it replaces one. */
-  #peak = 0;
-  #respawns = 0;
-  #closed = false;
-  #drained: (() => void) | undefined;
-  #closing: Promise<void> | undefined;
 
   /**
    * @param maxWorkers Most processes the pool runs at once.
    * @param options Memory cap.
    */
   constructor(maxWorkers: number, options: ProcessPoolOptions = {}) {
-    this.concurrency = maxWorkers;
+    super(maxWorkers);
     this.#options = options;
   }
 
-  get live(): number {
-    return this.#workers.size;
-  }
-
-  get respawns(): number {
-    return this.#respawns;
-  }
-
-  run(request: ChunkRequest): Promise<ChunkResult> {
-    if (this.#closed) return Promise.reject(new ExecutorClosedError());
-    return startJob<PoolProcess>(
-      request,
-      this.#taskIds.of(request.task),
-      (job) => this.#abort(job),
-      (job) => {
-        this.#queue.push(job);
-        this.#pump();
-      },
-    );
-  }
-
-  #settle(job: Job, error: unknown, result?: ChunkResult): void {
-    settleJob(job, error, result);
-  }
-
-  /** Hands queued jobs to idle processes, and starts processes for what is left. */
-  #pump(): void {
-    while (this.#queue.length > 0 && this.#idle.length > 0) {
-      this.#assign(this.#idle.pop()!, this.#queue.shift()!);
-    }
-    let wanted = this.#queue.length - this.#starting;
-    while (wanted-- > 0 && this.#workers.size < this.concurrency) this.#spawn();
-    this.#checkDrained();
-  }
-
-  #spawn(): void {
-    if (this.#workers.size < this.#peak) this.#respawns++;
+  protected spawn(): void {
     const worker: PoolProcess = {
-      no: this.#nextNo++,
+      no: this.nextNumber(),
       proc: undefined,
       ready: false,
       dead: false,
@@ -149,32 +92,27 @@ export class ProcessPool implements Strategy {
       job: undefined,
       last: undefined,
     };
-    this.#workers.add(worker);
-    this.#peak = Math.max(this.#peak, this.#workers.size);
-    this.#starting++;
+    this.enlist(worker);
     const starting = startWorkerProcess({
       entry: ENTRY,
       maxMemoryMb: this.#options.maxMemoryMb,
       onMessage: (message) => this.#onMessage(worker, message),
     });
-    this.#exiting.add(starting);
     starting.then(
       (proc) => {
-        this.#exiting.delete(starting);
         worker.proc = proc;
-        const exited = proc.exited.then((exit) => this.#onExit(worker, exit));
-        this.#exiting.add(exited);
-        exited.then(() => this.#exiting.delete(exited));
+        this.track(proc.exited.then((exit) => this.#onExit(worker, exit)));
         // Retired while it was starting (terminate, close): stop it now.
         if (worker.dead) this.#kill(proc);
       },
       (error: unknown) => {
-        this.#exiting.delete(starting);
         this.#onStartFailure(worker, error instanceof Error ? error.message : String(error), {
           cause: error,
         });
       },
     );
+    // After the handlers above, so that a started process is tracked before this is dropped.
+    this.track(starting);
   }
 
   #onMessage(worker: PoolProcess, message: FromProcess): void {
@@ -182,8 +120,8 @@ export class ProcessPool implements Strategy {
     switch (message.t) {
       case "ready":
         worker.ready = true;
-        this.#starting--;
-        this.#release(worker);
+        this.starting--;
+        this.release(worker);
         return;
       case "done":
       case "fail":
@@ -193,12 +131,12 @@ export class ProcessPool implements Strategy {
         worker.job = undefined;
         if (message.t === "done") {
           const ms = job.request.timed ? message.ms : NaN;
-          this.#settle(job, undefined, { values: message.values, ms });
+          this.settle(job, undefined, { values: message.values, ms });
         } else if (message.t === "fail") {
           if (message.load) worker.prepared.delete(job.taskId);
-          this.#settle(job, failure(message));
-        } else this.#settle(job, job.request.signal?.reason);
-        this.#release(worker);
+          this.settle(job, failure(message));
+        } else this.settle(job, job.request.signal?.reason);
+        this.release(worker);
         return;
       }
       case "fatal":
@@ -209,21 +147,10 @@ export class ProcessPool implements Strategy {
     }
   }
 
-  /** A process is free again: give it the next job, or park it. */
-  #release(worker: PoolProcess): void {
-    if (worker.dead) return;
-    const next = this.#queue.shift();
-    if (next !== undefined) this.#assign(worker, next);
-    else {
-      this.#idle.push(worker);
-      if (this.#closed) this.#checkDrained();
-    }
-  }
-
-  #assign(worker: PoolProcess, job: Job): void {
+  protected assign(worker: PoolProcess, job: Job): void {
     worker.job = job;
     job.worker = worker;
-    job.id = this.#nextChunk++;
+    job.id = this.nextChunk++;
     const { task, base, items, timed, timeoutMs, shared } = job.request;
     const first = !worker.prepared.has(job.taskId);
     const delivery = worker.shares.plan(shared);
@@ -246,8 +173,8 @@ export class ProcessPool implements Strategy {
       if (delivery !== undefined) worker.shares.sent(delivery);
     } catch (error) {
       worker.job = undefined;
-      this.#settle(job, inputCloneError(base, items, error));
-      this.#release(worker);
+      this.settle(job, inputCloneError(base, items, error));
+      this.release(worker);
       return;
     }
     if (first) worker.prepared.add(job.taskId);
@@ -258,25 +185,25 @@ export class ProcessPool implements Strategy {
   }
 
   forget(id: number): void {
-    for (const worker of this.#workers) {
+    for (const worker of this.workers) {
       // One ordered channel: the release reaches the process before any later chunk.
       if (worker.shares.drop(id, true)) this.#send(worker, { t: "release", ids: [id] });
     }
   }
 
-  #abort(job: Job): void {
+  protected abort(job: Job): void {
     const worker = job.worker;
     const reason = job.request.signal?.reason;
-    this.#settle(job, reason);
+    this.settle(job, reason);
     if (worker === undefined) {
-      const at = this.#queue.indexOf(job);
-      if (at >= 0) this.#queue.splice(at, 1);
+      const at = this.queue.indexOf(job);
+      if (at >= 0) this.queue.splice(at, 1);
       return;
     }
     if (worker.job !== job) return;
     if (job.request.hardStop?.() ?? true) {
-      this.#retire(worker);
-      this.#pump();
+      this.retire(worker);
+      this.pump();
     } else {
       // Soft: the task sees ctx.signal abort; the process stays busy until it replies.
       this.#send(worker, { t: "cancel", id: job.id });
@@ -287,7 +214,7 @@ export class ProcessPool implements Strategy {
     const worker = job.worker;
     if (job.settled || worker === undefined || worker.job !== job) return;
     const index = job.request.base;
-    this.#settle(
+    this.settle(
       job,
       new TaskTimeoutError(
         index,
@@ -296,8 +223,8 @@ export class ProcessPool implements Strategy {
           `(SIGTERM, then SIGKILL after ${KILL_GRACE_MS} ms)`,
       ),
     );
-    this.#retire(worker);
-    this.#pump();
+    this.retire(worker);
+    this.pump();
   }
 
   #send(worker: PoolProcess, message: ToProcess): void {
@@ -322,7 +249,7 @@ export class ProcessPool implements Strategy {
       return;
     }
     const job = worker.job;
-    this.#retire(worker);
+    this.retire(worker);
     if (job !== undefined && !job.settled) {
       const { base, items } = job.request;
       const last = worker.last;
@@ -332,7 +259,7 @@ export class ProcessPool implements Strategy {
       const which = last === undefined && items.length > 1
         ? `one of tasks ${base}–${base + items.length - 1}`
         : `task ${index}`;
-      this.#settle(
+      this.settle(
         job,
         new WorkerCrashedError(`The worker process running ${which} crashed: ${how}`, {
           index,
@@ -342,7 +269,7 @@ export class ProcessPool implements Strategy {
         }),
       );
     }
-    this.#pump();
+    this.pump();
   }
 
   /** A process could not start: fail what waits, unless another process is up to serve it. */
@@ -352,23 +279,19 @@ export class ProcessPool implements Strategy {
     info: { exitCode?: number; signal?: string; cause?: unknown },
   ): void {
     if (worker.dead) return;
-    this.#retire(worker);
-    if ([...this.#workers].some((w) => w.ready)) return this.#pump();
+    this.retire(worker);
+    if ([...this.workers].some((w) => w.ready)) return this.pump();
     const error = new WorkerStartError(`A worker process failed to start: ${message}`, info);
-    for (const waiting of this.#queue.splice(0)) this.#settle(waiting, error);
-    this.#checkDrained();
+    for (const waiting of this.queue.splice(0)) this.settle(waiting, error);
+    this.checkDrained();
   }
 
   /** Takes a process out of the pool and stops it. */
-  #retire(worker: PoolProcess): void {
+  protected retire(worker: PoolProcess): void {
     if (worker.dead) return;
-    worker.dead = true;
-    this.#workers.delete(worker);
-    const at = this.#idle.indexOf(worker);
-    if (at >= 0) this.#idle.splice(at, 1);
-    if (!worker.ready) this.#starting--;
+    this.unlist(worker);
     if (worker.proc !== undefined) this.#kill(worker.proc);
-    this.#checkDrained();
+    this.checkDrained();
   }
 
   /** SIGTERM, then SIGKILL if it is still there after the grace period. */
@@ -376,45 +299,7 @@ export class ProcessPool implements Strategy {
     proc.kill("SIGTERM");
     const timer = setTimeout(() => proc.kill("SIGKILL"), KILL_GRACE_MS);
     const gone = proc.exited.then(() => clearTimeout(timer));
-    this.#exiting.add(gone);
-    gone.then(() => this.#exiting.delete(gone));
-  }
-
-  #busy(): boolean {
-    if (this.#queue.length > 0) return true;
-    for (const worker of this.#workers) if (worker.job !== undefined) return true;
-    return false;
-  }
-
-  #checkDrained(): void {
-    if (this.#drained !== undefined && !this.#busy()) this.#drained();
-  }
-
-  close(): Promise<void> {
-    this.#closing ??= (async () => {
-      this.#closed = true;
-      if (this.#busy()) await new Promise<void>((resolve) => (this.#drained = resolve));
-      await this.#shutdown();
-    })();
-    return this.#closing;
-  }
-
-  terminate(): Promise<void> {
-    this.#closed = true;
-    const error = new ExecutorClosedError(
-      "The executor was terminated while this call was running",
-    );
-    for (const job of this.#queue.splice(0)) this.#settle(job, error);
-    for (const worker of this.#workers) {
-      if (worker.job !== undefined) this.#settle(worker.job, error);
-    }
-    this.#drained?.();
-    return this.#shutdown();
-  }
-
-  async #shutdown(): Promise<void> {
-    for (const worker of [...this.#workers]) this.#retire(worker);
-    while (this.#exiting.size > 0) await Promise.all(this.#exiting);
+    this.track(gone);
   }
 }
 

@@ -31,17 +31,11 @@ import type {
 } from "../protocol.ts";
 import { MS_OFFSET, Payload, Shares, Slot, SLOTS, STATE_BYTES } from "../protocol.ts";
 import type { ThreadExit, ThreadFactory, ThreadHandle } from "../runtime/mod.ts";
-import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
 import type { Job as Job_ } from "./_jobs.ts";
-import { settleJob, startJob, TaskIds } from "./_jobs.ts";
+import { Pool } from "./_pool.ts";
 import { WorkerShares } from "./_shares.ts";
 import { seedWords } from "../worker/seed.js";
-import {
-  ExecutorClosedError,
-  TaskTimeoutError,
-  WorkerCrashedError,
-  WorkerStartError,
-} from "../errors.ts";
+import { TaskTimeoutError, WorkerCrashedError, WorkerStartError } from "../errors.ts";
 import { cloneError, inputCloneError, loadFailure, reviveError, taskFailure } from "../_revive.ts";
 
 const ENTRY = new URL("../worker/thread_entry.js", import.meta.url);
@@ -75,25 +69,10 @@ interface PoolWorker {
 }
 
 /** Runs chunks on a pool of worker threads. */
-export class ThreadPool implements Strategy {
+export class ThreadPool extends Pool<PoolWorker> {
   readonly name = "threads";
-  readonly concurrency: number;
   readonly #factory: ThreadFactory;
   readonly #options: ThreadPoolOptions;
-  readonly #workers = new Set<PoolWorker>();
-  readonly #idle: PoolWorker[] = [];
-  readonly #queue: Job[] = [];
-  readonly #exiting = new Set<Promise<void>>();
-  readonly #taskIds = new TaskIds();
-  #starting = 0;
-  #nextChunk = 1;
-  #nextNo = 1;
-  /** Most workers alive at once so far: a start below it replaces one. */
-  #peak = 0;
-  #respawns = 0;
-  #closed = false;
-  #drained: (() => void) | undefined;
-  #closing: Promise<void> | undefined;
 
   /**
    * @param maxWorkers Most threads the pool runs at once.
@@ -101,54 +80,18 @@ export class ThreadPool implements Strategy {
    * @param options Memory cap.
    */
   constructor(maxWorkers: number, factory: ThreadFactory, options: ThreadPoolOptions = {}) {
-    this.concurrency = maxWorkers;
+    super(maxWorkers);
     this.#factory = factory;
     this.#options = options;
   }
 
-  get live(): number {
-    return this.#workers.size;
-  }
-
-  get respawns(): number {
-    return this.#respawns;
-  }
-
-  run(request: ChunkRequest): Promise<ChunkResult> {
-    if (this.#closed) return Promise.reject(new ExecutorClosedError());
-    return startJob<PoolWorker>(
-      request,
-      this.#taskIds.of(request.task),
-      (job) => this.#abort(job),
-      (job) => {
-        this.#queue.push(job);
-        this.#pump();
-      },
-    );
-  }
-
-  #settle(job: Job, error: unknown, result?: ChunkResult): void {
-    settleJob(job, error, result);
-  }
-
-  /** Hands queued jobs to idle workers, and starts workers for what is left. */
-  #pump(): void {
-    while (this.#queue.length > 0 && this.#idle.length > 0) {
-      this.#assign(this.#idle.pop()!, this.#queue.shift()!);
-    }
-    let wanted = this.#queue.length - this.#starting;
-    while (wanted-- > 0 && this.#workers.size < this.concurrency) this.#spawn();
-    this.#checkDrained();
-  }
-
-  #spawn(): void {
-    const handle = this.#factory.create(ENTRY, `fanout-thread-${this.#workers.size + 1}`, {
+  protected spawn(): void {
+    const handle = this.#factory.create(ENTRY, `fanout-thread-${this.workers.size + 1}`, {
       maxMemoryMb: this.#options.maxMemoryMb,
     });
     const state = new SharedArrayBuffer(STATE_BYTES);
-    if (this.#workers.size < this.#peak) this.#respawns++;
     const worker: PoolWorker = {
-      no: this.#nextNo++,
+      no: this.nextNumber(),
       handle,
       header: new Int32Array(state, 0, SLOTS),
       runMs: new Float64Array(state, MS_OFFSET, 1),
@@ -162,9 +105,7 @@ export class ThreadPool implements Strategy {
       job: undefined,
       fatal: undefined,
     };
-    this.#workers.add(worker);
-    this.#peak = Math.max(this.#peak, this.#workers.size);
-    this.#starting++;
+    this.enlist(worker);
     handle.onMessage((message) =>
       worker.ready
         ? this.#onResult(worker, message)
@@ -192,8 +133,8 @@ export class ThreadPool implements Strategy {
     };
     worker.handle.postMessage(init, [events.port2, control.port2]);
     worker.ready = true;
-    this.#starting--;
-    this.#release(worker);
+    this.starting--;
+    this.release(worker);
   }
 
   /** A result payload: what it belongs to is in the shared header. */
@@ -207,9 +148,9 @@ export class ThreadPool implements Strategy {
         ? [payload]
         : payload as unknown[];
       const ms = job.request.timed ? worker.runMs[0] : NaN;
-      this.#settle(job, undefined, { values, ms });
+      this.settle(job, undefined, { values, ms });
     }
-    this.#release(worker);
+    this.release(worker);
   }
 
   #onEvent(worker: PoolWorker, event: FromWorkerEvent): void {
@@ -220,12 +161,12 @@ export class ThreadPool implements Strategy {
         const job = worker.job;
         worker.job = undefined;
         if (job !== undefined && job.id === event.id && !job.settled) {
-          this.#settle(
+          this.settle(
             job,
             event.type === "fail" ? this.#failure(event) : job.request.signal?.reason,
           );
         }
-        this.#release(worker);
+        this.release(worker);
         return;
       }
       case "fatal":
@@ -254,21 +195,10 @@ export class ThreadPool implements Strategy {
     return taskFailure(message.index, cause, message.error.capturedName);
   }
 
-  /** A worker is free again: give it the next job, or park it (or retire it when closing). */
-  #release(worker: PoolWorker): void {
-    if (worker.dead) return;
-    const next = this.#queue.shift();
-    if (next !== undefined) this.#assign(worker, next);
-    else {
-      this.#idle.push(worker);
-      if (this.#closed) this.#checkDrained();
-    }
-  }
-
-  #assign(worker: PoolWorker, job: Job): void {
+  protected assign(worker: PoolWorker, job: Job): void {
     worker.job = job;
     job.worker = worker;
-    job.id = this.#nextChunk++;
+    job.id = this.nextChunk++;
     if (worker.prepared.has(job.taskId)) return this.#post(worker, job);
     worker.control!.prepare(job.taskId, job.request.task).then(
       () => {
@@ -276,14 +206,14 @@ export class ThreadPool implements Strategy {
         worker.prepared.add(job.taskId);
         if (job.settled) {
           worker.job = undefined;
-          this.#release(worker);
+          this.release(worker);
         } else this.#post(worker, job);
       },
       (error: unknown) => {
         if (worker.dead || worker.job !== job) return;
         worker.job = undefined;
-        this.#settle(job, loadFailure(job.request.base, error));
-        this.#release(worker);
+        this.settle(job, loadFailure(job.request.base, error));
+        this.release(worker);
       },
     );
   }
@@ -315,8 +245,8 @@ export class ThreadPool implements Strategy {
       }
     } catch (error) {
       worker.job = undefined;
-      this.#settle(job, inputCloneError(base, items, error));
-      this.#release(worker);
+      this.settle(job, inputCloneError(base, items, error));
+      this.release(worker);
       return;
     }
     job.request.onStart?.(worker.no);
@@ -331,7 +261,7 @@ export class ThreadPool implements Strategy {
     if (job.settled || worker === undefined || worker.job !== job) return;
     const index = job.request.base;
     const hard = this.#factory.canStopBusyThread;
-    this.#settle(
+    this.settle(
       job,
       new TaskTimeoutError(
         index,
@@ -350,8 +280,8 @@ export class ThreadPool implements Strategy {
   /** Stops the job a worker runs: terminates the thread, or asks the task through ctx.signal. */
   #stop(worker: PoolWorker, job: Job, hard: boolean): void {
     if (hard && this.#factory.canStopBusyThread) {
-      this.#retire(worker);
-      this.#pump();
+      this.retire(worker);
+      this.pump();
     } else {
       // Cooperative: the task sees ctx.signal abort (read from shared memory even in a sync
       // loop); the worker stays busy, and out of the idle list, until it replies.
@@ -363,23 +293,23 @@ export class ThreadPool implements Strategy {
 
   forget(id: number): void {
     const release: ToWorkerEvent = { type: "release", ids: [id] };
-    for (const worker of this.#workers) {
+    for (const worker of this.workers) {
       // At once, so idle workers free the memory; and with the next chunk, because the events
       // port is not ordered with the payloads.
       if (worker.shares.drop(id, false)) worker.events?.postMessage(release);
     }
   }
 
-  #abort(job: Job): void {
+  protected abort(job: Job): void {
     const worker = job.worker;
     const reason = job.request.signal?.reason;
     if (worker === undefined) {
-      const at = this.#queue.indexOf(job);
-      if (at >= 0) this.#queue.splice(at, 1);
-      this.#settle(job, reason);
+      const at = this.queue.indexOf(job);
+      if (at >= 0) this.queue.splice(at, 1);
+      this.settle(job, reason);
       return;
     }
-    this.#settle(job, reason);
+    this.settle(job, reason);
     this.#stop(worker, job, job.request.hardStop?.() ?? true);
   }
 
@@ -387,22 +317,22 @@ export class ThreadPool implements Strategy {
     if (worker.dead) return;
     const wasReady = worker.ready;
     const job = worker.job;
-    this.#retire(worker);
+    this.retire(worker);
     if (!wasReady) {
       // A worker that cannot start would not start on a retry either: fail what waits, unless
       // another worker is up to serve it.
-      if (![...this.#workers].some((w) => w.ready)) {
+      if (![...this.workers].some((w) => w.ready)) {
         const error = new WorkerStartError(`A worker failed to start: ${exit.message}`, {
           exitCode: exit.code,
           cause: exit.error,
         });
-        for (const waiting of this.#queue.splice(0)) this.#settle(waiting, error);
+        for (const waiting of this.queue.splice(0)) this.settle(waiting, error);
       }
     } else if (job !== undefined && !job.settled) {
       const { base, items } = job.request;
       const running = Atomics.load(worker.header, Slot.RUNNING_INDEX);
       const index = running >= base && running < base + items.length ? running : base;
-      this.#settle(
+      this.settle(
         job,
         new WorkerCrashedError(`The worker running task ${index} crashed: ${exit.message}`, {
           index,
@@ -411,59 +341,16 @@ export class ThreadPool implements Strategy {
         }),
       );
     }
-    this.#pump();
+    this.pump();
   }
 
   /** Takes a worker out of the pool and stops its thread. */
-  #retire(worker: PoolWorker): void {
+  protected retire(worker: PoolWorker): void {
     if (worker.dead) return;
-    worker.dead = true;
-    this.#workers.delete(worker);
-    const at = this.#idle.indexOf(worker);
-    if (at >= 0) this.#idle.splice(at, 1);
-    if (!worker.ready) this.#starting--;
+    this.unlist(worker);
     worker.control?.[releaseProxy]();
     for (const port of worker.ports) port.close();
-    const exiting = worker.handle.terminate().catch(() => {});
-    this.#exiting.add(exiting);
-    exiting.then(() => this.#exiting.delete(exiting));
-    this.#checkDrained();
-  }
-
-  #busy(): boolean {
-    if (this.#queue.length > 0) return true;
-    for (const worker of this.#workers) if (worker.job !== undefined) return true;
-    return false;
-  }
-
-  #checkDrained(): void {
-    if (this.#drained !== undefined && !this.#busy()) this.#drained();
-  }
-
-  close(): Promise<void> {
-    this.#closing ??= (async () => {
-      this.#closed = true;
-      if (this.#busy()) await new Promise<void>((resolve) => (this.#drained = resolve));
-      await this.#shutdown();
-    })();
-    return this.#closing;
-  }
-
-  terminate(): Promise<void> {
-    this.#closed = true;
-    const error = new ExecutorClosedError(
-      "The executor was terminated while this call was running",
-    );
-    for (const job of this.#queue.splice(0)) this.#settle(job, error);
-    for (const worker of this.#workers) {
-      if (worker.job !== undefined) this.#settle(worker.job, error);
-    }
-    this.#drained?.();
-    return this.#shutdown();
-  }
-
-  async #shutdown(): Promise<void> {
-    for (const worker of [...this.#workers]) this.#retire(worker);
-    while (this.#exiting.size > 0) await Promise.all(this.#exiting);
+    this.track(worker.handle.terminate().catch(() => {}));
+    this.checkDrained();
   }
 }

@@ -1,0 +1,175 @@
+/**
+ * What the thread and process pools have in common: the queue, handing jobs to idle workers,
+ * starting workers for what is left (never more than `concurrency`, never more than the work
+ * queued), draining on `close()`, cancelling on `terminate()`, and waiting until every
+ * worker is gone. A subclass says how to start, feed, stop and abort its kind of worker.
+ *
+ * @module
+ */
+
+import type { ChunkRequest, ChunkResult, Strategy, StrategyName } from "./types.ts";
+import type { Job } from "./_jobs.ts";
+import { settleJob, startJob, TaskIds } from "./_jobs.ts";
+import type { WorkerShares } from "./_shares.ts";
+import { ExecutorClosedError } from "../errors.ts";
+
+/** What the pool reads of its workers. */
+export interface PoolMember {
+  /** Its number in the pool, for telemetry. */
+  readonly no: number;
+  ready: boolean;
+  dead: boolean;
+  /** The job it is running; kept after a soft cancel until the worker replies. */
+  job: Job<PoolMember> | undefined;
+  readonly shares: WorkerShares;
+}
+
+/** A pool of workers of one kind. */
+export abstract class Pool<W extends PoolMember> implements Strategy {
+  abstract readonly name: StrategyName;
+  readonly concurrency: number;
+  protected readonly workers: Set<W> = new Set();
+  protected readonly idle: W[] = [];
+  protected readonly queue: Job<W>[] = [];
+  protected readonly taskIds: TaskIds = new TaskIds();
+  /** Workers started but not ready yet. */
+  protected starting = 0;
+  protected nextChunk = 1;
+  protected closed = false;
+  /** Stops under way (a thread terminating, a process exiting); shutdown waits for them. */
+  readonly #exiting = new Set<Promise<unknown>>();
+  #drained: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
+  #nextNo = 1;
+  /** Most workers alive at once so far: a start below it replaces one. */
+  #peak = 0;
+  #respawns = 0;
+
+  /** @param maxWorkers Most workers the pool runs at once. */
+  constructor(maxWorkers: number) {
+    this.concurrency = maxWorkers;
+  }
+
+  get live(): number {
+    return this.workers.size;
+  }
+
+  get respawns(): number {
+    return this.#respawns;
+  }
+
+  run(request: ChunkRequest): Promise<ChunkResult> {
+    if (this.closed) return Promise.reject(new ExecutorClosedError());
+    return startJob<W>(
+      request,
+      this.taskIds.of(request.task),
+      (job) => this.abort(job),
+      (job) => {
+        this.queue.push(job);
+        this.pump();
+      },
+    );
+  }
+
+  abstract forget(id: number): void;
+
+  /** Starts one worker (calling `enlist`). */
+  protected abstract spawn(): void;
+  /** Gives `job` to an idle, ready `worker`. */
+  protected abstract assign(worker: W, job: Job<W>): void;
+  /** Takes a worker out of the pool and stops it (calling `unlist` and `track`). */
+  protected abstract retire(worker: W): void;
+  /** The job's signal aborted: drop it from the queue, or stop it on its worker. */
+  protected abstract abort(job: Job<W>): void;
+
+  protected settle(job: Job<W>, error: unknown, result?: ChunkResult): void {
+    settleJob(job, error, result);
+  }
+
+  /** Hands queued jobs to idle workers, and starts workers for what is left. */
+  protected pump(): void {
+    while (this.queue.length > 0 && this.idle.length > 0) {
+      this.assign(this.idle.pop()!, this.queue.shift()!);
+    }
+    let wanted = this.queue.length - this.starting;
+    while (wanted-- > 0 && this.workers.size < this.concurrency) this.spawn();
+    this.checkDrained();
+  }
+
+  /** A worker is free again: give it the next job, or park it. */
+  protected release(worker: W): void {
+    if (worker.dead) return;
+    const next = this.queue.shift();
+    if (next !== undefined) this.assign(worker, next);
+    else {
+      this.idle.push(worker);
+      if (this.closed) this.checkDrained();
+    }
+  }
+
+  /** The number for a worker about to start; counts it as a respawn if it replaces one. */
+  protected nextNumber(): number {
+    if (this.workers.size < this.#peak) this.#respawns++;
+    return this.#nextNo++;
+  }
+
+  /** A worker started: it counts as live, and as starting until it is ready. */
+  protected enlist(worker: W): void {
+    this.workers.add(worker);
+    this.#peak = Math.max(this.#peak, this.workers.size);
+    this.starting++;
+  }
+
+  /** Takes a worker out of the lists (the subclass stops it). */
+  protected unlist(worker: W): void {
+    worker.dead = true;
+    this.workers.delete(worker);
+    const at = this.idle.indexOf(worker);
+    if (at >= 0) this.idle.splice(at, 1);
+    if (!worker.ready) this.starting--;
+  }
+
+  /** A stop under way: shutdown waits for it. */
+  protected track(stopping: Promise<unknown>): void {
+    this.#exiting.add(stopping);
+    const done = (): void => void this.#exiting.delete(stopping);
+    stopping.then(done, done);
+  }
+
+  #busy(): boolean {
+    if (this.queue.length > 0) return true;
+    for (const worker of this.workers) if (worker.job !== undefined) return true;
+    return false;
+  }
+
+  protected checkDrained(): void {
+    if (this.#drained !== undefined && !this.#busy()) this.#drained();
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.closed = true;
+      if (this.#busy()) await new Promise<void>((resolve) => (this.#drained = resolve));
+      await this.#shutdown();
+    })();
+    return this.#closing;
+  }
+
+  terminate(): Promise<void> {
+    this.closed = true;
+    const error = new ExecutorClosedError(
+      "The executor was terminated while this call was running",
+    );
+    for (const job of this.queue.splice(0)) this.settle(job, error);
+    for (const worker of this.workers) {
+      if (worker.job !== undefined) this.settle(worker.job as Job<W>, error);
+    }
+    this.#drained?.();
+    return this.#shutdown();
+  }
+
+  async #shutdown(): Promise<void> {
+    for (const worker of [...this.workers]) this.retire(worker);
+    while (this.#exiting.size > 0) await Promise.all(this.#exiting);
+  }
+}
