@@ -6,6 +6,7 @@
  */
 
 import process from "node:process";
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { detect } from "../src/runtime/mod.ts";
 import type { Figure, Report } from "./_table.js";
@@ -185,4 +186,17 @@ export async function runParts<
   } else {
     console.log(formatReport(report));
   }
+}
+
+/**
+ * A progress logger for one bench script: lines go to stderr (stdout carries the report),
+ * prefixed with the script's name and the runtime.
+ */
+export function benchLog(script: string): (message: string) => void {
+  return (message) => console.error(`[${script} ${detect().name}] ${message}`);
+}
+
+/** Reads a file as text (for /proc readings). */
+export function readText(path: string): string {
+  return readFileSync(path, "utf8");
 }

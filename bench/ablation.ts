@@ -42,13 +42,12 @@
  * @module
  */
 
-import { readFileSync } from "node:fs";
 import process from "node:process";
-import { fail, parseBenchOptions, runParts } from "./_cli.ts";
+import { benchLog, fail, parseBenchOptions, readText, runParts } from "./_cli.ts";
 import type { BenchOptions, PartResult, SizeSpec } from "./_cli.ts";
 import { ParallelExecutor, sharedArray, tasks } from "../mod.ts";
 import type { ExecutorOptions, Explanation, ParallelExecutionEvent } from "../mod.ts";
-import { detect, liveProcessPids, liveThreadCount } from "../src/runtime/mod.ts";
+import { liveProcessPids, liveThreadCount } from "../src/runtime/mod.ts";
 import * as work from "./_ablation_work.ts";
 import type { CpuSample } from "./_stats.ts";
 import { describeLoad, median, sampleCpuWithChildren, timeSync, withWatchdog } from "./_stats.ts";
@@ -149,13 +148,7 @@ type Options = BenchOptions<keyof Sizes, Part>;
 /** The sizes alone, which is all a workload reads. */
 type Sized = Record<keyof Sizes, number>;
 
-function log(message: string): void {
-  console.error(`[ablation ${detect().name}] ${message}`);
-}
-
-function readText(path: string): string {
-  return readFileSync(path, "utf8");
-}
+const log = benchLog("ablation");
 
 /** A CPU reading that counts this process's child processes (the pools') as its own. */
 function load(): CpuSample | undefined {

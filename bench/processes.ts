@@ -24,9 +24,8 @@
  */
 
 import { spawn as spawnNode } from "node:child_process";
-import { fail, parseBenchOptions, runParts } from "./_cli.ts";
+import { benchLog, fail, parseBenchOptions, readText, runParts } from "./_cli.ts";
 import type { BenchOptions, PartResult, SizeSpec } from "./_cli.ts";
-import { readFileSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { frame, unframer } from "./_frames.mjs";
@@ -75,13 +74,7 @@ function parseOptions(argv: string[]): Options {
   return parseBenchOptions(argv, "processes.ts", PARTS, SIZES);
 }
 
-function log(message: string): void {
-  console.error(`[processes ${detect().name}] ${message}`);
-}
-
-function readText(path: string): string {
-  return readFileSync(path, "utf8");
-}
+const log = benchLog("processes");
 
 /**
  * A CPU reading in which "this process" includes its child processes: the reaped ones

@@ -17,8 +17,7 @@
  * @module
  */
 
-import { readFileSync } from "node:fs";
-import { fail, parseBenchOptions, runParts } from "./_cli.ts";
+import { benchLog, fail, parseBenchOptions, readText, runParts } from "./_cli.ts";
 import type { BenchOptions, PartResult, SizeSpec } from "./_cli.ts";
 import process from "node:process";
 import { ParallelExecutor, tasks } from "../mod.ts";
@@ -84,9 +83,7 @@ function parseOptions(argv: string[]): Options {
   return parseBenchOptions(argv, "run.ts", PARTS, SIZES);
 }
 
-function log(message: string): void {
-  console.error(`[bench ${detect().name}] ${message}`);
-}
+const log = benchLog("bench");
 
 /** A figure with its target checked. */
 function figure(f: Figure): Figure {
@@ -488,13 +485,9 @@ async function partD(o: Options): Promise<{ figures: Figure[]; notes: string[] }
 
 const MAX_HANGS = 5;
 
-function readText(path: string): string {
-  return readFileSync(path, "utf8");
-}
-
 function osThreads(): number | undefined {
   try {
-    const status = readFileSync("/proc/self/status", "utf8");
+    const status = readText("/proc/self/status");
     const m = /^Threads:\s+(\d+)/m.exec(status);
     return m ? Number(m[1]) : undefined;
   } catch {
@@ -512,7 +505,7 @@ async function partE(o: Options): Promise<{ figures: Figure[]; notes: string[] }
     {
       label: "map(inline) + close()",
       run: async () => {
-        const ex = current = new ParallelExecutor({ maxWorkers: o.workers });
+        const ex = current = new ParallelExecutor({ strategy: "threads", maxWorkers: o.workers });
         expect(await ex.map((n: number) => n + 1, items), "map(inline)");
         await ex.close();
       },
@@ -520,7 +513,7 @@ async function partE(o: Options): Promise<{ figures: Figure[]; notes: string[] }
     {
       label: "map(.js module) + terminate()",
       run: async () => {
-        const ex = current = new ParallelExecutor({ maxWorkers: o.workers });
+        const ex = current = new ParallelExecutor({ strategy: "threads", maxWorkers: o.workers });
         expect(await ex.map(jsTasks.inc, items), "map(.js module)");
         await ex.terminate();
       },
@@ -528,7 +521,10 @@ async function partE(o: Options): Promise<{ figures: Figure[]; notes: string[] }
     {
       label: "submit(.ts module) + await using",
       run: async () => {
-        await using ex = current = new ParallelExecutor({ maxWorkers: o.workers });
+        await using ex = current = new ParallelExecutor({
+          strategy: "threads",
+          maxWorkers: o.workers,
+        });
         if (await ex.submit(workTasks.inc, 1) !== 2) fail("submit(.ts module)");
       },
     },

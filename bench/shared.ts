@@ -34,11 +34,10 @@
  * @module
  */
 
-import { readFileSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { serialize } from "node:v8";
-import { fail, parseBenchOptions, runParts } from "./_cli.ts";
+import { benchLog, fail, parseBenchOptions, readText, runParts } from "./_cli.ts";
 import type { BenchOptions, PartResult, SizeSpec } from "./_cli.ts";
 import { ParallelExecutor, sharedArray, tasks } from "../mod.ts";
 import type { ExecutorOptions } from "../mod.ts";
@@ -105,13 +104,7 @@ function parseOptions(argv: string[]): Options {
   return parseBenchOptions(argv, "shared.ts", PARTS, SIZES);
 }
 
-function log(message: string): void {
-  console.error(`[shared ${detect().name}] ${message}`);
-}
-
-function readText(path: string): string {
-  return readFileSync(path, "utf8");
-}
+const log = benchLog("shared");
 
 /** A figure with its target checked. */
 function figure(f: Figure): Figure {
