@@ -4,6 +4,12 @@
  * `Deno.Command` has no IPC), frames over stdin and stdout. Serialization formats are never
  * mixed: Bun's is not V8's, and a child always runs the parent's runtime.
  *
+ * On Deno the child's stdout carries both the frames and whatever its tasks print. Each
+ * process gets a random token, written as the first bytes of its stdin, that every frame's
+ * marker includes (frames.js): output without it is passed through to this process's stdout,
+ * and a frame with it that cannot be decoded fails the process through `onProtocolError`
+ * instead of silently stopping the stream.
+ *
  * @module
  */
 
@@ -13,7 +19,7 @@ import type { FromProcess, ToProcess } from "../protocol.ts";
 import type { ChildExit } from "./types.ts";
 import { detect, spawnChild } from "./mod.ts";
 import { denoPermissionFlags } from "./deno.ts";
-import { encodeFrame, FrameReader } from "../worker/frames.js";
+import { encodeFrame, frameMarker, FrameReader, TOKEN_BYTES } from "../worker/frames.js";
 
 /** How much of a worker's stderr is kept, to explain how it died (e.g. out of memory). */
 const STDERR_TAIL = 8192;
@@ -39,6 +45,13 @@ export interface WorkerProcessOptions {
   maxMemoryMb?: number;
   /** Receives the worker's messages. */
   onMessage(message: FromProcess): void;
+  /**
+   * Called at most once when the channel to the worker broke (Deno: a frame carrying the
+   * process's token could not be decoded, or handling a message threw): nothing more arrives
+   * from it, so the caller should stop the process and fail what it was running. The error's
+   * message says what broke about the process, e.g. `its protocol stream was corrupt: …`.
+   */
+  onProtocolError(error: Error): void;
 }
 
 /** Starts a worker process; rejects with `SpawnError` when the runtime cannot start one. */
@@ -53,10 +66,25 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
   };
   const env = { FANOUT_WORKER: "process" };
   if (name === "deno") {
-    const reader = new FrameReader(
-      (message) => options.onMessage(message as FromProcess),
-      (bytes) => process.stdout.write(bytes),
-    );
+    // Drawn per process, sent on stdin only: argv and the environment are visible to tasks.
+    const token = crypto.getRandomValues(new Uint8Array(TOKEN_BYTES));
+    const marker = frameMarker(token);
+    let broken = false;
+    const fail = (error: Error): void => {
+      if (broken) return;
+      broken = true;
+      options.onProtocolError(error);
+    };
+    const reader = new FrameReader(marker, {
+      message: (message) => options.onMessage(message as FromProcess),
+      other: (bytes) => process.stdout.write(bytes),
+      corrupt: (error) =>
+        fail(
+          new Error(`its protocol stream was corrupt: ${error.message}`, {
+            cause: error,
+          }),
+        ),
+    });
     // For a partial --allow-read, the places tasks most likely live: fanout's own files, the
     // working directory and the main module's folder (each passed on only if granted).
     const readable = [
@@ -77,13 +105,33 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
-      onStdout: (chunk) => reader.push(chunk),
+      onStdout: (chunk) => {
+        if (broken) return;
+        try {
+          reader.push(chunk);
+        } catch (error) {
+          // Thrown by a message's handler: the reader lost its place, so the channel is done.
+          fail(
+            new Error(
+              `handling one of its messages failed: ${
+                error instanceof Error ? error.message : String(error)
+              }`,
+              { cause: error },
+            ),
+          );
+        }
+      },
       onStderr,
     });
+    child.write(token);
     return {
       pid: child.pid,
-      exited: child.closed,
-      send: (message) => child.write(encodeFrame(message)),
+      // Output held back because it might have begun a marker is printed once stdout ends.
+      exited: child.closed.then((exit) => {
+        if (!broken) reader.end();
+        return exit;
+      }),
+      send: (message) => child.write(encodeFrame(message, marker)),
       kill: (signal) => child.kill(signal),
       stderrTail: () => tail,
     };

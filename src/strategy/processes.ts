@@ -97,6 +97,7 @@ export class ProcessPool extends Pool<PoolProcess> {
       entry: ENTRY,
       maxMemoryMb: this.#options.maxMemoryMb,
       onMessage: (message) => this.#onMessage(worker, message),
+      onProtocolError: (error) => this.#onProtocolError(worker, error),
     });
     starting.then(
       (proc) => {
@@ -145,6 +146,31 @@ export class ProcessPool extends Pool<PoolProcess> {
         worker.last = message;
         return;
     }
+  }
+
+  /**
+   * The channel to a process broke (Deno: a corrupt frame): nothing more will come from it, so
+   * fail what it runs and replace it, as for a crash.
+   */
+  #onProtocolError(worker: PoolProcess, error: Error): void {
+    if (worker.dead) return;
+    if (!worker.ready) return this.#onStartFailure(worker, error.message, { cause: error });
+    const job = worker.job;
+    this.retire(worker);
+    if (job !== undefined && !job.settled) {
+      const { base, items } = job.request;
+      const which = items.length > 1
+        ? `one of tasks ${base}–${base + items.length - 1}`
+        : `task ${base}`;
+      this.settle(
+        job,
+        new WorkerCrashedError(
+          `The worker process running ${which} was stopped: ${error.message}`,
+          { index: base, cause: error },
+        ),
+      );
+    }
+    this.pump();
   }
 
   protected assign(worker: PoolProcess, job: Job): void {

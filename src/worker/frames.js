@@ -1,9 +1,16 @@
 /**
  * Messages over a byte stream, for Deno worker processes (Deno.Command offers no IPC channel,
- * only stdin and stdout). A frame is an 8-byte marker, a 4-byte little-endian length, then the
- * message in V8's serialization format (`node:v8`), so values cross as they would through
- * structured clone. Bytes outside frames — a task's own `console.log` on the worker's stdout —
- * are handed on as they are, so the parent can pass them through.
+ * only stdin and stdout). A frame is a marker, a 4-byte little-endian length, then the message
+ * in V8's serialization format (`node:v8`), so values cross as they would through structured
+ * clone. Bytes outside frames — a task's own `console.log` on the worker's stdout — are handed
+ * on as they are, so the parent can pass them through.
+ *
+ * The worker's stdout is shared with the tasks it runs, so the marker must be something no task
+ * prints by accident: a fixed prefix followed by a token of {@linkcode TOKEN_BYTES} random
+ * bytes, drawn by the parent for each process and sent as the first bytes of the child's stdin
+ * (never in argv or the environment, which tasks and `ps` can see). A task that prints the
+ * prefix, a length, or any binary garbage is only printing output; a frame that does carry the
+ * token but cannot be decoded is corruption, and is reported instead of wedging the stream.
  *
  * Plain JavaScript, like every file a worker loads (see run_task.js).
  *
@@ -12,70 +19,171 @@
 
 import { deserialize, serialize } from "node:v8";
 
-/** Starts every frame; chosen so that text output cannot contain it. */
-const MARKER = new Uint8Array([0x00, 0xfa, 0x66, 0x61, 0x6e, 0x6f, 0x75, 0x74]);
-const HEADER = MARKER.length + 4;
+/** Starts every marker; the per-process token follows. */
+const PREFIX = [0x00, 0xfa, 0x66, 0x61, 0x6e, 0x6f, 0x75, 0x74]; // "\0\xfafanout"
 
 /**
- * Encodes one message as a frame. Throws synchronously when the message cannot be serialized.
+ * Length of the per-process token: 128 bits, so that output matching a marker by chance is
+ * out of the question.
+ */
+export const TOKEN_BYTES = 16;
+
+/**
+ * Largest message body a frame carries (1 GiB). Far above any message worth sending through a
+ * pipe; a header announcing more is corruption, and is reported at once instead of being
+ * waited for. `encodeFrame` refuses to build a larger frame, so the two ends agree.
+ */
+export const MAX_BODY_BYTES = 2 ** 30;
+
+const LENGTH_BYTES = 4;
+
+/**
+ * The marker of a channel: the fixed prefix followed by the channel's token.
  *
- * @param {unknown} message
+ * @param {Uint8Array} token {@linkcode TOKEN_BYTES} random bytes.
  * @returns {Uint8Array}
  */
-export function encodeFrame(message) {
+export function frameMarker(token) {
+  if (token.length !== TOKEN_BYTES) {
+    throw new RangeError(`Expected a token of ${TOKEN_BYTES} bytes, got ${token.length} bytes`);
+  }
+  const marker = new Uint8Array(PREFIX.length + TOKEN_BYTES);
+  marker.set(PREFIX, 0);
+  marker.set(token, PREFIX.length);
+  return marker;
+}
+
+/**
+ * Encodes one message as a frame of the channel with this marker. Throws synchronously when
+ * the message cannot be serialized, or is larger than {@linkcode MAX_BODY_BYTES} serialized.
+ *
+ * @param {unknown} message
+ * @param {Uint8Array} marker From {@linkcode frameMarker}.
+ * @returns {Uint8Array}
+ */
+export function encodeFrame(message, marker) {
   const body = serialize(message);
-  const frame = new Uint8Array(HEADER + body.length);
-  frame.set(MARKER, 0);
-  new DataView(frame.buffer).setUint32(MARKER.length, body.length, true);
-  frame.set(body, HEADER);
+  if (body.length > MAX_BODY_BYTES) {
+    throw new RangeError(
+      `Expected a message of at most ${MAX_BODY_BYTES} bytes once serialized, got ` +
+        `${body.length} bytes`,
+    );
+  }
+  const header = marker.length + LENGTH_BYTES;
+  const frame = new Uint8Array(header + body.length);
+  frame.set(marker, 0);
+  new DataView(frame.buffer).setUint32(marker.length, body.length, true);
+  frame.set(body, header);
   return frame;
 }
 
+/**
+ * What a {@linkcode FrameReader} hands on.
+ *
+ * @typedef {object} FrameSink
+ * @property {(message: unknown) => void} message Receives each message.
+ * @property {(bytes: Uint8Array) => void} other Receives bytes that are not part of a frame.
+ * @property {(error: Error) => void} corrupt Called once, for a frame that carries the marker
+ *   but cannot be decoded; nothing is handed on after it (the stream has lost its framing).
+ */
+
 /** Cuts a byte stream into messages and the bytes between them. */
 export class FrameReader {
+  /** @type {Uint8Array} */
+  #marker;
+  /** @type {number} */
+  #header;
+  /** @type {FrameSink} */
+  #sink;
   /** @type {Uint8Array[]} */
   #chunks = [];
   #length = 0;
   /** Bytes needed before the frame at the start of the buffer is complete. */
   #need = 0;
+  /** Set once a corrupt frame was seen: the rest of the stream is dropped. */
+  #failed = false;
 
   /**
-   * @param {(message: unknown) => void} onMessage Receives each message.
-   * @param {(bytes: Uint8Array) => void} onOther Receives bytes that are not part of a frame.
+   * @param {Uint8Array} marker The channel's marker, from {@linkcode frameMarker}.
+   * @param {FrameSink} sink Where messages, other bytes and corruption go.
    */
-  constructor(onMessage, onOther) {
-    this.onMessage = onMessage;
-    this.onOther = onOther;
+  constructor(marker, sink) {
+    this.#marker = marker;
+    this.#header = marker.length + LENGTH_BYTES;
+    this.#sink = sink;
   }
 
-  /** @param {Uint8Array} chunk */
+  /**
+   * Takes the next bytes of the stream.
+   *
+   * @param {Uint8Array} chunk
+   */
   push(chunk) {
+    if (this.#failed) return;
     this.#chunks.push(chunk);
     this.#length += chunk.length;
     // A large frame arrives in many chunks: join them once, when it is complete.
     if (this.#length < this.#need) return;
     let buffer = this.#flatten();
+    const marker = this.#marker;
     for (;;) {
-      const at = indexOfMarker(buffer);
+      const at = indexOf(buffer, marker);
       if (at < 0) {
         // Keep a tail that may be the start of a marker; pass the rest on.
-        const keep = partialMarker(buffer);
-        if (buffer.length > keep) this.onOther(buffer.subarray(0, buffer.length - keep));
+        const keep = partialMarker(buffer, marker);
+        if (buffer.length > keep) this.#sink.other(buffer.subarray(0, buffer.length - keep));
         return this.#keep(buffer.subarray(buffer.length - keep), 0);
       }
-      if (at > 0) this.onOther(buffer.subarray(0, at));
-      if (buffer.length - at < HEADER) return this.#keep(buffer.subarray(at), HEADER);
-      const size = new DataView(buffer.buffer, buffer.byteOffset + at + MARKER.length, 4)
+      if (at > 0) this.#sink.other(buffer.subarray(0, at));
+      if (buffer.length - at < this.#header) return this.#keep(buffer.subarray(at), this.#header);
+      const size = new DataView(buffer.buffer, buffer.byteOffset + at + marker.length, 4)
         .getUint32(0, true);
-      if (buffer.length - at - HEADER < size) {
-        return this.#keep(buffer.subarray(at), HEADER + size);
+      if (size > MAX_BODY_BYTES) {
+        return this.#fail(
+          new RangeError(
+            `Expected a frame of at most ${MAX_BODY_BYTES} bytes, got a header announcing ` +
+              `${size} bytes`,
+          ),
+        );
       }
-      const body = buffer.subarray(at + HEADER, at + HEADER + size);
-      buffer = buffer.subarray(at + HEADER + size);
+      const end = at + this.#header + size;
+      if (buffer.length < end) return this.#keep(buffer.subarray(at), end - at);
+      const body = buffer.subarray(at + this.#header, end);
+      buffer = buffer.subarray(end);
       this.#keep(buffer, 0);
-      this.onMessage(deserialize(body));
+      let message;
+      try {
+        message = deserialize(body);
+      } catch (error) {
+        return this.#fail(
+          new TypeError(
+            `Expected a frame body in V8's serialization format, got ${size} bytes that do ` +
+              `not deserialize (${error instanceof Error ? error.message : String(error)})`,
+            { cause: error },
+          ),
+        );
+      }
+      this.#sink.message(message);
       if (buffer.length === 0) return;
     }
+  }
+
+  /**
+   * The stream ended: bytes held back because they might have begun a marker are output
+   * after all. A frame cut short (its writer died) is dropped; its writer's exit says why.
+   */
+  end() {
+    if (this.#failed || this.#length === 0) return;
+    const rest = this.#flatten();
+    this.#keep(new Uint8Array(0), 0);
+    if (indexOf(rest, this.#marker) !== 0) this.#sink.other(rest);
+  }
+
+  /** @param {Error} error */
+  #fail(error) {
+    this.#failed = true;
+    this.#keep(new Uint8Array(0), 0);
+    this.#sink.corrupt(error);
   }
 
   /** @returns {Uint8Array} */
@@ -102,31 +210,33 @@ export class FrameReader {
 }
 
 /**
- * Where the first whole marker starts, or -1.
+ * Where the first whole `marker` starts in `buffer`, or -1.
  *
  * @param {Uint8Array} buffer
+ * @param {Uint8Array} marker
  * @returns {number}
  */
-function indexOfMarker(buffer) {
-  for (let at = buffer.indexOf(MARKER[0]); at >= 0; at = buffer.indexOf(MARKER[0], at + 1)) {
-    if (at + MARKER.length > buffer.length) return -1;
+function indexOf(buffer, marker) {
+  for (let at = buffer.indexOf(marker[0]); at >= 0; at = buffer.indexOf(marker[0], at + 1)) {
+    if (at + marker.length > buffer.length) return -1;
     let k = 1;
-    while (k < MARKER.length && buffer[at + k] === MARKER[k]) k++;
-    if (k === MARKER.length) return at;
+    while (k < marker.length && buffer[at + k] === marker[k]) k++;
+    if (k === marker.length) return at;
   }
   return -1;
 }
 
 /**
- * Length of the longest end of `buffer` that is the start of a marker.
+ * Length of the longest end of `buffer` that is the start of `marker`.
  *
  * @param {Uint8Array} buffer
+ * @param {Uint8Array} marker
  * @returns {number}
  */
-function partialMarker(buffer) {
-  for (let keep = Math.min(MARKER.length - 1, buffer.length); keep > 0; keep--) {
+function partialMarker(buffer, marker) {
+  for (let keep = Math.min(marker.length - 1, buffer.length); keep > 0; keep--) {
     let k = 0;
-    while (k < keep && buffer[buffer.length - keep + k] === MARKER[k]) k++;
+    while (k < keep && buffer[buffer.length - keep + k] === marker[k]) k++;
     if (k === keep) return keep;
   }
   return 0;

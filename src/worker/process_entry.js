@@ -6,7 +6,8 @@
  * Messages (`ToProcess` / `FromProcess` in src/protocol.ts) go over the IPC channel on Node
  * and Bun (`process.send`, structured serialization), and as frames over stdin/stdout on Deno,
  * whose `Deno.Command` has no IPC channel; a task's own output on stdout is passed through by
- * the parent.
+ * the parent. On Deno the first bytes on stdin are the channel's token (see frames.js), which
+ * every frame carries; until it has arrived nothing can be sent, so `ready` follows it.
  *
  * The process reports what ends it: `exit` before `process.exit`/`Deno.exit`, `fatal` for an
  * uncaught error or unhandled rejection (then exits with code 1), each with the index of the
@@ -21,7 +22,7 @@
 
 import process from "node:process";
 import { Chunk, findBadResult, loadTask, runItems, serializeError } from "./run_task.js";
-import { encodeFrame, FrameReader } from "./frames.js";
+import { encodeFrame, frameMarker, FrameReader, TOKEN_BYTES } from "./frames.js";
 import { attachRefs, forgetShares, receiveShares } from "./shared_refs.js";
 
 // Executors made by tasks here see this and default to serial (see ParallelConfig.strategy).
@@ -35,15 +36,24 @@ if (!ipc && deno === undefined) {
 const exitNow = deno !== undefined ? deno.exit.bind(deno) : process.exit.bind(process);
 
 /**
+ * The Deno channel's marker, set once the parent's token has arrived on stdin. Kept in this
+ * module only: a task that could read it could forge frames.
+ *
+ * @type {Uint8Array | undefined}
+ */
+let marker;
+
+/**
  * Sends a message. On Deno the frame is written synchronously, so it is out before anything
- * that follows (an exit included).
+ * that follows (an exit included); it throws before the token has arrived.
  *
  * @type {(message: FromProcess) => void}
  */
 const send = ipc
   ? (message) => /** @type {NonNullable<typeof process.send>} */ (process.send)(message)
   : (message) => {
-    const frame = encodeFrame(message);
+    if (marker === undefined) throw new Error("the parent's channel token has not arrived yet");
+    const frame = encodeFrame(message, marker);
     let written = 0;
     while (written < frame.length) written += deno.stdout.writeSync(frame.subarray(written));
   };
@@ -186,14 +196,44 @@ if (ipc) {
   process.on("message", (message) => onMessage(/** @type {ToProcess} */ (message)));
   // The parent went away: nobody is left to take results.
   process.on("disconnect", () => exitNow(0));
+  send({ t: "ready" });
 } else {
-  const reader = new FrameReader(
-    (message) => onMessage(/** @type {ToProcess} */ (message)),
-    () => {},
-  );
-  (async () => {
-    for await (const chunk of deno.stdin.readable) reader.push(chunk);
-    exitNow(0);
-  })();
+  readStdin().catch(fatal);
 }
-send({ t: "ready" });
+
+/** Deno: takes the token from stdin, says `ready`, then reads frames until stdin ends. */
+async function readStdin() {
+  /** @type {FrameReader | undefined} */
+  let reader;
+  let head = new Uint8Array(0);
+  for await (const chunk of deno.stdin.readable) {
+    if (reader !== undefined) {
+      reader.push(chunk);
+      continue;
+    }
+    const joined = new Uint8Array(head.length + chunk.length);
+    joined.set(head, 0);
+    joined.set(chunk, head.length);
+    head = joined;
+    if (head.length < TOKEN_BYTES) continue;
+    marker = frameMarker(head.slice(0, TOKEN_BYTES));
+    reader = new FrameReader(marker, {
+      message: (message) => onMessage(/** @type {ToProcess} */ (message)),
+      // Only the parent writes to stdin, and only frames: anything else is a broken channel.
+      other: (bytes) =>
+        fatal(
+          new Error(
+            `Expected only frames from the parent on stdin, got ${bytes.length} other bytes`,
+          ),
+        ),
+      corrupt: (error) =>
+        fatal(
+          new Error(`The channel from the parent was corrupt: ${error.message}`, { cause: error }),
+        ),
+    });
+    send({ t: "ready" });
+    if (head.length > TOKEN_BYTES) reader.push(head.subarray(TOKEN_BYTES));
+  }
+  // The parent went away: nobody is left to take results.
+  exitNow(0);
+}
