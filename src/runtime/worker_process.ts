@@ -87,10 +87,12 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
     });
     // For a partial --allow-read, the places tasks most likely live: fanout's own files, the
     // working directory and the main module's folder (each passed on only if granted).
+    const main = mainModule();
     const readable = [
       fileURLToPathOrNothing(new URL("../", options.entry)),
       process.cwd(),
-      fileURLToPathOrNothing(new URL(".", mainModule() ?? "data:,")),
+      // A worker thread has no main module, so no main module's folder either.
+      main === undefined ? undefined : fileURLToPathOrNothing(new URL(".", main)),
     ].filter((path): path is string => path !== undefined);
     const child = await spawnChild({
       cmd: [
