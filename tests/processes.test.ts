@@ -1,8 +1,8 @@
 /**
  * The processes strategy: tasks run in child processes of the same runtime, a crash fails only
  * the task that caused it, aborting kills the processes of running tasks, disposing leaves no
- * process behind, `maxMemoryMb` caps a worker's heap where the runtime can, and on Deno a child
- * never gets more permission than its parent.
+ * process behind, and `maxMemoryMb` caps a worker's heap where the runtime can. (On Deno, a
+ * child's permissions are tested in deno_permissions.test.ts.)
  *
  * A child process shares no memory with the test: tasks record their pid in a file of a
  * temporary directory (see fixtures/proc.ts) and the test polls for it, bounded.
@@ -321,53 +321,11 @@ describe("processes", () => {
       );
     }, 60_000);
   }
-
-  // ---- Deno permissions -----------------------------------------------------------------------
-
-  const permissionCases = [
-    { flags: ["--allow-read", "--allow-run"], granted: ["read"] },
-    { flags: ["--allow-read", "--allow-run", "--allow-net"], granted: ["read", "net"] },
-  ];
-  for (const { flags, granted } of permissionCases) {
-    const name = `a child process gets no more permission than its parent (deno run ${
-      flags.join(" ")
-    })`;
-    if (runtime !== "deno") {
-      skip(name, "permissions exist only on Deno");
-      continue;
-    }
-    test(name, async () => {
-      const result = await runProgram(PERM_PARENT, [], ["--no-prompt", ...flags]);
-      const { parent, child } = resultOf(result, "fanout-perm-result ") as Record<
-        "parent" | "child",
-        Record<string, string>
-      >;
-      assert.match(
-        result.stdout,
-        /^fanout-perm-disposed$/m,
-        `the program did not finish${report(result)}`,
-      );
-      for (const perm of ["read", "write", "net", "env"]) {
-        const expected = granted.includes(perm);
-        assert.equal(
-          parent[perm] === "granted",
-          expected,
-          `the parent's ${perm} permission is ${parent[perm]}`,
-        );
-        assert.equal(
-          child[perm] === "granted",
-          expected,
-          `the child's ${perm} permission is ${child[perm]}, its parent's ${parent[perm]}`,
-        );
-      }
-    }, 60_000);
-  }
 });
 
 // ---- running a program of the same runtime -------------------------------------------------
 
 const CHILD = fileURLToPath(new URL("./fixtures/child.ts", import.meta.url));
-const PERM_PARENT = fileURLToPath(new URL("./fixtures/perm_parent.ts", import.meta.url));
 /** How long a program may take before it counts as hung. Generous: it normally takes < 2 s. */
 function report(result: ProgramResult): string {
   return `\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;

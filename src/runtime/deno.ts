@@ -104,42 +104,115 @@ export function denoSpawn(options: SpawnOptions): Promise<ChildHandle> {
   });
 }
 
+interface PermissionStatus {
+  state: string;
+  /** Granted with exceptions (a `--deny-*` or `--ignore-*` list). */
+  partial?: boolean;
+}
+
 interface DenoPermissions {
-  querySync(descriptor: { name: string; path?: string }): { state: string };
+  querySync(descriptor: { name: string; path?: string; host?: string }): PermissionStatus;
 }
 
 /** Permissions a Deno child may be given, each as `--allow-<name>`. */
-const PERMISSIONS = ["read", "write", "net", "env", "run", "ffi", "sys", "import"];
+const PERMISSIONS = ["read", "write", "net", "env", "run", "ffi", "sys", "import"] as const;
 
 /**
- * The `--allow-*` flags that give a Deno child exactly what this process was granted, never
- * more: a permission granted in full is passed on in full; for `read`, a partial grant is
- * passed on for the `paths` (the worker's own files) that it covers. Other partial grants
- * (e.g. `--allow-net=example.com`) cannot be listed through the permissions API, so the child
- * does not get them.
+ * Deno's default import allow-list (`deno run --help`, Deno 2.9): a child given no
+ * `--allow-import` flag gets these, whatever its parent had, so the child is always given an
+ * explicit list instead.
  */
-export function denoPermissionFlags(paths: string[]): string[] {
+const DEFAULT_IMPORT_HOSTS = [
+  "deno.land:443",
+  "jsr.io:443",
+  "esm.sh:443",
+  "raw.esm.sh:443",
+  "cdn.jsdelivr.net:443",
+  "raw.githubusercontent.com:443",
+  "gist.githubusercontent.com:443",
+];
+
+/** The places a worker process needs, for permissions the parent holds only in part. */
+export interface DenoWorkerReach {
+  /** Files and folders it reads (and may write): fanout's own files, the working directory… */
+  paths: string[];
+  /** Remote hosts (`host:port`) it may import from: where fanout and the main module live. */
+  hosts: string[];
+}
+
+/** The permission flags of a Deno child, and what it gets less of than its parent. */
+export interface DenoChildPermissions {
+  /** Flags for `deno run`. */
+  flags: string[];
+  /**
+   * One line per permission the parent holds with exceptions (a `--deny-*` or `--ignore-*`
+   * list) and the child therefore gets only in part, or not at all, e.g.
+   * `"read only for /app, /app/src"` or `"env not at all"`. Empty when nothing was narrowed.
+   */
+  narrowed: string[];
+}
+
+/**
+ * The flags that give a Deno child no more permission than this process has, for every kind
+ * of permission and every way of granting or denying it.
+ *
+ * Deno lets a program query its permissions but not list its flags, so only what a query
+ * proves is passed on:
+ * - a permission granted in full, with no exception, is passed on in full (`--allow-X`);
+ * - otherwise, for `read` and `write`, each of `reach.paths` that a path query shows granted
+ *   with nothing denied inside it (a path with a comma is skipped: Deno splits lists on
+ *   commas);
+ * - otherwise, for `import`, an explicit list of the hosts — Deno's default allow-list and
+ *   `reach.hosts` — that a host query shows granted, or `--no-remote` when there is none
+ *   (without a flag the child would get Deno's default list, which a parent with a narrower
+ *   `--allow-import=…` or a `--deny-import` does not have);
+ * - anything else held only in part (`--allow-net=example.com`, `--allow-env=HOME`, and every
+ *   grant with a deny list) is not passed on.
+ */
+export function denoPermissionFlags(reach: DenoWorkerReach): DenoChildPermissions {
   const permissions = (globalThis as unknown as { Deno: { permissions: DenoPermissions } }).Deno
     .permissions;
-  const flags: string[] = [];
-  for (const name of PERMISSIONS) {
-    let state: string;
+  const query = (descriptor: { name: string; path?: string; host?: string }) => {
     try {
-      state = permissions.querySync({ name }).state;
+      return permissions.querySync(descriptor);
     } catch {
-      continue; // This Deno does not know the permission.
+      return undefined; // This Deno does not know the permission, or refuses the descriptor.
     }
-    if (state === "granted") flags.push(`--allow-${name}`);
-    else if (name === "read") {
-      const covered = paths.filter((path) => {
-        try {
-          return permissions.querySync({ name, path }).state === "granted";
-        } catch {
-          return false;
-        }
-      });
-      if (covered.length > 0) flags.push(`--allow-read=${covered.join(",")}`);
+  };
+  const whole = (status: PermissionStatus | undefined): boolean =>
+    status?.state === "granted" && status.partial !== true;
+  const flags: string[] = [];
+  const narrowed: string[] = [];
+  for (const name of PERMISSIONS) {
+    const status = query({ name });
+    if (status === undefined) continue;
+    if (whole(status)) {
+      flags.push(`--allow-${name}`);
+      continue;
+    }
+    let given: string[] = [];
+    if (name === "read" || name === "write") {
+      given = unique(reach.paths).filter((path) =>
+        !path.includes(",") && whole(query({ name, path }))
+      );
+      if (given.length > 0) flags.push(`--allow-${name}=${given.join(",")}`);
+    } else if (name === "import") {
+      given = unique([...DEFAULT_IMPORT_HOSTS, ...reach.hosts]).filter((host) =>
+        whole(query({ name, host }))
+      );
+      flags.push(given.length > 0 ? `--allow-import=${given.join(",")}` : "--no-remote");
+    }
+    // Granted with exceptions: the parent has more than the child gets, and cannot say what.
+    if (status.state === "granted") {
+      const where = name === "import" ? "from" : "for";
+      narrowed.push(
+        given.length > 0 ? `${name} only ${where} ${given.join(", ")}` : `${name} not at all`,
+      );
     }
   }
-  return flags;
+  return { flags, narrowed };
+}
+
+function unique(values: string[]): string[] {
+  return [...new Set(values)];
 }

@@ -8,7 +8,9 @@
  * process gets a random token, written as the first bytes of its stdin, that every frame's
  * marker includes (frames.js): output without it is passed through to this process's stdout,
  * and a frame with it that cannot be decoded fails the process through `onProtocolError`
- * instead of silently stopping the stream.
+ * instead of silently stopping the stream. The child's permissions are built by
+ * `denoPermissionFlags` (never more than this process has); where they had to be narrowed, one
+ * `FANOUT_PERMISSION_NARROWED` warning says so.
  *
  * @module
  */
@@ -19,6 +21,7 @@ import type { FromProcess, ToProcess } from "../protocol.ts";
 import type { ChildExit } from "./types.ts";
 import { detect, spawnChild } from "./mod.ts";
 import { denoPermissionFlags } from "./deno.ts";
+import type { DenoWorkerReach } from "./deno.ts";
 import { encodeFrame, frameMarker, FrameReader, TOKEN_BYTES } from "../worker/frames.js";
 
 /** How much of a worker's stderr is kept, to explain how it died (e.g. out of memory). */
@@ -85,21 +88,14 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
           }),
         ),
     });
-    // For a partial --allow-read, the places tasks most likely live: fanout's own files, the
-    // working directory and the main module's folder (each passed on only if granted).
-    const main = mainModule();
-    const readable = [
-      fileURLToPathOrNothing(new URL("../", options.entry)),
-      process.cwd(),
-      // A worker thread has no main module, so no main module's folder either.
-      main === undefined ? undefined : fileURLToPathOrNothing(new URL(".", main)),
-    ].filter((path): path is string => path !== undefined);
+    const permissions = denoPermissionFlags(workerReach(options.entry));
+    warnIfNarrowed(permissions.narrowed);
     const child = await spawnChild({
       cmd: [
         execPath,
         "run",
         "--no-prompt",
-        ...denoPermissionFlags(readable),
+        ...permissions.flags,
         ...(memory === undefined ? [] : [`--v8-flags=--max-old-space-size=${memory}`]),
         options.entry.href,
       ],
@@ -156,10 +152,53 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
   };
 }
 
-function fileURLToPathOrNothing(url: URL): string | undefined {
-  return url.protocol === "file:" ? fileURLToPath(url) : undefined;
+/**
+ * The places a Deno worker process needs when this process holds a permission only in part:
+ * for reading (and writing), fanout's own files, the working directory and the main module's
+ * folder, where tasks most likely live; for importing, the hosts fanout and the main module
+ * were loaded from. A worker thread has no main module, so there it is left out.
+ */
+function workerReach(entry: URL): DenoWorkerReach {
+  const main = mainModule();
+  const places = [folder("../", entry.href), ...(main === undefined ? [] : [folder(".", main)])];
+  const paths = [process.cwd()];
+  const hosts: string[] = [];
+  for (const url of places) {
+    if (url === undefined) continue;
+    if (url.protocol === "file:") paths.push(fileURLToPath(url).replace(/(.)[\\/]$/, "$1"));
+    else if (url.protocol === "https:" || url.protocol === "http:") {
+      hosts.push(`${url.hostname}:${url.port || (url.protocol === "https:" ? "443" : "80")}`);
+    }
+  }
+  return { paths, hosts };
 }
 
+/** `relative` resolved against `base`; `undefined` for a base with no folders (`data:`, `blob:`). */
+function folder(relative: string, base: string): URL | undefined {
+  try {
+    return new URL(relative, base);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Messages already warned about: each narrowing is reported once per process. */
+const warnedNarrowed = new Set<string>();
+
+/** Warns, once, that worker processes get less permission than this process. */
+function warnIfNarrowed(narrowed: string[]): void {
+  if (narrowed.length === 0) return;
+  const message =
+    `fanout: Deno worker processes get less permission than this program: ${
+      narrowed.join("; ")
+    }. This program holds these with exceptions (--deny-* or --ignore-* flags), which Deno ` +
+    `gives a program no way to list, so only what could be checked is passed on`;
+  if (warnedNarrowed.has(message)) return;
+  warnedNarrowed.add(message);
+  process.emitWarning(message, { code: "FANOUT_PERMISSION_NARROWED" });
+}
+
+/** The main module's URL; `undefined` in a worker thread, which has none. */
 function mainModule(): string | undefined {
   try {
     return (globalThis as { Deno?: { mainModule?: string } }).Deno?.mainModule;
