@@ -5,8 +5,8 @@
  * @module
  */
 
-import { availableParallelism } from "node:os";
 import process from "node:process";
+import { readSystemText, runtimeCpuCount, usableCpus } from "./_cpus.ts";
 import type { ChildHandle, SpawnOptions, ThreadFactory } from "./types.ts";
 import { denoSpawn, denoThreads } from "./deno.ts";
 import { bunSpawn, bunThreads } from "./bun.ts";
@@ -93,16 +93,12 @@ export function detect(): RuntimeInfo {
   return cached;
 }
 
+/**
+ * Affinity capped by the cgroup CPU quota, computed the same way on every runtime (their own
+ * counts disagree about quotas; see _cpus.ts).
+ */
 function countCpus(): number {
-  try {
-    const n = availableParallelism();
-    if (Number.isInteger(n) && n > 0) return n;
-  } catch {
-    // fall through to navigator
-  }
-  const n = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
-    ?.hardwareConcurrency;
-  return typeof n === "number" && n > 0 ? n : 1;
+  return usableCpus(readSystemText, runtimeCpuCount());
 }
 
 /** The thread factory for the current runtime. */
