@@ -78,6 +78,7 @@ export type {
 } from "./src/commands.ts";
 export {
   ExecutorClosedError,
+  LoadTimeoutError,
   NotCloneableError,
   SharedReleasedError,
   SpawnError,

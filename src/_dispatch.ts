@@ -60,12 +60,30 @@ function toSource(items: unknown): Source {
   );
 }
 
+/**
+ * An iterator result, checked the way `for…of` checks it: a `next()` that returns a
+ * non-object would otherwise read as an endless stream of `undefined` items.
+ */
+export function checkResult<T>(result: IteratorResult<T>): IteratorResult<T> {
+  if ((typeof result !== "object" || result === null) && typeof result !== "function") {
+    throw new TypeError(
+      `Expected the iterator of \`items\` to return an object from next(), got ${describe(result)}`,
+    );
+  }
+  return result;
+}
+
 /** One call's dispatch. */
 export class Dispatch {
   /** Settles when every item has run (resolves) or the call failed (rejects). */
   readonly done: Promise<void>;
-  /** The failure, once the dispatch has failed. */
+  /** The failure, once the dispatch has failed; read it only when `failed` is set. */
   error: unknown;
+  /**
+   * Whether the dispatch failed (or was cancelled). A flag of its own, because a task or an
+   * input may throw `undefined`, which `error` cannot tell apart from "no error".
+   */
+  failed = false;
   /** Whether it ended: finished, failed or cancelled. */
   stopped = false;
 
@@ -175,7 +193,7 @@ export class Dispatch {
     const items: unknown[] = [];
     const iterator = (source as { iterator: Iterator<unknown> }).iterator;
     while (items.length < size) {
-      const next = iterator.next();
+      const next = checkResult(iterator.next());
       if (next.done) break;
       items.push(next.value);
     }
@@ -187,7 +205,7 @@ export class Dispatch {
     const iterator = (this.#source as { iterator: AsyncIterator<unknown> }).iterator;
     const items: unknown[] = [];
     while (items.length < size) {
-      const next = await iterator.next();
+      const next = checkResult(await iterator.next());
       if (next.done) break;
       items.push(next.value);
     }
@@ -242,6 +260,7 @@ export class Dispatch {
   #fail(error: unknown): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.failed = true;
     this.error = error;
     this.#control.abort(error);
     if (this.#source.kind !== "array" && !this.#exhausted) {

@@ -34,8 +34,7 @@ export function reviveError(wire: WireError): unknown {
     if (wire.stack !== undefined) error.stack = wire.stack;
     return error;
   }
-  const Class = BUILT_IN[wire.name] ?? Error;
-  const error = new Class(wire.message);
+  const error = construct(wire);
   const name = wire.name === "Error" && wire.className !== undefined ? wire.className : wire.name;
   if (error.name !== name) {
     Object.defineProperty(error, "name", { value: name, writable: true, configurable: true });
@@ -48,13 +47,41 @@ export function reviveError(wire: WireError): unknown {
     });
   }
   if (wire.cause !== undefined) {
-    const cause = "value" in wire.cause && !("message" in wire.cause)
-      ? wire.cause.value
-      : reviveError(wire.cause as WireError);
-    Object.defineProperty(error, "cause", { value: cause, writable: true, configurable: true });
+    Object.defineProperty(error, "cause", {
+      value: reviveNested(wire.cause),
+      writable: true,
+      configurable: true,
+    });
   }
   if (wire.props !== undefined) Object.assign(error, wire.props);
   return error;
+}
+
+/** A nested error (a cause, one of `errors`), or the non-error value that was thrown. */
+function reviveNested(wire: WireError | { value: unknown }): unknown {
+  return "value" in wire && !("message" in wire) ? wire.value : reviveError(wire as WireError);
+}
+
+/**
+ * The error object to fill in: the built-in class by name (`AggregateError` and
+ * `SuppressedError` with what they hold, `DOMException` with its name), else `Error`.
+ */
+function construct(wire: WireError): Error {
+  // `errors` and `suppressed` are only sent for instances (subclasses included).
+  if (wire.errors !== undefined) {
+    return new AggregateError(wire.errors.map(reviveNested), wire.message);
+  }
+  const Suppressed = (globalThis as {
+    SuppressedError?: new (error: unknown, suppressed: unknown, message?: string) => Error;
+  }).SuppressedError;
+  if (wire.suppressed !== undefined && Suppressed !== undefined) {
+    const [error, suppressed] = wire.suppressed;
+    return new Suppressed(reviveNested(error), reviveNested(suppressed), wire.message);
+  }
+  if ((wire.className ?? wire.name) === "DOMException" && typeof DOMException === "function") {
+    return new DOMException(wire.message, wire.name);
+  }
+  return new (BUILT_IN[wire.name] ?? Error)(wire.message);
 }
 
 /**

@@ -21,6 +21,7 @@ import { statSync } from "node:fs";
 import { spawnChild } from "./runtime/mod.ts";
 import type { ChildExit, ChildHandle } from "./runtime/mod.ts";
 import { describe } from "./task.ts";
+import { checkKeys } from "./_checks.ts";
 import { SpawnError } from "./errors.ts";
 
 /** One external command of a batch. */
@@ -93,7 +94,7 @@ export interface CommandOptions {
   parallel?: boolean;
   /**
    * Longest one attempt of a job may run, in ms, before it is sent SIGTERM, then SIGKILL
-   * after a grace of 1 s; its result says `timedOut`. `Infinity`: no
+   * after `killGraceMs`; its result says `timedOut`. `Infinity`: no
    * limit. A job's own `timeoutMs` overrides it.
    *
    * @default {300_000}
@@ -134,6 +135,13 @@ export interface CommandOptions {
    * @default {10 MiB}
    */
   maxOutputBytes?: number;
+  /**
+   * How long a command that is being killed (a timeout, a halt, a cancel) gets after SIGTERM
+   * before it is sent SIGKILL, in ms. `0` sends SIGKILL at once.
+   *
+   * @default {1000}
+   */
+  killGraceMs?: number;
   /**
    * Runs every job's `cmd[0]` as a `/bin/sh -c` script (see {@linkcode CommandJob.shell}).
    *
@@ -263,7 +271,7 @@ export class JobKilledError extends JobHaltedError {
   }
 }
 
-/** How long a command may take to exit after SIGTERM before it is sent SIGKILL. */
+/** Default of `killGraceMs`: how long a command may take to exit after SIGTERM. */
 const KILL_GRACE_MS = 1000;
 
 const DEFAULT_MAX_WORKERS = 4;
@@ -284,6 +292,7 @@ const OPTIONS = [
   "retries",
   "maxOutputBytes",
   "shell",
+  "killGraceMs",
 ];
 const JOB_KEYS = ["cmd", "cwd", "env", "stdin", "timeoutMs", "shell"];
 
@@ -432,6 +441,7 @@ interface Plan {
   readonly halt: HaltMode;
   readonly retries: number;
   readonly maxOutputBytes: number;
+  readonly killGraceMs: number;
 }
 
 function prepare(jobs: Iterable<CommandJob>, options: CommandOptions): Plan {
@@ -463,6 +473,12 @@ function prepare(jobs: Iterable<CommandJob>, options: CommandOptions): Plan {
     Infinity,
   );
   const shell = checkBoolean("shell", options.shell ?? false);
+  const killGraceMs = checkInteger(
+    "killGraceMs",
+    options.killGraceMs ?? KILL_GRACE_MS,
+    0,
+    MAX_TIMER_MS,
+  );
   if (
     jobs === null || typeof (jobs as { [Symbol.iterator]?: unknown })?.[Symbol.iterator] !==
       "function"
@@ -478,6 +494,7 @@ function prepare(jobs: Iterable<CommandJob>, options: CommandOptions): Plan {
     halt,
     retries,
     maxOutputBytes,
+    killGraceMs,
   };
 }
 
@@ -486,10 +503,12 @@ function planJob(job: CommandJob, index: number, timeoutMs: number, shell: boole
   checkKeys(name, job, JOB_KEYS);
   const cmd: unknown = job.cmd;
   if (
-    !Array.isArray(cmd) || cmd.length === 0 || !cmd.every((part) => typeof part === "string")
+    !Array.isArray(cmd) || cmd.length === 0 || !cmd.every((part) => typeof part === "string") ||
+    cmd[0] === ""
   ) {
     throw new TypeError(
-      `Expected \`${name}.cmd\` to be a non-empty array of strings, got ${describeCmd(cmd)}`,
+      `Expected \`${name}.cmd\` to be a non-empty array of strings, the first naming the ` +
+        `command, got ${describeCmd(cmd)}`,
     );
   }
   if (job.cwd !== undefined && typeof job.cwd !== "string") {
@@ -547,9 +566,11 @@ class Run {
   #exited = false;
   #killTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #handle: ChildHandle;
+  readonly #graceMs: number;
 
-  constructor(handle: ChildHandle) {
+  constructor(handle: ChildHandle, graceMs: number) {
     this.#handle = handle;
+    this.#graceMs = graceMs;
     handle.exited.then(() => {
       this.#exited = true;
       clearTimeout(this.#killTimer);
@@ -565,8 +586,9 @@ class Run {
   kill(why: KillReason): void {
     if (this.#why !== undefined || this.#exited) return;
     this.#why = why;
+    if (this.#graceMs === 0) return this.#handle.kill("SIGKILL");
     this.#handle.kill("SIGTERM");
-    this.#killTimer = setTimeout(() => this.#handle.kill("SIGKILL"), KILL_GRACE_MS);
+    this.#killTimer = setTimeout(() => this.#handle.kill("SIGKILL"), this.#graceMs);
   }
 }
 
@@ -711,7 +733,7 @@ class Batch {
       const err = startError(job, error);
       return { exit, error: err, stdout, stderr, timedOut: false, killedByHalt: false };
     }
-    const run = new Run(handle);
+    const run = new Run(handle, this.#plan.killGraceMs);
     this.#runs.add(run);
     if (this.#stop !== undefined) run.kill("stop");
     else if (this.#halt !== undefined && this.#plan.halt === "now") run.kill("halt");
@@ -941,23 +963,11 @@ function formatCmd(cmd: readonly string[]): string {
 function describeCmd(cmd: unknown): string {
   if (Array.isArray(cmd)) {
     if (cmd.length === 0) return "an empty array";
+    if (cmd[0] === "") return "an empty string as the command";
     const bad = cmd.findIndex((part) => typeof part !== "string");
     return `an array whose item ${bad} is ${describe(cmd[bad])}`;
   }
   return describe(cmd);
-}
-
-function checkKeys(what: string, value: unknown, allowed: string[]): void {
-  if (typeof value !== "object" || value === null) {
-    throw new TypeError(`Expected \`${what}\` to be an object, got ${describe(value)}`);
-  }
-  for (const key of Object.keys(value)) {
-    if (!allowed.includes(key)) {
-      throw new TypeError(
-        `Expected ${what} among ${allowed.map((k) => `\`${k}\``).join(", ")}, got \`${key}\``,
-      );
-    }
-  }
 }
 
 function checkInteger(name: string, value: unknown, min: number, max: number): number {

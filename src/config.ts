@@ -28,8 +28,9 @@ export interface ParallelConfig {
    */
   strategy?: StrategyChoice;
   /**
-   * Most workers (threads or processes) run at once. Pools start lazily and never start more
-   * workers than the work queued for them.
+   * Most workers (threads or processes) run at once, from 1 to 1024. Pools start lazily and
+   * never start more workers than the work queued for them. The default honours CPU affinity
+   * and a container's CPU quota (cgroups).
    *
    * @default {the number of usable CPUs}
    */
@@ -77,7 +78,8 @@ export interface ParallelConfig {
    */
   timeoutMs?: number;
   /**
-   * Memory cap per worker, in MB (V8's old-space limit): `--max-old-space-size` for Deno and
+   * Memory cap per worker, in MB (V8's old-space limit; at least 16, below which V8 cannot start
+   * a worker): `--max-old-space-size` for Deno and
    * Node processes, `resourceLimits` for Node threads. A task that exceeds it fails with
    * `WorkerCrashedError` saying so, and its worker is replaced. Bun, and threads on Deno, have
    * no such cap: there it is ignored with a warning, once per process. With `"auto"`, a cap
@@ -86,6 +88,40 @@ export interface ParallelConfig {
    * @default {no cap}
    */
   maxMemoryMb?: number;
+  /**
+   * Longest a worker may take to start, and a task's module to load in it (its import, top-level
+   * `await` included), in ms. Past it the call fails: with `WorkerStartError` for a worker that
+   * did not start, with `LoadTimeoutError` (naming the module) for a module that did not load;
+   * the worker is stopped. This bound is separate from `timeoutMs`, whose clock starts only
+   * when the task starts running in its worker.
+   *
+   * @default {60000}
+   */
+  loadTimeoutMs?: number;
+  /**
+   * How long a process that is being stopped (a timeout, an abort, a recycle, `terminate()`)
+   * gets after SIGTERM before it is sent SIGKILL, in ms. `0` sends SIGKILL at once.
+   *
+   * @default {1000}
+   */
+  killGraceMs?: number;
+  /**
+   * Replace a worker (thread or process) once it has run this many tasks, the next time it is
+   * idle: a bound on what a leaky task can accumulate. Replacements start on demand.
+   *
+   * @default {no limit}
+   */
+  maxTasksPerWorker?: number;
+  /**
+   * Replace a worker whose JavaScript heap in use exceeds this many MB after a chunk, before it
+   * runs the next one (as Jest's `workerIdleMemoryLimit` and tinypool's
+   * `maxMemoryLimitBeforeRecycle` do). Measured inside the worker after each chunk, only while
+   * this is set. Unlike `maxMemoryMb`, it never interrupts a task, and it works on every
+   * runtime.
+   *
+   * @default {no limit}
+   */
+  idleMemoryLimitMb?: number;
   /**
    * With `"auto"`, ask for isolation: run on processes, so that a crash, an exit or a runaway
    * allocation takes down only a worker.
@@ -132,15 +168,32 @@ export interface EnvConfig {
   forceSerialOnFailure?: boolean;
   /** `timeout=ms`. */
   timeoutMs?: number;
+  /** `load_timeout=ms`. */
+  loadTimeoutMs?: number;
+  /** `kill_grace=ms`. */
+  killGraceMs?: number;
+  /** `max_tasks=N`. */
+  maxTasksPerWorker?: number;
+  /** `idle_memory=MB`. */
+  idleMemoryLimitMb?: number;
   /** `log=1`: print each call's strategy and reason to stderr. */
   log?: boolean;
 }
 
+/**
+ * Most workers an executor may run at once. Each is an isolate (or a process) of its own, with
+ * tens of MB of memory; far past the CPU count they only compete for it.
+ */
+export const MAX_WORKERS = 1024;
+/** Smallest `maxMemoryMb`: below it V8 cannot even start a worker (Node aborts the program at 1–2). */
+export const MIN_MEMORY_MB = 16;
+
 const MODES = ["off", "serial", "threads", "processes", "auto"] as const;
 const ACCEPTED = "a mode (off, serial, threads, processes, auto), workers=N, chunk=N|auto, " +
-  "min_batch=N, task_bytes=N[B|KB|MB|GB|KiB|MiB|GiB], force_serial=0|1, timeout=ms, log=0|1";
+  "min_batch=N, task_bytes=N[B|KB|MB|GB|KiB|MiB|GiB], force_serial=0|1, timeout=ms, " +
+  "load_timeout=ms, kill_grace=ms, max_tasks=N, idle_memory=MB, log=0|1";
 /** Longest timer: `setTimeout` fires at once for longer delays. */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const UNITS: Record<string, number> = {
   "": 1,
   b: 1,
@@ -197,7 +250,7 @@ export function parseParallelEnv(text: string): EnvConfig {
         config.mode = value as EnvConfig["mode"];
         break;
       case "workers":
-        config.maxWorkers = integer(value, 1, bad);
+        config.maxWorkers = integer(value, 1, bad, MAX_WORKERS);
         break;
       case "chunk":
         config.chunkSize = value.toLowerCase() === "auto" ? "auto" : integer(value, 1, bad);
@@ -211,14 +264,21 @@ export function parseParallelEnv(text: string): EnvConfig {
       case "force_serial":
         config.forceSerialOnFailure = flag(value, bad);
         break;
-      case "timeout": {
-        const ms = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
-        if (!(ms > 0 && ms <= MAX_TIMEOUT_MS)) {
-          throw bad(`expected milliseconds above 0, up to ${MAX_TIMEOUT_MS}`);
-        }
-        config.timeoutMs = ms;
+      case "timeout":
+        config.timeoutMs = milliseconds(value, false, bad);
         break;
-      }
+      case "load_timeout":
+        config.loadTimeoutMs = milliseconds(value, false, bad);
+        break;
+      case "kill_grace":
+        config.killGraceMs = milliseconds(value, true, bad);
+        break;
+      case "max_tasks":
+        config.maxTasksPerWorker = integer(value, 1, bad);
+        break;
+      case "idle_memory":
+        config.idleMemoryLimitMb = integer(value, 1, bad);
+        break;
       case "log":
         config.log = flag(value, bad);
         break;
@@ -229,12 +289,29 @@ export function parseParallelEnv(text: string): EnvConfig {
   return config;
 }
 
-function integer(value: string, min: number, bad: (why: string) => RangeError): number {
+function integer(
+  value: string,
+  min: number,
+  bad: (why: string) => RangeError,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const n = /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) {
-    throw bad(`expected an integer from ${min} up`);
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw bad(
+      max === Number.MAX_SAFE_INTEGER
+        ? `expected an integer from ${min} up`
+        : `expected an integer from ${min} to ${max}`,
+    );
   }
   return n;
+}
+
+function milliseconds(value: string, zero: boolean, bad: (why: string) => RangeError): number {
+  const ms = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+  if (!((zero ? ms >= 0 : ms > 0) && ms <= MAX_TIMEOUT_MS)) {
+    throw bad(`expected milliseconds ${zero ? "from 0" : "above 0"}, up to ${MAX_TIMEOUT_MS}`);
+  }
+  return ms;
 }
 
 function flag(value: string, bad: (why: string) => RangeError): boolean {

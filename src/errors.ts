@@ -80,6 +80,39 @@ export class TaskTimeoutError extends TaskError {
 }
 
 /**
+ * A task's module did not finish loading in time (`loadTimeoutMs`): its import, top-level
+ * `await` included, was still pending — typically a connection or a promise awaited at the top
+ * of the module that never settles. The worker that was loading it is stopped; on the serial
+ * strategy the import cannot be stopped, and the call fails without waiting for it.
+ */
+export class LoadTimeoutError extends TaskError {
+  static {
+    this.prototype.name = "LoadTimeoutError";
+  }
+  /** The module that did not load (its URL), or `"an inline function"`. */
+  readonly module: string;
+  /** The limit, in milliseconds. */
+  readonly timeoutMs: number;
+
+  /**
+   * Creates a load timeout error.
+   *
+   * @param index Position of the first task that was waiting for the module.
+   * @param module The module's URL.
+   * @param timeoutMs The limit it ran past.
+   */
+  constructor(index: number, module: string, timeoutMs: number) {
+    super(
+      index,
+      `Task ${index} failed: its module ${module} did not finish loading within ${timeoutMs} ms ` +
+        `(loadTimeoutMs); a top-level await that never settles keeps a module loading for ever`,
+    );
+    this.module = module;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
  * A process could not be started: its executable does not exist, is not executable, or the
  * runtime refused (e.g. Deno without `--allow-run`). `code` is the system's error code
  * (`ENOENT`, `EACCES`, ...) when there is one.

@@ -13,14 +13,15 @@ import type { Strategy, StrategyName } from "./strategy/types.ts";
 import { SerialStrategy } from "./strategy/serial.ts";
 import { ThreadPool } from "./strategy/threads.ts";
 import { ProcessPool } from "./strategy/processes.ts";
+import type { PoolOptions } from "./strategy/_pool.ts";
 import { detect, threadFactory } from "./runtime/mod.ts";
 import process from "node:process";
-import { Dispatch } from "./_dispatch.ts";
+import { checkResult, Dispatch } from "./_dispatch.ts";
 import type { DispatchOptions, Runner } from "./_dispatch.ts";
 import { SharedRegistry } from "./shared.ts";
 import { toBaseSeed } from "./deterministic.ts";
 import type { Shared, SharedValue } from "./shared.ts";
-import { parseParallelEnv } from "./config.ts";
+import { MAX_TIMEOUT_MS, MAX_WORKERS, MIN_MEMORY_MB, parseParallelEnv } from "./config.ts";
 import type { EnvConfig, ParallelConfig } from "./config.ts";
 import type { ExecutorStats, TelemetryEvent } from "./telemetry.ts";
 import { emptyStats } from "./telemetry.ts";
@@ -30,6 +31,7 @@ import { Call } from "./_call.ts";
 import type { CallHost } from "./_call.ts";
 import { MAX_CHUNK } from "./chunking.ts";
 import { ExecutorClosedError } from "./errors.ts";
+import { checkKeys } from "./_checks.ts";
 
 export type { StrategyName } from "./strategy/types.ts";
 
@@ -44,6 +46,12 @@ export interface Explanation {
   reason: string;
   /** Workers it would use at once. */
   workers: number;
+  /**
+   * Whether the tasks would run on the calling thread (serial): there a task's exit call,
+   * uncaught error or unhandled rejection is contained only while the task runs, and nothing
+   * isolates a native crash or runaway memory. Threads and processes isolate those.
+   */
+  inProcess: boolean;
 }
 
 /** Options of {@linkcode ParallelExecutor.prototype.map}. */
@@ -107,6 +115,10 @@ const EXECUTOR_OPTIONS = [
   "forceSerialOnFailure",
   "timeoutMs",
   "maxMemoryMb",
+  "loadTimeoutMs",
+  "killGraceMs",
+  "maxTasksPerWorker",
+  "idleMemoryLimitMb",
   "isolate",
   "onEvent",
   "taskEvents",
@@ -118,8 +130,12 @@ const SUBMIT_OPTIONS = ["signal", "timeoutMs", "seed"];
 const STRATEGIES: readonly (StrategyName | "auto")[] = ["auto", "serial", "threads", "processes"];
 /** Marks the global scope of a fanout worker (set by thread_entry.js and process_entry.js). */
 const WORKER_MARK = Symbol.for("fanout.worker");
-/** Longest timer: `setTimeout` fires at once for longer delays. */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+/** Where executors made inside a worker are listed (see thread_entry.js). */
+const NESTED_EXECUTORS = Symbol.for("fanout.executors");
+/** Default of `loadTimeoutMs`: generous, since a loaded machine can take seconds to start one. */
+const LOAD_TIMEOUT_MS = 60_000;
+/** Default of `killGraceMs`. */
+const KILL_GRACE_MS = 1000;
 
 /** Most tasks whose time per item an executor remembers for chunk sizing. */
 const ESTIMATES = 128;
@@ -159,6 +175,8 @@ export class ParallelExecutor implements AsyncDisposable {
   readonly #forceSerialOnFailure: boolean;
   readonly #timeoutMs: number | undefined;
   readonly #maxMemoryMb: number | undefined;
+  /** What every pool is started with. */
+  readonly #pool: PoolOptions;
   readonly #isolate: boolean;
   readonly #onEvent: ((event: TelemetryEvent) => void) | undefined;
   readonly #taskEvents: boolean;
@@ -217,8 +235,8 @@ export class ParallelExecutor implements AsyncDisposable {
       this.#choiceReason = "";
     }
     this.#maxWorkers = options.maxWorkers === undefined
-      ? env.maxWorkers ?? detect().cpus
-      : checkCount("maxWorkers", options.maxWorkers);
+      ? env.maxWorkers ?? Math.min(detect().cpus, MAX_WORKERS)
+      : checkCount("maxWorkers", options.maxWorkers, 1, MAX_WORKERS);
     this.#timeoutMs = options.timeoutMs === undefined
       ? env.timeoutMs
       : checkTimeout(options.timeoutMs);
@@ -238,7 +256,22 @@ export class ParallelExecutor implements AsyncDisposable {
     );
     this.#maxMemoryMb = options.maxMemoryMb === undefined
       ? undefined
-      : checkCount("maxMemoryMb", options.maxMemoryMb);
+      : checkCount("maxMemoryMb", options.maxMemoryMb, MIN_MEMORY_MB);
+    this.#pool = {
+      maxMemoryMb: this.#maxMemoryMb,
+      loadTimeoutMs: options.loadTimeoutMs === undefined
+        ? env.loadTimeoutMs ?? LOAD_TIMEOUT_MS
+        : checkMs("loadTimeoutMs", options.loadTimeoutMs),
+      killGraceMs: options.killGraceMs === undefined
+        ? env.killGraceMs ?? KILL_GRACE_MS
+        : checkMs("killGraceMs", options.killGraceMs, true),
+      maxTasksPerWorker: options.maxTasksPerWorker === undefined
+        ? env.maxTasksPerWorker
+        : checkCount("maxTasksPerWorker", options.maxTasksPerWorker),
+      idleMemoryLimitMb: options.idleMemoryLimitMb === undefined
+        ? env.idleMemoryLimitMb
+        : checkCount("idleMemoryLimitMb", options.idleMemoryLimitMb),
+    };
     this.#isolate = checkFlag("isolate", options.isolate ?? false);
     if (options.onEvent !== undefined && typeof options.onEvent !== "function") {
       throw new TypeError(
@@ -250,6 +283,9 @@ export class ParallelExecutor implements AsyncDisposable {
     this.#log = env.log ?? false;
     this.#seed = options.seed === undefined ? 0n : toBaseSeed(options.seed);
     this.#nested = (globalThis as Record<symbol, unknown>)[WORKER_MARK] !== undefined;
+    // In a pool thread, the pool terminates these before it terminates the thread, so that
+    // their child processes are reaped (a terminated thread cannot reap them).
+    if (this.#nested) nestedExecutors().add(this);
     this.#host = {
       shared: this.#shared,
       serial: () => this.#strategyFor("serial"),
@@ -286,10 +322,10 @@ export class ParallelExecutor implements AsyncDisposable {
 
   /**
    * Says which strategy a `map` of `task` over `items` would run on, and why, in words (the
-   * same reason telemetry reports and `CE_PARALLEL=log=1` prints). Under `"auto"`, when the
-   * task's time per item is not known from an earlier call, this measures it by running the
-   * first item once on the calling thread (its result is thrown away); of an iterator, it
-   * reads that first item.
+   * same reason telemetry reports and `CE_PARALLEL=log=1` prints), and whether the tasks would
+   * run on the calling thread (`inProcess`). Under `"auto"`, when the task's time per item is
+   * not known from an earlier call, this measures it by running the first item once on the
+   * calling thread (its result is thrown away); of an iterator, it reads that first item.
    *
    * @param task A task reference from {@linkcode tasks}, or a self-contained function.
    * @param items The inputs the call would get.
@@ -319,6 +355,7 @@ export class ParallelExecutor implements AsyncDisposable {
         strategy: strategy.name,
         reason: this.#choiceReason,
         workers: strategy.concurrency,
+        inProcess: strategy.name === "serial",
       };
     }
     const count = countOf(items);
@@ -331,7 +368,9 @@ export class ParallelExecutor implements AsyncDisposable {
     );
     if (decision.strategy === undefined) {
       const first = await firstOf(items);
-      if (first.done) return { strategy: "serial", reason: "serial: no items", workers: 1 };
+      if (first.done) {
+        return { strategy: "serial", reason: "serial: no items", workers: 1, inProcess: true };
+      }
       sample = first.value;
       const result = await this.#strategyFor("serial").run({
         task: spec,
@@ -341,23 +380,30 @@ export class ParallelExecutor implements AsyncDisposable {
       });
       decision = decide(workload(Number.isFinite(result.ms) ? result.ms : 0, "probe"));
     }
+    const strategy = decision.strategy ?? "serial";
     return {
-      strategy: decision.strategy ?? "serial",
+      strategy,
       reason: decision.reason,
       workers: decision.workers,
+      inProcess: strategy === "serial",
     };
   }
 
   /**
    * Running totals: calls, tasks, chunks, calls per strategy, fallbacks, crashes, respawns,
+   * recycled workers,
    * and worker busy time (measured only while `onEvent` is set).
    *
    * @returns A copy of the totals.
    */
   stats(): ExecutorStats {
     let respawns = 0;
-    for (const strategy of this.#live()) respawns += strategy.respawns ?? 0;
-    return { ...this.#stats, respawns, byStrategy: { ...this.#stats.byStrategy } };
+    let recycled = 0;
+    for (const strategy of this.#live()) {
+      respawns += strategy.respawns ?? 0;
+      recycled += strategy.recycled ?? 0;
+    }
+    return { ...this.#stats, respawns, recycled, byStrategy: { ...this.#stats.byStrategy } };
   }
 
   /**
@@ -425,7 +471,7 @@ export class ParallelExecutor implements AsyncDisposable {
           await dispatch.done;
         } finally {
           this.#dispatches.delete(dispatch);
-          this.#end(call, dispatch.error === undefined, dispatch.error);
+          this.#end(call, !dispatch.failed, dispatch.error);
         }
         const results = new Array<O>(total);
         let at = 0;
@@ -529,28 +575,38 @@ export class ParallelExecutor implements AsyncDisposable {
       throw error;
     }
     this.#dispatches.add(dispatch);
+    const signal = options.signal;
+    let failure: { error: unknown } | undefined;
+    /** Stops the iterator at its next step on a failure or an abort, whatever is buffered. */
+    const check = (): void => {
+      if (dispatch.failed) failure = { error: dispatch.error };
+      else if (signal?.aborted) failure = { error: signal.reason };
+      if (failure !== undefined) throw failure.error;
+    };
     try {
       dispatch.start();
       let next = 0;
       while (true) {
+        check();
         const values = ready.get(next);
         if (values !== undefined) {
           ready.delete(next++);
-          for (const value of values) yield value as O;
+          for (const value of values) {
+            yield value as O;
+            check();
+          }
           dispatch.release(values.length);
           continue;
         }
-        if (dispatch.error !== undefined || (dispatch.stopped && ready.size === 0)) {
-          if (dispatch.stopped && dispatch.error === undefined) return;
-          throw dispatch.error;
-        }
+        if (dispatch.stopped && ready.size === 0) return;
         await new Promise<void>((resolve) => (wake = resolve));
       }
     } finally {
-      const error = dispatch.error;
+      const error = failure !== undefined ? failure.error : dispatch.error;
+      const failed = failure !== undefined || dispatch.failed;
       dispatch.cancel(new ExecutorClosedError("The iterator was closed"), false);
       this.#dispatches.delete(dispatch);
-      this.#end(call, error === undefined, error);
+      this.#end(call, !failed, failed ? error : undefined);
     }
   }
 
@@ -667,6 +723,7 @@ export class ParallelExecutor implements AsyncDisposable {
       if (this.#active > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
       this.#shared.releaseAll();
       await Promise.all(this.#live().map((strategy) => strategy.close()));
+      if (this.#nested) nestedExecutors().delete(this);
     })();
     return this.#closing;
   }
@@ -687,6 +744,7 @@ export class ParallelExecutor implements AsyncDisposable {
       for (const dispatch of this.#dispatches) dispatch.cancel(error, true);
       this.#shared.releaseAll();
       await Promise.all(this.#live().map((strategy) => strategy.terminate()));
+      if (this.#nested) nestedExecutors().delete(this);
     })();
     return this.#terminating;
   }
@@ -802,13 +860,13 @@ export class ParallelExecutor implements AsyncDisposable {
     if (maxMemoryMb !== undefined) warnIfNoCap(choice);
     switch (choice) {
       case "serial":
-        strategy = new SerialStrategy();
+        strategy = new SerialStrategy({ loadTimeoutMs: this.#pool.loadTimeoutMs });
         break;
       case "threads":
-        strategy = new ThreadPool(this.#maxWorkers, threadFactory(), { maxMemoryMb });
+        strategy = new ThreadPool(this.#maxWorkers, threadFactory(), this.#pool);
         break;
       case "processes":
-        strategy = new ProcessPool(this.#maxWorkers, { maxMemoryMb });
+        strategy = new ProcessPool(this.#maxWorkers, this.#pool);
         break;
     }
     this.#strategies.set(choice, strategy);
@@ -868,29 +926,25 @@ export class ParallelExecutor implements AsyncDisposable {
   }
 }
 
-function checkKeys(what: string, options: unknown, allowed: string[]): void {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Expected \`${what}\` to be an object, got ${describe(options)}`);
+function checkCount(name: string, value: unknown, min = 1, max?: number): number {
+  const range = max === undefined ? `from ${min} and up` : `from ${min} to ${max}`;
+  if (typeof value !== "number") {
+    throw new TypeError(`Expected \`${name}\` to be an integer ${range}, got ${describe(value)}`);
   }
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) {
-      throw new TypeError(
-        `Expected ${what} among ${allowed.map((k) => `\`${k}\``).join(", ")}, got \`${key}\``,
-      );
-    }
+  if (!Number.isInteger(value) || value < min || (max !== undefined && value > max)) {
+    throw new RangeError(`Expected \`${name}\` to be an integer ${range}, got ${describe(value)}`);
   }
+  return value;
 }
 
-function checkCount(name: string, value: unknown, min = 1): number {
+/** A duration option in ms: above 0 (or from 0, with `zero`), up to the longest timer. */
+function checkMs(name: string, value: unknown, zero = false): number {
+  const range = `a number of milliseconds ${zero ? "from 0" : "above 0"}, up to ${MAX_TIMEOUT_MS}`;
   if (typeof value !== "number") {
-    throw new TypeError(
-      `Expected \`${name}\` to be an integer from ${min} and up, got ${describe(value)}`,
-    );
+    throw new TypeError(`Expected \`${name}\` to be ${range}, got ${describe(value)}`);
   }
-  if (!Number.isInteger(value) || value < min) {
-    throw new RangeError(
-      `Expected \`${name}\` to be an integer from ${min} and up, got ${describe(value)}`,
-    );
+  if (!(zero ? value >= 0 : value > 0) || !(value <= MAX_TIMEOUT_MS)) {
+    throw new RangeError(`Expected \`${name}\` to be ${range}, got ${describe(value)}`);
   }
   return value;
 }
@@ -926,6 +980,12 @@ function checkStrategy(value: unknown): "auto" | Choice | Strategy {
   );
 }
 
+/** The executors made inside this worker, by its tasks (read by thread_entry.js). */
+function nestedExecutors(): Set<ParallelExecutor> {
+  const scope = globalThis as Record<symbol, Set<ParallelExecutor> | undefined>;
+  return (scope[NESTED_EXECUTORS] ??= new Set());
+}
+
 /** `CE_PARALLEL`, parsed; empty when unset or unreadable (Deno without env permission). */
 function readEnv(): EnvConfig {
   const text = detect().env("CE_PARALLEL");
@@ -937,13 +997,13 @@ async function firstOf(items: unknown): Promise<IteratorResult<unknown>> {
   const source = items as Partial<AsyncIterable<unknown> & Iterable<unknown>>;
   if (typeof source?.[Symbol.asyncIterator] === "function") {
     const iterator = source[Symbol.asyncIterator]!();
-    const first = await iterator.next();
+    const first = checkResult(await iterator.next());
     await iterator.return?.();
     return first;
   }
   if (typeof source?.[Symbol.iterator] === "function") {
     const iterator = source[Symbol.iterator]!();
-    const first = iterator.next();
+    const first = checkResult(iterator.next());
     iterator.return?.();
     return first;
   }
@@ -983,19 +1043,7 @@ function checkSignal(signal: unknown): AbortSignal | undefined {
 }
 
 function checkTimeout(value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "number") {
-    throw new TypeError(
-      `Expected \`timeoutMs\` to be a number of milliseconds above 0, got ${describe(value)}`,
-    );
-  }
-  if (!(value > 0) || !(value <= MAX_TIMEOUT_MS)) {
-    throw new RangeError(
-      `Expected \`timeoutMs\` to be a number of milliseconds above 0, up to ${MAX_TIMEOUT_MS}, ` +
-        `got ${describe(value)}`,
-    );
-  }
-  return value;
+  return value === undefined ? undefined : checkMs("timeoutMs", value);
 }
 
 /**

@@ -34,6 +34,10 @@ export interface WireError {
   message: string;
   stack?: string;
   cause?: WireError | { value: unknown };
+  /** `AggregateError.errors`, each in its wire form. */
+  errors?: (WireError | { value: unknown })[];
+  /** `SuppressedError`'s `error` and `suppressed`. */
+  suppressed?: [WireError | { value: unknown }, WireError | { value: unknown }];
   /** Own enumerable properties other than the above (e.g. `code`), where cloneable. */
   props?: Record<string, unknown>;
   /** Set when a thrown non-Error value was sent as is. */
@@ -51,6 +55,8 @@ export interface InitMessage {
   events: MessagePort;
   /** The comlink control port. */
   control: MessagePort;
+  /** Whether to write the heap in use into `Slot.HEAP_KB` before each reply. */
+  heap: boolean;
 }
 
 /** From a worker on its own port, before `init`. */
@@ -63,7 +69,12 @@ export type StartMessage =
 export type ToWorkerEvent =
   | { type: "cancel"; id: number }
   /** Shared values released by the parent: drop them. */
-  | { type: "release"; ids: number[] };
+  | { type: "release"; ids: number[] }
+  /**
+   * The worker is about to be terminated: terminate the executors its tasks made, so their
+   * child processes are reaped, then answer `stopped`.
+   */
+  | { type: "stop" };
 
 /**
  * A payload that carries shared values (`Shares.WRAPPED` in the header): the first chunk on a
@@ -86,7 +97,9 @@ export type FromWorkerEvent =
   /** An uncaught error or unhandled rejection is about to kill the worker. */
   | { type: "fatal"; error: WireError }
   /** The worker called `process.exit`, `Deno.exit` or `self.close`. */
-  | { type: "exit"; code: number };
+  | { type: "exit"; code: number }
+  /** The answer to `stop`: the executors made by its tasks are terminated. */
+  | { type: "stopped" };
 
 /** Where a result that could not be cloned went wrong. */
 export interface CloneFailure {
@@ -126,6 +139,8 @@ export type ToProcess =
     refs?: boolean;
     /** The call's base seed, when not 0. */
     seed?: bigint;
+    /** Whether replies should carry `heap` (the pool's `idleMemoryLimitMb`). */
+    heap?: boolean;
   }
   | { t: "cancel"; id: number }
   /** Shared values released by the parent: drop them. */
@@ -134,7 +149,10 @@ export type ToProcess =
 /** Worker process → pool. `index` is the item that was running (-1 when none). */
 export type FromProcess =
   | { t: "ready" }
-  | { t: "done"; id: number; values: unknown[]; ms: number }
+  /** A task's module finished loading (sent once per task and process). */
+  | { t: "loaded"; task: number }
+  /** `heap` (bytes in use after the chunk) is there when the run message asked for it. */
+  | { t: "done"; id: number; values: unknown[]; ms: number; heap?: number }
   | {
     t: "fail";
     id: number;
@@ -143,7 +161,8 @@ export type FromProcess =
     /** Set when the task could not be loaded (module import, missing export). */
     load?: boolean;
     clone?: CloneFailure;
+    heap?: number;
   }
-  | { t: "cancelled"; id: number }
+  | { t: "cancelled"; id: number; heap?: number }
   | { t: "fatal"; error: WireError; index: number }
   | { t: "exit"; code: number; index: number };

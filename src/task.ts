@@ -7,6 +7,7 @@
  */
 
 import type { TaskSpec } from "./protocol.ts";
+import { className } from "./worker/run_task.js";
 
 /** What a task function receives besides its input. */
 export interface TaskContext {
@@ -140,7 +141,8 @@ export function toTaskSpec(task: unknown): TaskSpec {
 export function describe(value: unknown): string {
   if (value === null) return "`null`";
   if (typeof value === "function") return "a function";
-  if (typeof value === "object") return `an object (${value.constructor?.name ?? "Object"})`;
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object") return `an object (${className(value)})`;
   if (typeof value === "string") return `${JSON.stringify(value)} (string)`;
   return `\`${String(value)}\` (${typeof value})`;
 }

@@ -94,6 +94,8 @@ export interface ExecutorStats {
   crashes: number;
   /** Workers started to replace dead ones. */
   respawns: number;
+  /** Workers replaced because of `maxTasksPerWorker` or `idleMemoryLimitMb`. */
+  recycled: number;
   /** Worker busy time, in ms (measured only while a listener is set). */
   busyMs: number;
 }
@@ -131,6 +133,7 @@ export function emptyStats(): ExecutorStats {
     fallbacks: 0,
     crashes: 0,
     respawns: 0,
+    recycled: 0,
     busyMs: 0,
   };
 }

@@ -217,6 +217,7 @@ describe("strategy auto", () => {
     await using ex = new ParallelExecutor({ maxWorkers: 1, isolate: true });
     const plan = await ex.explain(auto.square, [1, 2, 3]);
     assert.equal(plan.strategy, "processes");
+    assert.equal(plan.inProcess, false, "processes isolate crashes");
     assert.deepEqual(await ex.map(auto.square, [1, 2, 3]), [1, 4, 9]);
   });
 
@@ -226,6 +227,7 @@ describe("strategy auto", () => {
       strategy: "serial",
       reason: 'serial: strategy "serial" set on the executor',
       workers: 1,
+      inProcess: true,
     });
   });
 });
@@ -269,7 +271,7 @@ describe("configuration precedence and CE_PARALLEL", () => {
     await withEnv("threads,workers=lots", () => {
       assert.throws(() => new ParallelExecutor(), {
         name: "RangeError",
-        message: /"workers=lots".*integer from 1 up/,
+        message: /"workers=lots".*integer from 1 to 1024/,
       });
     });
   });
@@ -410,6 +412,7 @@ describe("telemetry", () => {
         fallbacks: 0,
         crashes: 0,
         respawns: 0,
+        recycled: 0,
         busyMs: 0,
       },
     );

@@ -571,7 +571,7 @@ describe("runCommands() validation", () => {
       "an empty cmd",
       () => runCommands([{ cmd: ["true"] }, { cmd: [] }]),
       TypeError,
-      /`jobs\[1\]\.cmd` to be a non-empty array of strings, got an empty array/,
+      /`jobs\[1\]\.cmd` to be a non-empty array of strings.*, got an empty array/,
     ],
     [
       "a cmd with a number",

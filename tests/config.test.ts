@@ -37,6 +37,13 @@ const ACCEPTED: [string, [string, EnvConfig][]][] = [
     ["workers=4", { maxWorkers: 4 }],
     ["workers=128", { maxWorkers: 128 }],
   ]],
+  ["load_timeout, kill_grace, max_tasks and idle_memory set the bounds and recycling", [
+    ["load_timeout=5000", { loadTimeoutMs: 5000 }],
+    ["kill_grace=0", { killGraceMs: 0 }],
+    ["kill_grace=250", { killGraceMs: 250 }],
+    ["max_tasks=100", { maxTasksPerWorker: 100 }],
+    ["idle_memory=512", { idleMemoryLimitMb: 512 }],
+  ]],
   ["chunk=N sets chunkSize to an integer from 1, or auto in any case", [
     ["chunk=1", { chunkSize: 1 }],
     ["chunk=500", { chunkSize: 500 }],
@@ -155,17 +162,18 @@ const REJECTED: [string, [string, string, string][]][] = [
     ["mode=threads", "mode=threads", "unknown setting `mode`"],
   ]],
   ["workers must be an integer from 1", [
-    ["workers=0", "workers=0", "expected an integer from 1 up"],
-    ["workers=1.5", "workers=1.5", "expected an integer from 1 up"],
-    ["workers=-1", "workers=-1", "expected an integer from 1 up"],
-    ["workers=", "workers=", "expected an integer from 1 up"],
-    ["workers=many", "workers=many", "expected an integer from 1 up"],
-    ["workers=2e3", "workers=2e3", "expected an integer from 1 up"],
-    ["workers=+2", "workers=+2", "expected an integer from 1 up"],
+    ["workers=0", "workers=0", "expected an integer from 1 to 1024"],
+    ["workers=1.5", "workers=1.5", "expected an integer from 1 to 1024"],
+    ["workers=-1", "workers=-1", "expected an integer from 1 to 1024"],
+    ["workers=", "workers=", "expected an integer from 1 to 1024"],
+    ["workers=many", "workers=many", "expected an integer from 1 to 1024"],
+    ["workers=2e3", "workers=2e3", "expected an integer from 1 to 1024"],
+    ["workers=+2", "workers=+2", "expected an integer from 1 to 1024"],
+    ["workers=1025", "workers=1025", "expected an integer from 1 to 1024"],
     [
       "workers=99999999999999999999",
       "workers=99999999999999999999",
-      "expected an integer from 1 up",
+      "expected an integer from 1 to 1024",
     ],
   ]],
   ["chunk must be an integer from 1 or auto", [
@@ -233,10 +241,16 @@ const REJECTED: [string, [string, string, string][]][] = [
     ["log=0, log=1", "log=1", "`log` again"],
     ["chunk=auto,chunk=4", "chunk=4", "`chunk` again"],
   ]],
+  ["the bounds must be positive (a kill grace may be 0)", [
+    ["load_timeout=0", "load_timeout=0", "expected milliseconds above 0"],
+    ["kill_grace=-1", "kill_grace=-1", "expected milliseconds from 0"],
+    ["max_tasks=0", "max_tasks=0", "expected an integer from 1 up"],
+    ["idle_memory=x", "idle_memory=x", "expected an integer from 1 up"],
+  ]],
   ["the quoted token is trimmed and JSON-escaped", [
-    ["  workers=0  ", "workers=0", "expected an integer from 1 up"],
+    ["  workers=0  ", "workers=0", "expected an integer from 1 to 1024"],
     ['log="1"', 'log="1"', "expected 0 or 1"],
-    ["workers=\\2", "workers=\\2", "expected an integer from 1 up"],
+    ["workers=\\2", "workers=\\2", "expected an integer from 1 to 1024"],
   ]],
 ];
 
@@ -249,6 +263,10 @@ const LISTED = [
   "task_bytes=N[B|KB|MB|GB|KiB|MiB|GiB]",
   "force_serial=0|1",
   "timeout=ms",
+  "load_timeout=ms",
+  "kill_grace=ms",
+  "max_tasks=N",
+  "idle_memory=MB",
   "log=0|1",
 ];
 
@@ -299,7 +317,7 @@ describe("CE_PARALLEL", () => {
   test("a refusal is thrown for the first bad token, before later tokens are read", () => {
     assert.throws(() => parseParallelEnv("workers=0,bogus"), {
       name: "RangeError",
-      message: refusal("workers=0", "expected an integer from 1 up"),
+      message: refusal("workers=0", "expected an integer from 1 to 1024"),
     });
   });
 

@@ -3,7 +3,7 @@
  * executor and disposes it with `await using` exits by itself. Each case runs a child process of the same runtime.
  */
 
-import { describe } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { detect } from "../src/runtime/mod.ts";
@@ -67,6 +67,28 @@ describe("process exit", () => {
   test("a program exits by itself after one of its workers crashed", async () => {
     assertExitedCleanly(await runChild("crash"), ["crashed", [9]]);
   }, 60_000);
+
+  const FORGOTTEN = fileURLToPath(new URL("./fixtures/forgotten.ts", import.meta.url));
+  for (const strategy of ["threads", "processes", "auto"]) {
+    const name = `a program that forgets to close its ${strategy} executor still exits by itself`;
+    // Deno's Web Workers have no unref(): an idle thread keeps a Deno program alive.
+    if (detect().name === "deno" && strategy !== "processes") {
+      const reason = "Deno's Web Workers cannot be unref'd (documented in the guide)";
+      it(`${name} (skipped: ${reason})`, { skip: reason }, () => {});
+      continue;
+    }
+    test(name, async () => {
+      const result = await runProgram(FORGOTTEN, [strategy]);
+      const report = `\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
+      assert.equal(
+        result.hung,
+        false,
+        `it was still running after ${PROGRAM_WATCHDOG_MS} ms${report}`,
+      );
+      assert.equal(result.code, 0, report);
+      assert.match(result.stdout, /^fanout-forgotten (6|400)$/m, report);
+    }, 60_000);
+  }
 
   if (detect().name === "deno") {
     test(

@@ -8,7 +8,8 @@ import { describe } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import { ParallelExecutor, tasks } from "../mod.ts";
-import { assertPidsGone, test } from "./_helpers.ts";
+import { assertPidsGone, test, within } from "./_helpers.ts";
+import { removeDir, tempDir, waitForPids } from "./fixtures/proc.ts";
 
 const nested = tasks<typeof import("./fixtures/nested.ts")>(
   new URL("./fixtures/nested.ts", import.meta.url),
@@ -24,4 +25,32 @@ describe("nested executors", () => {
     // The thread's own executor tracks its children, out of this test's sight: check the pid.
     await assertPidsGone([result.innerPid], "the inner executor's child process");
   });
+
+  for (const how of ["terminate()", "an abort"] as const) {
+    test(
+      `${how} of a thread whose task runs a processes pool leaves no child behind, not even a zombie`,
+      async () => {
+        const dir = tempDir();
+        try {
+          const ex = new ParallelExecutor({ strategy: "threads", maxWorkers: 1 });
+          const controller = new AbortController();
+          const call = ex.submit(nested.nestedSpin, { dir, count: 2, maxMs: 120_000 }, {
+            signal: controller.signal,
+          });
+          call.catch(() => {});
+          const pids = await waitForPids(dir, ["inner-0", "inner-1"], "both inner tasks to start");
+          if (how === "an abort") {
+            controller.abort(new Error("stop"));
+            await within(call.catch(() => {}), 30_000, "the aborted call");
+          }
+          await within(ex.terminate(), 30_000, "terminate()");
+          // A zombie still answers kill(pid, 0): only a reaped child is gone.
+          await assertPidsGone(pids, "the inner executor's child processes");
+        } finally {
+          removeDir(dir);
+        }
+      },
+      60_000,
+    );
+  }
 });

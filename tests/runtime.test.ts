@@ -7,9 +7,10 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { availableParallelism } from "node:os";
+import { availableParallelism, cpus } from "node:os";
 import process from "node:process";
 import { detect } from "../src/runtime/mod.ts";
+import { readSystemText, runtimeCpuCount, usableCpus } from "../src/runtime/_cpus.ts";
 
 const globals = globalThis as { Deno?: { version: { deno: string } }; Bun?: { version: string } };
 
@@ -21,9 +22,10 @@ describe("detect()", () => {
     assert.equal(detect().version, version);
   });
 
-  it("reports the usable CPUs as os.availableParallelism() does (CPU affinity honoured)", () => {
-    assert.equal(detect().cpus, availableParallelism());
+  it("reports the usable CPUs: affinity capped by the cgroup quota, never more than the runtime sees", () => {
+    assert.equal(detect().cpus, usableCpus(readSystemText, runtimeCpuCount()));
     assert.ok(Number.isInteger(detect().cpus) && detect().cpus >= 1);
+    assert.ok(detect().cpus <= Math.max(availableParallelism(), cpus().length));
   });
 
   it("reports the runtime's own executable", () => {

@@ -25,13 +25,26 @@ export function liveThreadCount(): number {
   return live;
 }
 
+/**
+ * Set by a pool thread (thread_entry.js): told how many child processes this isolate has, so
+ * its pool lets it reap them before terminating it.
+ */
+const CHILDREN_HOOK = Symbol.for("fanout.children");
+
 /** Records a started child process until `exited` settles (once its exit status is reaped). */
 export function trackProcess(pid: number, exited: Promise<unknown>): void {
   processes.add(pid);
+  tell();
   const done = (): void => {
     processes.delete(pid);
+    tell();
   };
   exited.then(done, done);
+}
+
+function tell(): void {
+  const hook = (globalThis as Record<symbol, unknown>)[CHILDREN_HOOK];
+  if (typeof hook === "function") hook(processes.size);
 }
 
 /**

@@ -44,6 +44,14 @@ export interface Drain {
   readonly done: Promise<void>;
   /** Stops reading. */
   cut(): void;
+  /**
+   * Stops reading for now, so that a pending read does not keep the program alive (Bun keeps
+   * it alive for as long as a read of a child's pipe is pending); `resume()` goes on. What
+   * arrives meanwhile waits in the pipe.
+   */
+  pause(): void;
+  /** Reads again after `pause()`. */
+  resume(): void;
 }
 
 /** Reads `stream` to its end, handing each chunk to `onChunk`. */
@@ -51,22 +59,45 @@ export function drain(
   stream: ReadableStream<Uint8Array>,
   onChunk: ((chunk: Uint8Array) => void) | undefined,
 ): Drain {
-  const reader = stream.getReader();
-  const done = (async () => {
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let paused = false;
+  let cut = false;
+  let ended!: () => void;
+  const done = new Promise<void>((resolve) => (ended = resolve));
+  const read = async (): Promise<void> => {
+    const current = (reader = stream.getReader());
     try {
       for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
+        const { done, value } = await current.read();
+        if (done) break;
         onChunk?.(value);
       }
     } catch {
+      // A pause releases the reader, which fails the pending read: not the end of the pipe.
+      if (paused && !cut && reader === current) return;
       // A cut or broken pipe ends the output; the exit status says what happened.
     }
-  })();
+    ended();
+  };
+  void read();
   return {
     done,
     cut: () => {
-      reader.cancel().catch(() => {});
+      cut = true;
+      if (paused) {
+        stream.cancel().catch(() => {});
+        ended();
+      } else reader?.cancel().catch(() => {});
+    },
+    pause: () => {
+      if (paused || cut) return;
+      paused = true;
+      reader?.releaseLock();
+    },
+    resume: () => {
+      if (!paused || cut) return;
+      paused = false;
+      void read();
     },
   };
 }

@@ -29,7 +29,7 @@ export const bunThreads: ThreadFactory = {
       const code = (event as Event & { code?: number }).code;
       thread.exit.fire({ code, message: `the worker exited with code ${code}` });
     });
-    return webHandle(thread, () => {
+    const handle = webHandle(thread, () => {
       if (closed) return Promise.resolve();
       return new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
@@ -43,6 +43,8 @@ export const bunThreads: ThreadFactory = {
         thread.worker.terminate();
       });
     });
+    const worker = thread.worker as Worker & { ref(): void; unref(): void };
+    return { ...handle, ref: () => worker.ref(), unref: () => worker.unref() };
   },
 };
 
@@ -60,6 +62,8 @@ interface BunSubprocess {
   readonly stderr: ReadableStream<Uint8Array> | undefined;
   kill(signal?: string): void;
   send(message: unknown): void;
+  ref(): void;
+  unref(): void;
 }
 
 interface BunSpawn {
@@ -135,6 +139,16 @@ export function bunSpawn(options: SpawnOptions): Promise<ChildHandle> {
       } catch {
         // Already closed.
       }
+    },
+    ref() {
+      child.ref();
+      for (const d of drains) d.resume();
+    },
+    unref() {
+      child.unref();
+      // A pending read of its pipe would keep the program alive: stop reading while idle.
+      for (const d of drains) d.pause();
+      return true;
     },
   });
 }

@@ -12,20 +12,46 @@
  * @module
  */
 
-import type { ChildExit, ChildHandle, SpawnOptions, ThreadFactory, ThreadHandle } from "./types.ts";
+import type {
+  ChildExit,
+  ChildHandle,
+  SpawnOptions,
+  ThreadFactory,
+  ThreadHandle,
+  ThreadOptions,
+} from "./types.ts";
+import { Slot } from "../worker/wire.js";
 import { startWebThread, webHandle } from "./_web.ts";
 import { afterPipes, drain, spawnError } from "./_spawn.ts";
 import type { Drain } from "./_spawn.ts";
 
-/** Thread factory for Deno. */
+/** How long `terminate()` waits for a thread busy in synchronous code to return. */
+const TERMINATE_WAIT_MS = 1000;
+
+/**
+ * Thread factory for Deno. A terminated thread busy in synchronous code goes on until that
+ * code returns (and keeps the program alive meanwhile). `terminate()` waits up to a second
+ * for it; a thread still running then is counted by `liveThreadCount()` until its header's
+ * `Slot.BUSY` says it has stopped.
+ */
 export const denoThreads: ThreadFactory = {
   canStopBusyThread: false,
-  create(url: URL, name: string): ThreadHandle {
+  create(url: URL, name: string, options: ThreadOptions = {}): ThreadHandle {
     const thread = startWebThread(url, name);
-    return webHandle(thread, () => {
+    const state = options.state;
+    return webHandle(thread, async () => {
       thread.worker.terminate();
-      thread.untrack();
-      return Promise.resolve();
+      const waiting = state === undefined ? undefined : Atomics.waitAsync(state, Slot.BUSY, 1);
+      if (waiting === undefined || !waiting.async) return thread.untrack();
+      // Still running a task's synchronous code: it goes once that returns. Wait a moment for
+      // that (most such stretches are short); past it, resolve, and keep counting the thread.
+      waiting.value.then(thread.untrack);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        waiting.value,
+        new Promise((resolve) => (timer = setTimeout(resolve, TERMINATE_WAIT_MS))),
+      ]);
+      clearTimeout(timer);
     });
   },
 };
@@ -37,6 +63,8 @@ interface DenoChild {
   readonly stdout: ReadableStream<Uint8Array>;
   readonly stderr: ReadableStream<Uint8Array>;
   kill(signal?: string): void;
+  ref(): void;
+  unref(): void;
 }
 
 interface DenoCommand {
@@ -100,6 +128,13 @@ export function denoSpawn(options: SpawnOptions): Promise<ChildHandle> {
     },
     end() {
       writer?.close().catch(() => {});
+    },
+    ref() {
+      child.ref();
+    },
+    unref() {
+      child.unref();
+      return true;
     },
   });
 }

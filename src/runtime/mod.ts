@@ -31,7 +31,10 @@ export interface RuntimeInfo {
   readonly name: RuntimeName;
   /** The runtime's own version (not the Node version Deno and Bun claim). */
   readonly version: string;
-  /** Usable CPUs; honours CPU affinity (`taskset`), unlike `os.cpus().length`. */
+  /**
+   * Usable CPUs: affinity (`taskset`) capped by the cgroup CPU quota, rounded up; unlike
+   * `os.cpus().length`.
+   */
   readonly cpus: number;
   /** The runtime's executable, with symlinks resolved. */
   readonly execPath: string;

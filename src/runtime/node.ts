@@ -64,6 +64,8 @@ export const nodeThreads: ThreadFactory = {
         await worker.terminate();
         untrack();
       },
+      ref: () => worker.ref(),
+      unref: () => worker.unref(),
     };
   },
 };
@@ -129,6 +131,21 @@ export function nodeSpawn(options: SpawnOptions): Promise<ChildHandle> {
         end() {
           child.stdin?.end();
         },
+        ref() {
+          child.ref();
+          child.channel?.ref();
+          for (const stream of [child.stdin, child.stdout, child.stderr]) {
+            (stream as { ref?(): void } | null)?.ref?.();
+          }
+        },
+        unref() {
+          child.unref();
+          child.channel?.unref();
+          for (const stream of [child.stdin, child.stdout, child.stderr]) {
+            (stream as { unref?(): void } | null)?.unref?.();
+          }
+          return true;
+        },
       });
     });
   });
@@ -142,5 +159,6 @@ function streamDrain(stream: Readable, onChunk: ((chunk: Uint8Array) => void) | 
     stream.once("close", resolve);
     stream.once("error", () => resolve());
   });
-  return { done, cut: () => stream.destroy() };
+  // Node's pipes are unref'd as handles (see `unref` above): no need to stop reading.
+  return { done, cut: () => stream.destroy(), pause: () => {}, resume: () => {} };
 }

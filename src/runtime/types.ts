@@ -29,12 +29,21 @@ export interface ThreadHandle {
   onExit(listener: (exit: ThreadExit) => void): void;
   /** Stops the thread; resolves once the runtime says it is gone (or cannot say more). */
   terminate(): Promise<void>;
+  /** Lets the thread keep the program alive again (after `unref`), where the runtime can. */
+  ref?(): void;
+  /** Lets the program end while the thread is idle, where the runtime can (not Deno). */
+  unref?(): void;
 }
 
 /** How to start a thread. */
 export interface ThreadOptions {
   /** V8 old-generation cap in MB; only Node's worker_threads have one. */
   maxMemoryMb?: number;
+  /**
+   * The thread's shared header (`Slot` in protocol.ts): on Deno, where a terminated thread
+   * busy in synchronous code keeps running, `Slot.BUSY` tells when it is really gone.
+   */
+  state?: Int32Array;
 }
 
 /** Makes threads for one runtime. */
@@ -100,4 +109,11 @@ export interface ChildHandle {
   write(bytes: Uint8Array): void;
   /** Closes stdin. */
   end(): void;
+  /** Lets the child (and its pipes and IPC channel) keep the program alive again. */
+  ref(): void;
+  /**
+   * Lets the program end while the child is alive, where the runtime can: the child, its pipes
+   * and its IPC channel stop counting. Reports whether it could.
+   */
+  unref(): boolean;
 }

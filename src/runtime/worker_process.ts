@@ -38,6 +38,10 @@ export interface WorkerProcess {
   kill(signal: "SIGTERM" | "SIGKILL"): void;
   /** The end of what it wrote to stderr (also passed through to this process's stderr). */
   stderrTail(): string;
+  /** Lets the process keep the program alive (while it works). */
+  ref(): void;
+  /** Lets the program end while the process is idle, where the runtime can. */
+  unref(): void;
 }
 
 /** How to start a worker process. */
@@ -132,6 +136,8 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
       send: (message) => child.write(encodeFrame(message, marker)),
       kill: (signal) => child.kill(signal),
       stderrTail: () => tail,
+      ref: () => child.ref(),
+      unref: () => void child.unref(),
     };
   }
   const flags = name === "node" && memory !== undefined ? [`--max-old-space-size=${memory}`] : [];
@@ -149,6 +155,8 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
     send: (message) => child.send(message),
     kill: (signal) => child.kill(signal),
     stderrTail: () => tail,
+    ref: () => child.ref(),
+    unref: () => void child.unref(),
   };
 }
 

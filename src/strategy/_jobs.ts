@@ -65,6 +65,11 @@ export function settleJob<W>(job: Job<W>, error: unknown, result?: ChunkResult):
   else job.reject(error);
 }
 
+/** What a load timeout names: the module's URL, or the inline function. */
+export function moduleOf(task: TaskSpec): string {
+  return task.kind === "module" ? task.url : "(an inline function)";
+}
+
 /** Small numeric ids for tasks, so a worker prepares each task once and messages stay short. */
 export class TaskIds {
   readonly #byKey = new Map<string, number>();

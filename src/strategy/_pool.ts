@@ -9,9 +9,23 @@
 
 import type { ChunkRequest, ChunkResult, Strategy, StrategyName } from "./types.ts";
 import type { Job } from "./_jobs.ts";
-import { settleJob, startJob, TaskIds } from "./_jobs.ts";
+import { moduleOf, settleJob, startJob, TaskIds } from "./_jobs.ts";
 import type { WorkerShares } from "./_shares.ts";
-import { ExecutorClosedError } from "../errors.ts";
+import { ExecutorClosedError, LoadTimeoutError } from "../errors.ts";
+
+/** What every pool is started with (see `ParallelConfig` for each). */
+export interface PoolOptions {
+  /** V8 heap cap per worker in MB, where the runtime has one. */
+  maxMemoryMb?: number;
+  /** Longest a worker may take to start, and a task's module to load in it. */
+  loadTimeoutMs?: number;
+  /** SIGTERM to SIGKILL, for processes. */
+  killGraceMs?: number;
+  /** Replace a worker once it has run this many tasks. */
+  maxTasksPerWorker?: number;
+  /** Replace a worker whose heap in use is past this after a chunk. */
+  idleMemoryLimitMb?: number;
+}
 
 /** What the pool reads of its workers. */
 export interface PoolMember {
@@ -22,12 +36,19 @@ export interface PoolMember {
   /** The job it is running; kept after a soft cancel until the worker replies. */
   job: Job<PoolMember> | undefined;
   readonly shares: WorkerShares;
+  /** Tasks (items) given to it so far, for `maxTasksPerWorker`. */
+  tasks: number;
+  /** Its heap in use after its last chunk, in bytes, when `idleMemoryLimitMb` asks; else 0. */
+  heapBytes: number;
+  /** While it starts, or loads a task's module: the timer that bounds the wait. */
+  wait: ReturnType<typeof setTimeout> | undefined;
 }
 
 /** A pool of workers of one kind. */
 export abstract class Pool<W extends PoolMember> implements Strategy {
   abstract readonly name: StrategyName;
   readonly concurrency: number;
+  protected readonly options: PoolOptions;
   protected readonly workers: Set<W> = new Set();
   protected readonly idle: W[] = [];
   protected readonly queue: Job<W>[] = [];
@@ -44,10 +65,17 @@ export abstract class Pool<W extends PoolMember> implements Strategy {
   /** Most workers alive at once so far: a start below it replaces one. */
   #peak = 0;
   #respawns = 0;
+  #recycled = 0;
+  /** Recycled workers not replaced yet: their replacements are not respawns. */
+  #owed = 0;
 
-  /** @param maxWorkers Most workers the pool runs at once. */
-  constructor(maxWorkers: number) {
+  /**
+   * @param maxWorkers Most workers the pool runs at once.
+   * @param options Bounds, caps and recycling.
+   */
+  constructor(maxWorkers: number, options: PoolOptions = {}) {
     this.concurrency = maxWorkers;
+    this.options = options;
   }
 
   get live(): number {
@@ -56,6 +84,11 @@ export abstract class Pool<W extends PoolMember> implements Strategy {
 
   get respawns(): number {
     return this.#respawns;
+  }
+
+  /** Workers replaced because of `maxTasksPerWorker` or `idleMemoryLimitMb`. */
+  get recycled(): number {
+    return this.#recycled;
   }
 
   run(request: ChunkRequest): Promise<ChunkResult> {
@@ -81,6 +114,13 @@ export abstract class Pool<W extends PoolMember> implements Strategy {
   protected abstract retire(worker: W): void;
   /** The job's signal aborted: drop it from the queue, or stop it on its worker. */
   protected abstract abort(job: Job<W>): void;
+  /** A worker did not start in time: fail what waits for one, as for a worker that died starting. */
+  protected abstract startFailed(worker: W, message: string): void;
+  /**
+   * Lets an idle worker's thread or process not keep the program alive (`busy` false), or
+   * makes it count again (`busy` true), where the runtime allows it.
+   */
+  protected abstract hold(worker: W, busy: boolean): void;
 
   protected settle(job: Job<W>, error: unknown, result?: ChunkResult): void {
     settleJob(job, error, result);
@@ -89,39 +129,113 @@ export abstract class Pool<W extends PoolMember> implements Strategy {
   /** Hands queued jobs to idle workers, and starts workers for what is left. */
   protected pump(): void {
     while (this.queue.length > 0 && this.idle.length > 0) {
-      this.assign(this.idle.pop()!, this.queue.shift()!);
+      this.#give(this.idle.pop()!, this.queue.shift()!);
     }
     let wanted = this.queue.length - this.starting;
     while (wanted-- > 0 && this.workers.size < this.concurrency) this.spawn();
     this.checkDrained();
   }
 
-  /** A worker is free again: give it the next job, or park it. */
+  /**
+   * A worker is free again: replace it if it is worn (`maxTasksPerWorker`,
+   * `idleMemoryLimitMb`), else give it the next job, or park it.
+   */
   protected release(worker: W): void {
     if (worker.dead) return;
+    if (this.#worn(worker)) {
+      this.#recycled++;
+      this.#owed++;
+      this.retire(worker);
+      this.pump();
+      return;
+    }
     const next = this.queue.shift();
-    if (next !== undefined) this.assign(worker, next);
+    if (next !== undefined) this.#give(worker, next);
     else {
       this.idle.push(worker);
+      this.hold(worker, false);
       if (this.closed) this.checkDrained();
     }
   }
 
+  #give(worker: W, job: Job<W>): void {
+    worker.tasks += job.request.items.length;
+    this.hold(worker, true);
+    this.assign(worker, job);
+  }
+
+  #worn(worker: W): boolean {
+    const { maxTasksPerWorker, idleMemoryLimitMb } = this.options;
+    return (maxTasksPerWorker !== undefined && worker.tasks >= maxTasksPerWorker) ||
+      (idleMemoryLimitMb !== undefined && worker.heapBytes > idleMemoryLimitMb * 1024 * 1024);
+  }
+
+  /** A worker became ready: it no longer counts as starting. */
+  protected ready(worker: W): void {
+    worker.ready = true;
+    this.starting--;
+    this.#stopWaiting(worker);
+  }
+
+  /**
+   * `job`'s task is loading on `worker` (its first use there): past `loadTimeoutMs` the job
+   * fails with `LoadTimeoutError` and the worker, stuck in the import, is stopped. The bound
+   * holds even after the job settled otherwise (a soft cancel), so the worker never stays stuck.
+   */
+  protected loading(worker: W, job: Job<W>): void {
+    const limit = this.options.loadTimeoutMs;
+    if (limit === undefined) return;
+    this.#stopWaiting(worker);
+    worker.wait = setTimeout(() => {
+      worker.wait = undefined;
+      if (worker.dead) return;
+      this.settle(job, new LoadTimeoutError(job.request.base, moduleOf(job.request.task), limit));
+      this.retire(worker);
+      this.pump();
+    }, limit);
+  }
+
+  /** The task `loading()` waited for has loaded (or failed to). */
+  protected loaded(worker: W): void {
+    this.#stopWaiting(worker);
+  }
+
+  #stopWaiting(worker: W): void {
+    clearTimeout(worker.wait);
+    worker.wait = undefined;
+  }
+
   /** The number for a worker about to start; counts it as a respawn if it replaces one. */
   protected nextNumber(): number {
-    if (this.workers.size < this.#peak) this.#respawns++;
+    if (this.workers.size < this.#peak) {
+      if (this.#owed > 0) this.#owed--;
+      else this.#respawns++;
+    }
     return this.#nextNo++;
   }
 
-  /** A worker started: it counts as live, and as starting until it is ready. */
+  /**
+   * A worker started: it counts as live, and as starting until it is ready, which it must be
+   * within `loadTimeoutMs`.
+   */
   protected enlist(worker: W): void {
     this.workers.add(worker);
     this.#peak = Math.max(this.#peak, this.workers.size);
     this.starting++;
+    const limit = this.options.loadTimeoutMs;
+    if (limit !== undefined) {
+      worker.wait = setTimeout(() => {
+        worker.wait = undefined;
+        if (!worker.ready && !worker.dead) {
+          this.startFailed(worker, `it did not start within ${limit} ms (loadTimeoutMs)`);
+        }
+      }, limit);
+    }
   }
 
   /** Takes a worker out of the lists (the subclass stops it). */
   protected unlist(worker: W): void {
+    this.#stopWaiting(worker);
     worker.dead = true;
     this.workers.delete(worker);
     const at = this.idle.indexOf(worker);

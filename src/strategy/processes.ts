@@ -28,6 +28,7 @@
 import type { FromProcess, ToProcess } from "../protocol.ts";
 import type { Job as Job_ } from "./_jobs.ts";
 import { Pool } from "./_pool.ts";
+import type { PoolOptions } from "./_pool.ts";
 import { WorkerShares } from "./_shares.ts";
 import type { ChildExit } from "../runtime/mod.ts";
 import { startWorkerProcess } from "../runtime/worker_process.ts";
@@ -37,18 +38,15 @@ import { cloneError, inputCloneError, loadFailure, reviveError, taskFailure } fr
 
 const ENTRY = new URL("../worker/process_entry.js", import.meta.url);
 
-/** How long a process may take to go after SIGTERM before it gets SIGKILL. */
+/** Default of `killGraceMs`: how long a process may take to go after SIGTERM. */
 export const KILL_GRACE_MS = 1000;
 
 /** Signals V8 dies with when it runs out of heap (abort on Linux and macOS, trap on some builds). */
 const OOM_SIGNALS = new Set(["SIGABRT", "SIGTRAP", "SIGILL", "SIGSEGV"]);
 const OOM_TEXT = /out of memory|heap limit|allocation failed/i;
 
-/** Options of the process pool. */
-export interface ProcessPoolOptions {
-  /** V8 heap cap per process in MB (Deno and Node; the executor warns on Bun). */
-  maxMemoryMb?: number;
-}
+/** Options of the process pool: `maxMemoryMb` applies on Deno and Node (the executor warns on Bun). */
+export type ProcessPoolOptions = PoolOptions;
 
 type Job = Job_<PoolProcess>;
 
@@ -63,6 +61,9 @@ interface PoolProcess {
   readonly shares: WorkerShares;
   /** The job it is running; kept after a soft cancel until the process replies. */
   job: Job | undefined;
+  tasks: number;
+  heapBytes: number;
+  wait: ReturnType<typeof setTimeout> | undefined;
   /** What the process said about its own end, if anything. */
   last: Extract<FromProcess, { t: "fatal" | "exit" }> | undefined;
 }
@@ -70,15 +71,13 @@ interface PoolProcess {
 /** Runs chunks on a pool of child processes. */
 export class ProcessPool extends Pool<PoolProcess> {
   readonly name = "processes";
-  readonly #options: ProcessPoolOptions;
 
   /**
    * @param maxWorkers Most processes the pool runs at once.
-   * @param options Memory cap.
+   * @param options Memory cap, bounds, kill grace and recycling.
    */
   constructor(maxWorkers: number, options: ProcessPoolOptions = {}) {
-    super(maxWorkers);
-    this.#options = options;
+    super(maxWorkers, options);
   }
 
   protected spawn(): void {
@@ -91,11 +90,14 @@ export class ProcessPool extends Pool<PoolProcess> {
       shares: new WorkerShares(),
       job: undefined,
       last: undefined,
+      tasks: 0,
+      heapBytes: 0,
+      wait: undefined,
     };
     this.enlist(worker);
     const starting = startWorkerProcess({
       entry: ENTRY,
-      maxMemoryMb: this.#options.maxMemoryMb,
+      maxMemoryMb: this.options.maxMemoryMb,
       onMessage: (message) => this.#onMessage(worker, message),
       onProtocolError: (error) => this.#onProtocolError(worker, error),
     });
@@ -120,16 +122,24 @@ export class ProcessPool extends Pool<PoolProcess> {
     if (worker.dead) return;
     switch (message.t) {
       case "ready":
-        worker.ready = true;
-        this.starting--;
+        this.ready(worker);
         this.release(worker);
         return;
+      case "loaded": {
+        const job = worker.job;
+        if (job === undefined || job.taskId !== message.task || job.settled) return;
+        this.loaded(worker);
+        this.#startClock(job);
+        return;
+      }
       case "done":
       case "fail":
       case "cancelled": {
         const job = worker.job;
         if (job === undefined || job.id !== message.id) return;
         worker.job = undefined;
+        if (message.heap !== undefined) worker.heapBytes = message.heap;
+        if (message.t === "fail" && message.load) this.loaded(worker);
         if (message.t === "done") {
           const ms = job.request.timed ? message.ms : NaN;
           this.settle(job, undefined, { values: message.values, ms });
@@ -177,7 +187,7 @@ export class ProcessPool extends Pool<PoolProcess> {
     worker.job = job;
     job.worker = worker;
     job.id = this.nextChunk++;
-    const { task, base, items, timed, timeoutMs, shared } = job.request;
+    const { task, base, items, timed, shared } = job.request;
     const first = !worker.prepared.has(job.taskId);
     const delivery = worker.shares.plan(shared);
     const message: Extract<ToProcess, { t: "run" }> = {
@@ -191,6 +201,7 @@ export class ProcessPool extends Pool<PoolProcess> {
     };
     if (shared !== undefined) message.refs = true;
     if (job.request.seed) message.seed = job.request.seed;
+    if (this.options.idleMemoryLimitMb !== undefined) message.heap = true;
     if (delivery?.shares !== undefined) {
       message.shares = delivery.shares.map(([id, value]) => [id, toSendable(value)]);
     }
@@ -205,7 +216,15 @@ export class ProcessPool extends Pool<PoolProcess> {
     }
     if (first) worker.prepared.add(job.taskId);
     job.request.onStart?.(worker.no);
-    if (timeoutMs !== undefined) {
+    // The task's clock starts once its module has loaded: a load is bounded on its own.
+    if (first) this.loading(worker, job);
+    else this.#startClock(job);
+  }
+
+  /** Starts the job's `timeoutMs`, if it has one. */
+  #startClock(job: Job): void {
+    const timeoutMs = job.request.timeoutMs;
+    if (timeoutMs !== undefined && job.timer === undefined) {
       job.timer = setTimeout(() => this.#timeout(job, timeoutMs), timeoutMs);
     }
   }
@@ -246,7 +265,7 @@ export class ProcessPool extends Pool<PoolProcess> {
         index,
         timeoutMs,
         `Task ${index} ran past its timeout of ${timeoutMs} ms; its process was stopped ` +
-          `(SIGTERM, then SIGKILL after ${KILL_GRACE_MS} ms)`,
+          `(SIGTERM, then SIGKILL after ${this.options.killGraceMs ?? KILL_GRACE_MS} ms)`,
       ),
     );
     this.retire(worker);
@@ -264,7 +283,7 @@ export class ProcessPool extends Pool<PoolProcess> {
   #onExit(worker: PoolProcess, exit: ChildExit): void {
     if (worker.dead) return; // Stopped on purpose: its job was settled then.
     const proc = worker.proc!;
-    const how = describeExit(exit, worker.last, proc.stderrTail(), this.#options.maxMemoryMb);
+    const how = describeExit(exit, worker.last, proc.stderrTail(), this.options.maxMemoryMb);
     if (!worker.ready) {
       const stderr = proc.stderrTail().trim();
       this.#onStartFailure(
@@ -312,6 +331,15 @@ export class ProcessPool extends Pool<PoolProcess> {
     this.checkDrained();
   }
 
+  protected startFailed(worker: PoolProcess, message: string): void {
+    this.#onStartFailure(worker, message, {});
+  }
+
+  protected hold(worker: PoolProcess, busy: boolean): void {
+    if (busy) worker.proc?.ref();
+    else worker.proc?.unref();
+  }
+
   /** Takes a process out of the pool and stops it. */
   protected retire(worker: PoolProcess): void {
     if (worker.dead) return;
@@ -320,10 +348,17 @@ export class ProcessPool extends Pool<PoolProcess> {
     this.checkDrained();
   }
 
-  /** SIGTERM, then SIGKILL if it is still there after the grace period. */
+  /** SIGTERM, then SIGKILL if it is still there after the grace (at once for a grace of 0). */
   #kill(proc: WorkerProcess): void {
+    proc.ref(); // Its exit is awaited: the program waits for it too.
+    const grace = this.options.killGraceMs ?? KILL_GRACE_MS;
+    if (grace === 0) {
+      proc.kill("SIGKILL");
+      this.track(proc.exited);
+      return;
+    }
     proc.kill("SIGTERM");
-    const timer = setTimeout(() => proc.kill("SIGKILL"), KILL_GRACE_MS);
+    const timer = setTimeout(() => proc.kill("SIGKILL"), grace);
     const gone = proc.exited.then(() => clearTimeout(timer));
     this.track(gone);
   }
@@ -338,17 +373,25 @@ function failure(message: Extract<FromProcess, { t: "fail" }>): unknown {
 }
 
 /** How a worker process ended, in words. */
-function describeExit(
+export function describeExit(
   exit: ChildExit,
   last: PoolProcess["last"],
   stderr: string,
   maxMemoryMb: number | undefined,
 ): string {
-  if (
-    maxMemoryMb !== undefined &&
-    (OOM_TEXT.test(stderr) || (exit.signal !== null && OOM_SIGNALS.has(exit.signal)))
-  ) {
+  const oomSignal = exit.signal !== null && OOM_SIGNALS.has(exit.signal);
+  if (maxMemoryMb !== undefined && (OOM_TEXT.test(stderr) || oomSignal)) {
     return `it ran out of memory (maxMemoryMb: ${maxMemoryMb})`;
+  }
+  // Without a cap, V8 still dies at its default heap limit: its last words on stderr say so,
+  // and the exit must look like that death (not a task that merely printed the words).
+  if (
+    OOM_TEXT.test(stderr) && last === undefined &&
+    (exit.signal !== null ? oomSignal : exit.code !== 0)
+  ) {
+    return `it ran out of memory (the runtime's default heap limit${
+      exit.signal === null ? "" : `; killed by ${exit.signal}`
+    }; maxMemoryMb caps a worker's heap lower, idleMemoryLimitMb replaces a worker that grew)`;
   }
   if (last?.t === "fatal") {
     const error = reviveError(last.error);

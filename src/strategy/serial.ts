@@ -3,6 +3,12 @@
  * compiled from source here too, so a function that captures outer variables fails the same
  * way as on threads. Inputs and results are passed by reference, not cloned.
  *
+ * A task here shares the program's thread, so what would end a worker is contained while it
+ * runs (`_contain.ts`): its `process.exit()` is refused, and an uncaught error or unhandled
+ * rejection fails it with `WorkerCrashedError`. Loading its module is bounded by
+ * `loadTimeoutMs`, and cut short by an abort or `terminate()` (the import itself cannot be
+ * stopped: the call just stops waiting for it).
+ *
  * @module
  */
 
@@ -11,14 +17,22 @@ import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
 import { capturedName, loadTask } from "../worker/run_task.js";
 import { mixSeed } from "../worker/seed.js";
 import type { TaskFn } from "../worker/run_task.js";
-import { taskFailure } from "../_revive.ts";
-import { ExecutorClosedError, TaskTimeoutError } from "../errors.ts";
+import { loadFailure, taskFailure } from "../_revive.ts";
+import { ExecutorClosedError, LoadTimeoutError, TaskTimeoutError } from "../errors.ts";
+import { contained, release, Watch } from "./_contain.ts";
+import { moduleOf } from "./_jobs.ts";
 import { setImmediate } from "node:timers";
 
 /** Longest stretch of work between two returns to the event loop, so timers and aborts run. */
 const YIELD_EVERY_MS = 10;
 
 const neverAborted = new AbortController().signal;
+
+/** Options of the serial strategy. */
+export interface SerialOptions {
+  /** Longest a task's module may take to load, in ms (see `ParallelConfig.loadTimeoutMs`). */
+  loadTimeoutMs?: number;
+}
 
 /** Runs every chunk on the calling thread. */
 export class SerialStrategy implements Strategy {
@@ -31,12 +45,18 @@ export class SerialStrategy implements Strategy {
   /** Rejecters of the async tasks being awaited, so `terminate()` can cut them short. */
   readonly #waiting = new Set<(error: unknown) => void>();
   #lastYield = performance.now();
+  readonly #loadTimeoutMs: number | undefined;
+
+  /** @param options The bound on loading a task's module. */
+  constructor(options: SerialOptions = {}) {
+    this.#loadTimeoutMs = options.loadTimeoutMs;
+  }
 
   async run(request: ChunkRequest): Promise<ChunkResult> {
     if (this.#closed) throw new ExecutorClosedError();
     const { task, base, items, timeoutMs } = request;
     const callSignal = request.signal ?? neverAborted;
-    const fn = await this.#load(task, base);
+    const fn = await this.#load(task, base, callSignal);
     request.onStart?.(0);
     if (performance.now() - this.#lastYield > YIELD_EVERY_MS) {
       // setImmediate, not setTimeout(0): nested timers are clamped to 4 ms, which made 64
@@ -54,23 +74,29 @@ export class SerialStrategy implements Strategy {
       const signal = deadline === undefined
         ? callSignal
         : AbortSignal.any([callSignal, deadline.signal]);
+      const watch = new Watch(index);
       try {
-        let value = fn(items[k], new SerialContext(index, signal, request.seed ?? 0n));
-        if (typeof (value as { then?: unknown } | null)?.then === "function") {
-          value = await this.#await(value as PromiseLike<unknown>, signal);
+        const ctx = new SerialContext(index, signal, request.seed ?? 0n);
+        let value = contained(watch, () => fn(items[k], ctx));
+        if (watch.crash === undefined && isThenable(value)) {
+          value = await this.#await(value, signal, watch);
         }
+        if (watch.crash !== undefined) throw watch.crash;
         // A synchronous task cannot be interrupted here; past its limit, it still fails.
         deadline?.check();
         values[k] = value;
       } catch (error) {
+        if (watch.crash !== undefined) throw watch.crash;
         if (
-          (signal.aborted && error === signal.reason) || error === this.#terminated ||
-          (deadline !== undefined && error === deadline.late)
+          (signal.aborted && error === signal.reason) ||
+          (this.#terminated !== undefined && error === this.#terminated) ||
+          (deadline?.late !== undefined && error === deadline.late)
         ) {
           throw error;
         }
         throw taskFailure(index, error, task.kind === "inline" ? capturedName(error) : undefined);
       } finally {
+        release(watch);
         deadline?.clear();
       }
     }
@@ -84,15 +110,17 @@ export class SerialStrategy implements Strategy {
    * Awaits an async task, unless the call is aborted or the executor terminated first: the
    * task cannot be stopped (it shares this thread), but the call does not wait for it.
    */
-  #await(value: PromiseLike<unknown>, signal: AbortSignal): Promise<unknown> {
+  #await(value: PromiseLike<unknown>, signal: AbortSignal, watch?: Watch): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const onAbort = (): void => reject(signal.reason);
       const done = (): void => {
         this.#waiting.delete(reject);
         signal.removeEventListener("abort", onAbort);
+        if (watch !== undefined) watch.onCrash = undefined;
       };
       this.#waiting.add(reject);
       signal.addEventListener("abort", onAbort, { once: true });
+      if (watch !== undefined) watch.onCrash = reject;
       Promise.resolve(value).then(
         (result) => {
           done();
@@ -106,7 +134,12 @@ export class SerialStrategy implements Strategy {
     });
   }
 
-  #load(task: TaskSpec, base: number): Promise<TaskFn> {
+  /**
+   * The task's function, once its module has loaded: no longer than `loadTimeoutMs`, and not
+   * past an abort or `terminate()`. The import goes on (nothing can stop it here); a later call
+   * waits for the same one.
+   */
+  async #load(task: TaskSpec, base: number, signal: AbortSignal): Promise<TaskFn> {
     const key = task.kind === "module" ? `${task.url}#${task.name}` : task.source;
     let loaded = this.#loaded.get(key);
     if (loaded === undefined) {
@@ -114,9 +147,27 @@ export class SerialStrategy implements Strategy {
       this.#loaded.set(key, loaded);
       loaded.catch(() => this.#loaded.delete(key));
     }
-    return loaded.catch((error) => {
-      throw taskFailure(base, error);
-    });
+    const limit = this.#loadTimeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bounded = limit === undefined ? loaded : Promise.race([
+      loaded,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new LoadTimeoutError(base, moduleOf(task), limit)),
+          limit,
+        );
+      }),
+    ]);
+    try {
+      return await this.#await(
+        bounded.catch((error) => {
+          throw error instanceof LoadTimeoutError ? error : loadFailure(base, error);
+        }),
+        signal,
+      ) as TaskFn;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   close(): Promise<void> {
@@ -133,6 +184,10 @@ export class SerialStrategy implements Strategy {
     this.#waiting.clear();
     return Promise.resolve();
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
 }
 
 /** What a task receives as `ctx` here; the seed is mixed on first use, like in a worker. */

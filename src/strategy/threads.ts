@@ -33,6 +33,7 @@ import { MS_OFFSET, Payload, Shares, Slot, SLOTS, STATE_BYTES } from "../protoco
 import type { ThreadExit, ThreadFactory, ThreadHandle } from "../runtime/mod.ts";
 import type { Job as Job_ } from "./_jobs.ts";
 import { Pool } from "./_pool.ts";
+import type { PoolOptions } from "./_pool.ts";
 import { WorkerShares } from "./_shares.ts";
 import { seedWords } from "../worker/seed.js";
 import { TaskTimeoutError, WorkerCrashedError, WorkerStartError } from "../errors.ts";
@@ -40,13 +41,17 @@ import { cloneError, inputCloneError, loadFailure, reviveError, taskFailure } fr
 
 const ENTRY = new URL("../worker/thread_entry.js", import.meta.url);
 
+/**
+ * How long a thread that started child processes (a nested pool) gets to stop them before it
+ * is terminated, beyond their own kill grace: a terminated thread can no longer reap its
+ * children, which would stay behind as zombies of this process.
+ */
+const STOP_GRACE_MS = 2000;
+
 type Job = Job_<PoolWorker>;
 
-/** Options of the thread pool. */
-export interface ThreadPoolOptions {
-  /** V8 heap cap per thread in MB (Node's `resourceLimits`; the executor warns elsewhere). */
-  maxMemoryMb?: number;
-}
+/** Options of the thread pool: `maxMemoryMb` is Node's `resourceLimits` (the executor warns elsewhere). */
+export type ThreadPoolOptions = PoolOptions;
 
 interface PoolWorker {
   /** Its number in the pool, for telemetry. */
@@ -66,34 +71,39 @@ interface PoolWorker {
   /** The job it is running; kept after a cooperative cancel until the worker replies. */
   job: Job | undefined;
   fatal: unknown;
+  tasks: number;
+  heapBytes: number;
+  wait: ReturnType<typeof setTimeout> | undefined;
+  /** Settles the graceful stop of a thread with child processes, when it says it is done. */
+  stopped: (() => void) | undefined;
 }
 
 /** Runs chunks on a pool of worker threads. */
 export class ThreadPool extends Pool<PoolWorker> {
   readonly name = "threads";
   readonly #factory: ThreadFactory;
-  readonly #options: ThreadPoolOptions;
 
   /**
    * @param maxWorkers Most threads the pool runs at once.
    * @param factory The runtime's thread factory.
-   * @param options Memory cap.
+   * @param options Memory cap, bounds and recycling.
    */
   constructor(maxWorkers: number, factory: ThreadFactory, options: ThreadPoolOptions = {}) {
-    super(maxWorkers);
+    super(maxWorkers, options);
     this.#factory = factory;
-    this.#options = options;
   }
 
   protected spawn(): void {
-    const handle = this.#factory.create(ENTRY, `fanout-thread-${this.workers.size + 1}`, {
-      maxMemoryMb: this.#options.maxMemoryMb,
-    });
     const state = new SharedArrayBuffer(STATE_BYTES);
+    const header = new Int32Array(state, 0, SLOTS);
+    const handle = this.#factory.create(ENTRY, `fanout-thread-${this.workers.size + 1}`, {
+      maxMemoryMb: this.options.maxMemoryMb,
+      state: header,
+    });
     const worker: PoolWorker = {
       no: this.nextNumber(),
       handle,
-      header: new Int32Array(state, 0, SLOTS),
+      header,
       runMs: new Float64Array(state, MS_OFFSET, 1),
       ready: false,
       dead: false,
@@ -104,6 +114,10 @@ export class ThreadPool extends Pool<PoolWorker> {
       shares: new WorkerShares(),
       job: undefined,
       fatal: undefined,
+      tasks: 0,
+      heapBytes: 0,
+      wait: undefined,
+      stopped: undefined,
     };
     this.enlist(worker);
     handle.onMessage((message) =>
@@ -130,11 +144,18 @@ export class ThreadPool extends Pool<PoolWorker> {
       state: worker.header.buffer as SharedArrayBuffer,
       events: events.port2,
       control: control.port2,
+      heap: this.options.idleMemoryLimitMb !== undefined,
     };
     worker.handle.postMessage(init, [events.port2, control.port2]);
-    worker.ready = true;
-    this.starting--;
+    this.ready(worker);
     this.release(worker);
+  }
+
+  /** Reads what the worker wrote of itself with its reply. */
+  #replied(worker: PoolWorker): void {
+    if (this.options.idleMemoryLimitMb !== undefined) {
+      worker.heapBytes = worker.header[Slot.HEAP_KB] * 1024;
+    }
   }
 
   /** A result payload: what it belongs to is in the shared header. */
@@ -142,6 +163,7 @@ export class ThreadPool extends Pool<PoolWorker> {
     if (worker.dead) return;
     const job = worker.job;
     worker.job = undefined;
+    this.#replied(worker);
     const id = worker.header[Slot.DONE_ID];
     if (job !== undefined && job.id === id && !job.settled) {
       const values = worker.header[Slot.DONE_PAYLOAD] === Payload.ONE
@@ -154,12 +176,15 @@ export class ThreadPool extends Pool<PoolWorker> {
   }
 
   #onEvent(worker: PoolWorker, event: FromWorkerEvent): void {
+    // The answer to a graceful stop comes from a worker already out of the pool.
+    if (event.type === "stopped") return worker.stopped?.();
     if (worker.dead) return;
     switch (event.type) {
       case "fail":
       case "cancelled": {
         const job = worker.job;
         worker.job = undefined;
+        this.#replied(worker);
         if (job !== undefined && job.id === event.id && !job.settled) {
           this.settle(
             job,
@@ -200,9 +225,11 @@ export class ThreadPool extends Pool<PoolWorker> {
     job.worker = worker;
     job.id = this.nextChunk++;
     if (worker.prepared.has(job.taskId)) return this.#post(worker, job);
+    this.loading(worker, job);
     worker.control!.prepare(job.taskId, job.request.task).then(
       () => {
         if (worker.dead || worker.job !== job) return;
+        this.loaded(worker);
         worker.prepared.add(job.taskId);
         if (job.settled) {
           worker.job = undefined;
@@ -211,6 +238,7 @@ export class ThreadPool extends Pool<PoolWorker> {
       },
       (error: unknown) => {
         if (worker.dead || worker.job !== job) return;
+        this.loaded(worker);
         worker.job = undefined;
         this.settle(job, loadFailure(job.request.base, error));
         this.release(worker);
@@ -313,6 +341,16 @@ export class ThreadPool extends Pool<PoolWorker> {
     this.#stop(worker, job, job.request.hardStop?.() ?? true);
   }
 
+  protected startFailed(worker: PoolWorker, message: string): void {
+    this.#onDeath(worker, { message });
+  }
+
+  protected hold(worker: PoolWorker, busy: boolean): void {
+    const method = busy ? "ref" : "unref";
+    worker.handle[method]?.();
+    for (const port of worker.ports) (port as { ref?(): void; unref?(): void })[method]?.();
+  }
+
   #onDeath(worker: PoolWorker, exit: ThreadExit): void {
     if (worker.dead) return;
     const wasReady = worker.ready;
@@ -344,13 +382,42 @@ export class ThreadPool extends Pool<PoolWorker> {
     this.pump();
   }
 
-  /** Takes a worker out of the pool and stops its thread. */
+  /**
+   * Takes a worker out of the pool and stops its thread. A thread that started child processes
+   * (a nested pool) is first asked to stop them, so they are reaped: once terminated, it could
+   * not, and they would stay behind as zombies. It gets their kill grace and a little more; a
+   * thread busy in synchronous code cannot answer, and is terminated after that.
+   */
   protected retire(worker: PoolWorker): void {
     if (worker.dead) return;
     this.unlist(worker);
-    worker.control?.[releaseProxy]();
-    for (const port of worker.ports) port.close();
-    this.track(worker.handle.terminate().catch(() => {}));
+    this.hold(worker, true);
+    const children = worker.ready && Atomics.load(worker.header, Slot.CHILDREN) > 0;
+    const stopping = children ? this.#stopChildren(worker) : Promise.resolve();
+    this.track(
+      stopping.then(() => {
+        worker.control?.[releaseProxy]();
+        for (const port of worker.ports) port.close();
+        return worker.handle.terminate();
+      }).catch(() => {}),
+    );
     this.checkDrained();
+  }
+
+  /** Asks a thread to terminate the executors its tasks made; resolves when it has, or later. */
+  #stopChildren(worker: PoolWorker): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, (this.options.killGraceMs ?? 1000) + STOP_GRACE_MS);
+      worker.stopped = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const stop: ToWorkerEvent = { type: "stop" };
+      try {
+        worker.events?.postMessage(stop);
+      } catch {
+        resolve();
+      }
+    });
   }
 }

@@ -77,6 +77,8 @@ export interface Strategy {
   readonly live?: number;
   /** Workers started so far to replace dead ones. */
   readonly respawns?: number;
+  /** Workers replaced so far because they were worn (`maxTasksPerWorker`, `idleMemoryLimitMb`). */
+  readonly recycled?: number;
   /** Waits for running chunks, then releases every resource. Idempotent. */
   close(): Promise<void>;
   /** Rejects queued and running chunks with `ExecutorClosedError`, then releases everything. Idempotent. */

@@ -132,6 +132,7 @@ function onMessage(message) {
   }
   if (message.t === "release") return forgetShares(message.ids);
   const { id, task, spec, base, items, timed, seed } = message;
+  measureHeap = message.heap === true;
   if (message.shares !== undefined) receiveShares(message.shares, undefined, true);
   if (message.refs) attachRefs(items);
   let loading = prepared.get(task);
@@ -140,11 +141,24 @@ function onMessage(message) {
     loading = loadTask(spec);
     prepared.set(task, loading);
     loading.catch(() => prepared.delete(task));
+    // The pool bounds the load on its own clock, and starts the task's only after it.
+    loading.then(() => send({ t: "loaded", task }), () => {});
   }
   loading.then(
     (fn) => runChunk(id, fn, base, items, timed, seed ?? 0n),
-    (error) => send({ t: "fail", id, index: base, error: serializeError(error), load: true }),
+    (error) =>
+      send({ t: "fail", id, index: base, error: serializeError(error), load: true, ...heap() }),
   );
+}
+
+/** Whether replies carry the heap in use (the pool's `idleMemoryLimitMb`). */
+let measureHeap = false;
+
+/** `{ heap }` for a reply, when the pool asks for it. */
+function heap() {
+  if (!measureHeap) return {};
+  const usage = deno?.memoryUsage ?? process.memoryUsage;
+  return { heap: usage().heapUsed };
 }
 
 /**
@@ -167,17 +181,17 @@ function runChunk(id, fn, base, items, timed, seed) {
     at: (index) => (running = index),
     fail(index, error) {
       end();
-      send({ t: "fail", id, index, error: serializeError(error) });
+      send({ t: "fail", id, index, error: serializeError(error), ...heap() });
     },
     stopped() {
       end();
-      send({ t: "cancelled", id });
+      send({ t: "cancelled", id, ...heap() });
     },
     done(values) {
       end();
       const ms = timed ? performance.now() - start : NaN;
       try {
-        send({ t: "done", id, values, ms });
+        send({ t: "done", id, values, ms, ...heap() });
       } catch (error) {
         const bad = findBadResult(values);
         send({
@@ -186,6 +200,7 @@ function runChunk(id, fn, base, items, timed, seed) {
           index: base + bad.offset,
           error: serializeError(error),
           clone: { path: bad.path, what: bad.what },
+          ...heap(),
         });
       }
     },

@@ -24,15 +24,38 @@ export async function loadTask(spec) {
   if (spec.kind === "inline") return compileInline(spec.source);
   const mod = await import(spec.url);
   const fn = mod[spec.name];
-  if (typeof fn !== "function") {
-    const names = Object.keys(mod).filter((k) => typeof mod[k] === "function");
+  if (typeof fn !== "function" || isClass(fn)) {
+    const names = Object.keys(mod).filter((k) => typeof mod[k] === "function" && !isClass(mod[k]));
     throw new TypeError(
       `Expected module ${spec.url} to export a function \`${spec.name}\`, got ${
-        fn === undefined ? "no such export" : typeof fn
+        fn === undefined ? "no such export" : isClass(fn) ? "a class" : typeof fn
       }; its exported functions are: ${names.length ? names.join(", ") : "(none)"}`,
     );
   }
   return fn;
+}
+
+/**
+ * Whether a function is a class, which cannot be called as a task.
+ *
+ * @param {unknown} fn
+ * @returns {boolean}
+ */
+function isClass(fn) {
+  return typeof fn === "function" && /^class\b/.test(Function.prototype.toString.call(fn));
+}
+
+/**
+ * The class name of an object, for messages: its constructor's name, or its built-in tag
+ * (`Generator`, `Module`) when that has none.
+ *
+ * @param {object} value
+ * @returns {string}
+ */
+export function className(value) {
+  const name = /** @type {{ constructor?: { name?: unknown } }} */ (value).constructor?.name;
+  if (typeof name === "string" && name !== "") return name;
+  return Object.prototype.toString.call(value).slice(8, -1) || "Object";
 }
 
 /**
@@ -121,11 +144,13 @@ export function findUncloneable(value, path, seen = new Set()) {
     const found = findUncloneable(inner, sub, seen);
     if (found) return found;
   }
-  const name = /** @type {{ constructor?: { name?: string } }} */ (value).constructor?.name;
-  return { path, what: `an object of class ${name ?? "Object"}` };
+  return { path, what: `an object of class ${className(value)}` };
 }
 
 const KNOWN_KEYS = new Set(["name", "message", "stack", "cause"]);
+
+/** Most nested errors kept (`cause` chains, `AggregateError.errors`), in depth. */
+const MAX_DEPTH = 16;
 
 /**
  * Turns a thrown value into something that survives structured clone with its class name,
@@ -144,10 +169,15 @@ export function serializeError(error, depth = 0) {
   const wire = { name: String(error.name), message: String(error.message), stack: error.stack };
   const className = error.constructor?.name;
   if (className && className !== wire.name) wire.className = className;
-  if ("cause" in error && depth < 16) {
-    wire.cause = error.cause instanceof Error
-      ? serializeError(error.cause, depth + 1)
-      : { value: cloneable(error.cause) };
+  if ("cause" in error && depth < MAX_DEPTH) wire.cause = nested(error.cause, depth);
+  // What AggregateError and SuppressedError hold (own, non-enumerable properties).
+  if (error instanceof AggregateError && Array.isArray(error.errors) && depth < MAX_DEPTH) {
+    wire.errors = error.errors.map((inner) => nested(inner, depth));
+  }
+  const suppressed = /** @type {{ error?: unknown, suppressed?: unknown }} */ (error);
+  const Suppressed = /** @type {{ SuppressedError?: Function }} */ (globalThis).SuppressedError;
+  if (Suppressed !== undefined && error instanceof Suppressed && depth < MAX_DEPTH) {
+    wire.suppressed = [nested(suppressed.error, depth), nested(suppressed.suppressed, depth)];
   }
   /** @type {Record<string, unknown>} */
   const props = {};
@@ -163,6 +193,17 @@ export function serializeError(error, depth = 0) {
   const captured = capturedName(error);
   if (captured !== undefined) wire.capturedName = captured;
   return wire;
+}
+
+/**
+ * A nested error (a cause, one of `errors`) in its wire form; a non-error as a value.
+ *
+ * @param {unknown} value
+ * @param {number} depth
+ * @returns {WireError | { value: unknown }}
+ */
+function nested(value, depth) {
+  return value instanceof Error ? serializeError(value, depth + 1) : { value: cloneable(value) };
 }
 
 /**
@@ -282,6 +323,8 @@ class Context {
  * @property {(values: unknown[]) => void} done Every item ran.
  * @property {(index: number, error: unknown) => void} fail Item `index` threw or rejected.
  * @property {() => void} stopped The chunk was cancelled between two items.
+ * @property {() => void} [waiting] A task returned a promise: nothing runs until it settles.
+ * @property {() => void} [resumed] That promise settled: the chunk goes on.
  */
 
 /**
@@ -313,10 +356,15 @@ export function runItems(fn, chunk, base, items, hooks) {
         (typeof value === "object" && value !== null &&
           typeof (/** @type {{ then?: unknown }} */ (value)).then === "function")
       ) {
+        hooks.waiting?.();
         Promise.resolve(value).then((v) => {
+          hooks.resumed?.();
           values[k++] = v;
           step();
-        }, fail);
+        }, (error) => {
+          hooks.resumed?.();
+          fail(error);
+        });
         return;
       }
       values[k] = value;

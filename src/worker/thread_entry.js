@@ -49,6 +49,7 @@ const postEvent = (/** @type {FromWorkerEvent} */ event) => {
 if (web) {
   /** @param {unknown} code */
   const reportExit = (code) => {
+    markBusy?.(0); // It is going, and will run nothing more.
     try {
       postEvent({ type: "exit", code: typeof code === "number" ? code : 0 });
     } catch {
@@ -86,6 +87,7 @@ if (web) {
   /** @param {Event} event @param {unknown} error */
   const fatal = (event, error) => {
     event.preventDefault();
+    markBusy?.(0); // The pool terminates it: nothing more of it runs.
     postEvent({ type: "fatal", error: serializeError(error) });
   };
   scope.self.addEventListener(
@@ -109,6 +111,32 @@ let header = new Int32Array(SLOTS);
 let runMs = new Float64Array(1);
 /** @type {Chunk | undefined} */
 let current;
+/** Whether to write the heap in use into the header before each reply (see `init`). */
+let measureHeap = false;
+/**
+ * On Deno a terminated thread goes on running synchronous code: it says in `Slot.BUSY` when it
+ * runs a task's code, so the pool knows when it is really gone. Elsewhere terminate() stops
+ * it at once, and the atomic stores are skipped (each is a full fence).
+ */
+const markBusy = typeof scope.Deno === "object"
+  ? (/** @type {0 | 1} */ busy) => {
+    Atomics.store(header, Slot.BUSY, busy);
+    if (busy === 0) Atomics.notify(header, Slot.BUSY);
+  }
+  : undefined;
+
+/** Before each reply: what the pool reads of this worker besides the reply itself. */
+function beforeReply() {
+  markBusy?.(0);
+  if (measureHeap) header[Slot.HEAP_KB] = Math.ceil(heapUsed() / 1024);
+}
+
+/** This isolate's JavaScript heap in use, in bytes. */
+function heapUsed() {
+  return typeof scope.Deno?.memoryUsage === "function"
+    ? scope.Deno.memoryUsage().heapUsed
+    : scope.process.memoryUsage().heapUsed;
+}
 
 /**
  * Runs one chunk and reports it: the result payload on the worker's own port (what it is sits
@@ -131,21 +159,27 @@ function runChunk(id, fn, base, items, one, timed) {
   );
   current = chunk;
   const start = timed ? performance.now() : 0;
+  markBusy?.(1);
   runItems(fn, chunk, base, items, {
+    waiting: markBusy && (() => markBusy(0)),
+    resumed: markBusy && (() => markBusy(1)),
     // A plain store: the pool reads this slot only after the thread has died, and an atomic
     // store (a full fence on x86) per item was a visible share of a trivial task.
     at: (index) => (header[Slot.RUNNING_INDEX] = index),
     fail(index, error) {
       current = undefined;
+      beforeReply();
       postEvent({ type: "fail", id, index, error: serializeError(error) });
     },
     stopped() {
       current = undefined;
+      beforeReply();
       postEvent({ type: "cancelled", id });
     },
     done(values) {
       current = undefined;
       if (timed) runMs[0] = performance.now() - start;
+      beforeReply();
       // Plain stores, ordered before the pool reads them by the postMessage that follows.
       header[Slot.DONE_ID] = id;
       header[Slot.DONE_PAYLOAD] = one ? Payload.ONE : Payload.MANY;
@@ -189,11 +223,17 @@ function init(message) {
   header = new Int32Array(message.state, 0, SLOTS);
   runMs = new Float64Array(message.state, MS_OFFSET, 1);
   events = message.events;
+  measureHeap = message.heap;
   events.onmessage = (/** @type {MessageEvent<ToWorkerEvent>} */ event) => {
     const message = event.data;
     if (message.type === "release") forgetShares(message.ids);
+    else if (message.type === "stop") stopExecutors();
     else if (current?.id === message.id) current.abort();
   };
+  // A nested pool's child processes are counted here, so the pool knows to let this thread
+  // stop them before it is terminated (see `stop`).
+  scope[Symbol.for("fanout.children")] = (/** @type {number} */ count) =>
+    Atomics.store(header, Slot.CHILDREN, count);
   expose({
     /**
      * @param {number} id
@@ -203,6 +243,17 @@ function init(message) {
       if (!prepared.has(id)) prepared.set(id, await loadTask(spec));
     },
   }, message.control);
+}
+
+/**
+ * Terminates the executors that tasks made in this thread (they register themselves under
+ * `fanout.executors`), so their child processes are killed and reaped, then says so.
+ */
+async function stopExecutors() {
+  /** @type {Set<{ terminate(): Promise<void> }> | undefined} */
+  const executors = scope[Symbol.for("fanout.executors")];
+  await Promise.allSettled([...(executors ?? [])].map((executor) => executor.terminate()));
+  postEvent({ type: "stopped" });
 }
 
 if (parentPort !== null) parentPort.on("message", onPayload);

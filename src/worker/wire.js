@@ -31,10 +31,20 @@ export const Slot = /** @type {const} */ ({
   RUN_SEED_HIGH: 10,
   /** Low 32 bits of the call's base seed. */
   RUN_SEED_LOW: 11,
+  /**
+   * 1 while the worker runs a task's synchronous code, 0 while it waits (idle, or awaiting a
+   * task's promise); written and notified on Deno only, where a terminated thread keeps
+   * running synchronous code, so the pool can tell when it is really gone.
+   */
+  BUSY: 12,
+  /** Child processes fanout started inside this worker (a nested pool) and not yet reaped. */
+  CHILDREN: 13,
+  /** The worker's JavaScript heap in use after its last chunk, in KiB (with `idleMemoryLimitMb`). */
+  HEAP_KB: 14,
 });
 
 /** Number of `Int32` slots in the header (even, so the `Float64` after them is aligned). */
-export const SLOTS = 12;
+export const SLOTS = 16;
 /** Byte offset of the `Float64` holding the last chunk's run time in ms. */
 export const MS_OFFSET = SLOTS * Int32Array.BYTES_PER_ELEMENT;
 /** Bytes of shared state per worker. */

@@ -1,0 +1,86 @@
+/**
+ * A task that runs on the calling thread (serial, and "auto" while it probes or chooses
+ * serial) cannot end the program the way it would end a worker: its `process.exit()` is
+ * refused, and an uncaught error or unhandled rejection while it runs fails it with
+ * `WorkerCrashedError`. What is not a task's is left alone: the program's own exit, its own
+ * listeners, and an uncaught error of its own still end it as before.
+ *
+ * Each case runs in a program of its own (fixtures/contain_parent.ts): `bun test` takes
+ * uncaught errors for itself, ahead of the program's listeners, so this cannot be seen inside
+ * the test runner there.
+ */
+
+import { describe } from "node:test";
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { PROGRAM_WATCHDOG_MS, runProgram, runtime, test } from "./_helpers.ts";
+import type { ProgramResult } from "./_helpers.ts";
+
+const PARENT = fileURLToPath(new URL("./fixtures/contain_parent.ts", import.meta.url));
+
+function report(result: ProgramResult): string {
+  return `\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
+}
+
+function resultOf(result: ProgramResult): unknown {
+  assert.equal(result.hung, false, `no exit within ${PROGRAM_WATCHDOG_MS} ms${report(result)}`);
+  const line = result.stdout.split("\n").find((l) => l.startsWith("fanout-contain-result "));
+  assert.ok(line !== undefined, `no result line${report(result)}`);
+  return JSON.parse(line.slice("fanout-contain-result ".length));
+}
+
+describe("containment on the calling thread", () => {
+  const kinds: { mode: string; what: RegExp; exitCode?: number }[] = [
+    { mode: "exit", what: /it called exit\(3\)/, exitCode: 3 },
+    { mode: "timer", what: /an uncaught error \(Error: boom from a timer\)/ },
+    { mode: "rejection", what: /an unhandled rejection \(Error: nobody handles this rejection\)/ },
+    ...(runtime === "deno"
+      ? [{ mode: "deno-exit", what: /it called exit\(4\)/, exitCode: 4 }]
+      : []),
+  ];
+  for (const strategy of ["auto", "serial"]) {
+    for (const { mode, what, exitCode } of kinds) {
+      test(
+        `${strategy}: a task that crashes with ${mode} on the calling thread fails with WorkerCrashedError, and the program lives on`,
+        async () => {
+          const result = await runProgram(PARENT, [strategy, mode]);
+          const outcome = resultOf(result) as Record<string, unknown>;
+          assert.equal(outcome.name, "WorkerCrashedError", report(result));
+          assert.equal(outcome.index, 2);
+          assert.equal(outcome.exitCode, exitCode);
+          assert.match(String(outcome.message), what);
+          assert.match(String(outcome.message), /on the calling thread/);
+          assert.deepEqual(outcome.after, [7, 8], "the executor keeps working");
+          assert.equal(result.code, 0, `the program ended with ${result.code}${report(result)}`);
+          assert.match(result.stdout, /^fanout-contain-done$/m);
+        },
+        60_000,
+      );
+    }
+  }
+
+  test(
+    "the program's own process.exit() while a task runs on the calling thread still exits",
+    async () => {
+      const result = await runProgram(PARENT, ["serial", "host-exit"]);
+      assert.equal(result.hung, false, report(result));
+      assert.equal(result.code, 42, report(result));
+    },
+    60_000,
+  );
+
+  test("the program's own uncaught error reaches its own listener", async () => {
+    const result = await runProgram(PARENT, ["serial", "host-listener"]);
+    assert.deepEqual(resultOf(result), { seen: ["the program's own"] });
+    assert.equal(result.code, 0, report(result));
+  }, 60_000);
+
+  test("the program's own uncaught error, with nobody listening, still ends it", async () => {
+    const result = await runProgram(PARENT, ["serial", "stray"]);
+    assert.equal(result.hung, false, report(result));
+    assert.notEqual(result.code, 0, report(result));
+    assert.match(result.stderr, /uncontained on purpose/);
+    // Bun's own way is to report it, go on, and exit with 1 at the end; the others stop at once.
+    if (runtime !== "bun") assert.doesNotMatch(result.stdout, /still alive/);
+  }, 60_000);
+});
