@@ -60,8 +60,9 @@ export interface ParallelConfig {
   taskSizeHintBytes?: number;
   /**
    * When the pool cannot start, or a worker dies (not a task's own error), run the rest of
-   * the call serially instead of failing it, and record a `fallback` event. Beware: a task
-   * that ends its process would then end yours.
+   * the call serially instead of failing it, and record a `fallback` event. Beware: the rest
+   * then runs on the calling thread, where exit calls and uncaught errors are contained but a
+   * native crash or running out of memory would end your program.
    *
    * @default {false}
    */

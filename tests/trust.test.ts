@@ -320,3 +320,32 @@ describe("trust: terminate() and the threads it leaves", () => {
     }
   });
 });
+
+describe("trust: inline functions on each runtime", () => {
+  // Module scope, as where a user would write it.
+  const FACTOR = 3;
+  const LABEL = "x";
+  const LIMITS = { max: 10 };
+
+  for (const strategy of ["serial", "threads"] as const) {
+    test(`an inline function that captures a const primitive: Bun inlines it, Node and Deno refuse it (${strategy})`, async () => {
+      await using ex = new ParallelExecutor({ strategy, maxWorkers: 1 });
+      const call = ex.map((n: number) => `${LABEL}${n * FACTOR}`, [1, 2]);
+      if (runtime === "bun") {
+        // Bun's transpiler replaces a `const` primitive by its value in the function's source.
+        assert.deepEqual(await call, ["x3", "x6"]);
+      } else {
+        const error = await rejection(call);
+        assert.ok(error instanceof TaskError, show(error));
+        assert.match(error.message, /uses `(LABEL|FACTOR)`, which is not defined inside it/);
+      }
+    });
+
+    test(`an inline function that captures an object fails on every runtime (${strategy})`, async () => {
+      await using ex = new ParallelExecutor({ strategy, maxWorkers: 1 });
+      const error = await rejection(ex.map((n: number) => Math.min(n, LIMITS.max), [1]));
+      assert.ok(error instanceof TaskError, show(error));
+      assert.match(error.message, /uses `LIMITS`, which is not defined inside it/);
+    });
+  }
+});

@@ -259,13 +259,16 @@ export class ProcessPool extends Pool<PoolProcess> {
     const worker = job.worker;
     if (job.settled || worker === undefined || worker.job !== job) return;
     const index = job.request.base;
+    const grace = this.options.killGraceMs ?? KILL_GRACE_MS;
     this.settle(
       job,
       new TaskTimeoutError(
         index,
         timeoutMs,
         `Task ${index} ran past its timeout of ${timeoutMs} ms; its process was stopped ` +
-          `(SIGTERM, then SIGKILL after ${this.options.killGraceMs ?? KILL_GRACE_MS} ms)`,
+          (grace === 0
+            ? "(SIGKILL at once (killGraceMs 0))"
+            : `(SIGTERM, then SIGKILL after ${grace} ms)`),
       ),
     );
     this.retire(worker);

@@ -21,7 +21,7 @@
 /** @import { TaskFn } from "./run_task.js" */
 
 import process from "node:process";
-import { Chunk, findBadResult, loadTask, runItems, serializeError } from "./run_task.js";
+import { Chunk, findBadResult, heapInUse, loadTask, runItems, serializeError } from "./run_task.js";
 import { encodeFrame, frameMarker, FrameReader, TOKEN_BYTES } from "./frames.js";
 import { attachRefs, forgetShares, receiveShares } from "./shared_refs.js";
 
@@ -156,9 +156,7 @@ let measureHeap = false;
 
 /** `{ heap }` for a reply, when the pool asks for it. */
 function heap() {
-  if (!measureHeap) return {};
-  const usage = deno?.memoryUsage ?? process.memoryUsage;
-  return { heap: usage().heapUsed };
+  return measureHeap ? { heap: heapInUse() } : {};
 }
 
 /**

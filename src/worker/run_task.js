@@ -385,3 +385,17 @@ export function findBadResult(values) {
   const found = findUncloneable(values[offset], "result");
   return { offset, path: found?.path ?? "result", what: found?.what ?? "a value" };
 }
+
+/**
+ * This isolate's JavaScript heap in use, in bytes, for `idleMemoryLimitMb`. On Bun the heap's
+ * total is used: JavaScriptCore updates its "used" figure only when it collects, so a heap
+ * that grows without a collection would read as not growing at all.
+ *
+ * @returns {number}
+ */
+export function heapInUse() {
+  const scope = /** @type {any} */ (globalThis);
+  if (typeof scope.Deno?.memoryUsage === "function") return scope.Deno.memoryUsage().heapUsed;
+  const usage = scope.process.memoryUsage();
+  return scope.Bun !== undefined ? usage.heapTotal : usage.heapUsed;
+}

@@ -14,7 +14,7 @@
 /** @import { TaskFn } from "./run_task.js" */
 
 import { expose } from "comlink";
-import { Chunk, findBadResult, loadTask, runItems, serializeError } from "./run_task.js";
+import { Chunk, findBadResult, heapInUse, loadTask, runItems, serializeError } from "./run_task.js";
 import { MS_OFFSET, Payload, Shares, Slot, SLOTS } from "./wire.js";
 import { attachRefs, forgetShares, receiveShares } from "./shared_refs.js";
 import { seedFromWords } from "./seed.js";
@@ -128,14 +128,7 @@ const markBusy = typeof scope.Deno === "object"
 /** Before each reply: what the pool reads of this worker besides the reply itself. */
 function beforeReply() {
   markBusy?.(0);
-  if (measureHeap) header[Slot.HEAP_KB] = Math.ceil(heapUsed() / 1024);
-}
-
-/** This isolate's JavaScript heap in use, in bytes. */
-function heapUsed() {
-  return typeof scope.Deno?.memoryUsage === "function"
-    ? scope.Deno.memoryUsage().heapUsed
-    : scope.process.memoryUsage().heapUsed;
+  if (measureHeap) header[Slot.HEAP_KB] = Math.ceil(heapInUse() / 1024);
 }
 
 /**
