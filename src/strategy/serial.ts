@@ -39,6 +39,8 @@ export class SerialStrategy implements Strategy {
   readonly name = "serial";
   readonly concurrency = 1;
   #loaded = new Map<string, Promise<TaskFn>>();
+  /** Tasks whose load finished: a call of one needs no wait, timer or race. */
+  readonly #ready = new Map<string, TaskFn>();
   #closed = false;
   /** Set by `terminate()`: what running calls reject with. */
   #terminated: ExecutorClosedError | undefined;
@@ -54,9 +56,9 @@ export class SerialStrategy implements Strategy {
 
   async run(request: ChunkRequest): Promise<ChunkResult> {
     if (this.#closed) throw new ExecutorClosedError();
-    const { task, base, items, timeoutMs } = request;
+    const { task, base } = request;
     const callSignal = request.signal ?? neverAborted;
-    const fn = await this.#load(task, base, callSignal);
+    const fn = this.#ready.get(taskKey(task)) ?? await this.#load(task, base, callSignal);
     request.onStart?.(0);
     if (performance.now() - this.#lastYield > YIELD_EVERY_MS) {
       // setImmediate, not setTimeout(0): nested timers are clamped to 4 ms, which made 64
@@ -64,20 +66,35 @@ export class SerialStrategy implements Strategy {
       await new Promise((resolve) => setImmediate(resolve));
       this.#lastYield = performance.now();
     }
+    const watch = new Watch(base);
+    try {
+      return await contained(watch, () => this.#items(request, fn, callSignal, watch));
+    } finally {
+      release(watch);
+    }
+  }
+
+  /** Runs the items of a chunk, one after another, as `watch` (its `index` follows). */
+  async #items(
+    request: ChunkRequest,
+    fn: TaskFn,
+    callSignal: AbortSignal,
+    watch: Watch,
+  ): Promise<ChunkResult> {
+    const { task, base, items, timeoutMs } = request;
     const values = new Array(items.length);
     const start = performance.now();
     for (let k = 0; k < items.length; k++) {
       if (callSignal.aborted) throw callSignal.reason;
       if (this.#terminated !== undefined) throw this.#terminated;
       const index = base + k;
+      watch.index = index;
       const deadline = timeoutMs === undefined ? undefined : new Deadline(index, timeoutMs);
       const signal = deadline === undefined
         ? callSignal
         : AbortSignal.any([callSignal, deadline.signal]);
-      const watch = new Watch(index);
       try {
-        const ctx = new SerialContext(index, signal, request.seed ?? 0n);
-        let value = contained(watch, () => fn(items[k], ctx));
+        let value = fn(items[k], new SerialContext(index, signal, request.seed ?? 0n));
         if (watch.crash === undefined && isThenable(value)) {
           value = await this.#await(value, signal, watch);
         }
@@ -96,7 +113,6 @@ export class SerialStrategy implements Strategy {
         }
         throw taskFailure(index, error, task.kind === "inline" ? capturedName(error) : undefined);
       } finally {
-        release(watch);
         deadline?.clear();
       }
     }
@@ -140,12 +156,12 @@ export class SerialStrategy implements Strategy {
    * waits for the same one.
    */
   async #load(task: TaskSpec, base: number, signal: AbortSignal): Promise<TaskFn> {
-    const key = task.kind === "module" ? `${task.url}#${task.name}` : task.source;
+    const key = taskKey(task);
     let loaded = this.#loaded.get(key);
     if (loaded === undefined) {
       loaded = loadTask(task);
       this.#loaded.set(key, loaded);
-      loaded.catch(() => this.#loaded.delete(key));
+      loaded.then((fn) => this.#ready.set(key, fn), () => this.#loaded.delete(key));
     }
     const limit = this.#loadTimeoutMs;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -184,6 +200,10 @@ export class SerialStrategy implements Strategy {
     this.#waiting.clear();
     return Promise.resolve();
   }
+}
+
+function taskKey(task: TaskSpec): string {
+  return task.kind === "module" ? `${task.url}#${task.name}` : task.source;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
