@@ -246,3 +246,35 @@ export function runProgram(
     });
   });
 }
+
+/** What a program printed, for assertion messages. */
+export function programReport(result: ProgramResult): string {
+  return `\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
+}
+
+/**
+ * Checks that a program started by {@linkcode runProgram} exited by itself (with `code`, unless
+ * it is `undefined`), and parses the JSON it printed after `marker`.
+ */
+export function programResult(
+  result: ProgramResult,
+  marker: string,
+  code: number | undefined = 0,
+): unknown {
+  const report = programReport(result);
+  assert.equal(
+    result.hung,
+    false,
+    `the program did not exit within ${PROGRAM_WATCHDOG_MS} ms${report}`,
+  );
+  if (code !== undefined) {
+    assert.equal(
+      result.code,
+      code,
+      `the program exited with code ${result.code} (${result.signal})${report}`,
+    );
+  }
+  const line = result.stdout.split("\n").find((l) => l.startsWith(marker));
+  assert.ok(line !== undefined, `the program printed no "${marker.trim()}" line${report}`);
+  return JSON.parse(line.slice(marker.length));
+}

@@ -13,21 +13,15 @@
 import { describe } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { PROGRAM_WATCHDOG_MS, runProgram, runtime, test } from "./_helpers.ts";
-import type { ProgramResult } from "./_helpers.ts";
+import {
+  programReport,
+  programResult,
+  runProgram,
+  runtime,
+  test,
+} from "./_helpers.ts";
 
 const PARENT = fileURLToPath(new URL("./fixtures/contain_parent.ts", import.meta.url));
-
-function report(result: ProgramResult): string {
-  return `\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
-}
-
-function resultOf(result: ProgramResult): unknown {
-  assert.equal(result.hung, false, `no exit within ${PROGRAM_WATCHDOG_MS} ms${report(result)}`);
-  const line = result.stdout.split("\n").find((l) => l.startsWith("fanout-contain-result "));
-  assert.ok(line !== undefined, `no result line${report(result)}`);
-  return JSON.parse(line.slice("fanout-contain-result ".length));
-}
 
 describe("containment on the calling thread", () => {
   const kinds: { mode: string; what: RegExp; exitCode?: number }[] = [
@@ -44,14 +38,21 @@ describe("containment on the calling thread", () => {
         `${strategy}: a task that crashes with ${mode} on the calling thread fails with WorkerCrashedError, and the program lives on`,
         async () => {
           const result = await runProgram(PARENT, [strategy, mode]);
-          const outcome = resultOf(result) as Record<string, unknown>;
-          assert.equal(outcome.name, "WorkerCrashedError", report(result));
+          const outcome = programResult(result, "fanout-contain-result ", undefined) as Record<
+            string,
+            unknown
+          >;
+          assert.equal(outcome.name, "WorkerCrashedError", programReport(result));
           assert.equal(outcome.index, 2);
           assert.equal(outcome.exitCode, exitCode);
           assert.match(String(outcome.message), what);
           assert.match(String(outcome.message), /on the calling thread/);
           assert.deepEqual(outcome.after, [7, 8], "the executor keeps working");
-          assert.equal(result.code, 0, `the program ended with ${result.code}${report(result)}`);
+          assert.equal(
+            result.code,
+            0,
+            `the program ended with ${result.code}${programReport(result)}`,
+          );
           assert.match(result.stdout, /^fanout-contain-done$/m);
         },
         60_000,
@@ -63,22 +64,24 @@ describe("containment on the calling thread", () => {
     "the program's own process.exit() while a task runs on the calling thread still exits",
     async () => {
       const result = await runProgram(PARENT, ["serial", "host-exit"]);
-      assert.equal(result.hung, false, report(result));
-      assert.equal(result.code, 42, report(result));
+      assert.equal(result.hung, false, programReport(result));
+      assert.equal(result.code, 42, programReport(result));
     },
     60_000,
   );
 
   test("the program's own uncaught error reaches its own listener", async () => {
     const result = await runProgram(PARENT, ["serial", "host-listener"]);
-    assert.deepEqual(resultOf(result), { seen: ["the program's own"] });
-    assert.equal(result.code, 0, report(result));
+    assert.deepEqual(programResult(result, "fanout-contain-result ", undefined), {
+      seen: ["the program's own"],
+    });
+    assert.equal(result.code, 0, programReport(result));
   }, 60_000);
 
   test("the program's own uncaught error, with nobody listening, still ends it", async () => {
     const result = await runProgram(PARENT, ["serial", "stray"]);
-    assert.equal(result.hung, false, report(result));
-    assert.notEqual(result.code, 0, report(result));
+    assert.equal(result.hung, false, programReport(result));
+    assert.notEqual(result.code, 0, programReport(result));
     assert.match(result.stderr, /uncontained on purpose/);
     // Bun's own way is to report it, go on, and exit with 1 at the end; the others stop at once.
     if (runtime !== "bun") assert.doesNotMatch(result.stdout, /still alive/);

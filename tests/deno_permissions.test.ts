@@ -18,8 +18,13 @@ import type { Server } from "node:net";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PROGRAM_WATCHDOG_MS, runProgram, runtime, test } from "./_helpers.ts";
-import type { ProgramResult } from "./_helpers.ts";
+import {
+  programReport,
+  programResult,
+  runProgram,
+  runtime,
+  test,
+} from "./_helpers.ts";
 import { removeDir, tempDir } from "./fixtures/proc.ts";
 import type { ProbeInput, ProbeReport } from "./fixtures/deno_probe.ts";
 
@@ -38,27 +43,6 @@ const ESM_SH = "https://esm.sh/fanout-permission-probe@1.0.0";
 /** Registers a test that cannot run here, saying why in its name and its skip reason. */
 function skip(name: string, reason: string): void {
   it(`${name} (skipped: ${reason})`, { skip: reason }, () => {});
-}
-
-function report(result: ProgramResult): string {
-  return `\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
-}
-
-/** Checks the program exited by itself with code 0, and parses the JSON after `marker`. */
-function resultOf(result: ProgramResult, marker: string): unknown {
-  assert.equal(
-    result.hung,
-    false,
-    `the program did not exit within ${PROGRAM_WATCHDOG_MS} ms${report(result)}`,
-  );
-  assert.equal(
-    result.code,
-    0,
-    `the program exited with code ${result.code} (${result.signal})${report(result)}`,
-  );
-  const line = result.stdout.split("\n").find((l) => l.startsWith(marker));
-  assert.ok(line !== undefined, `the program printed no "${marker.trim()}" line${report(result)}`);
-  return JSON.parse(line.slice(marker.length));
 }
 
 /** The permissions a `FANOUT_PERMISSION_NARROWED` message says were narrowed. */
@@ -209,12 +193,16 @@ describe("Deno permissions of worker processes", () => {
           "--no-prompt",
           ...flags,
         ]);
-        const { parent, child, warnings } = resultOf(result, "fanout-probe-result ") as {
+        const { parent, child, warnings } = programResult(result, "fanout-probe-result ") as {
           parent: ProbeReport;
           child: ProbeReport;
           warnings: string[];
         };
-        assert.match(result.stdout, /^fanout-probe-disposed$/m, `unfinished${report(result)}`);
+        assert.match(
+          result.stdout,
+          /^fanout-probe-disposed$/m,
+          `unfinished${programReport(result)}`,
+        );
         for (const [what, outcome] of Object.entries(child)) {
           assert.ok(
             outcome === "allowed" || outcome === "denied",
@@ -254,11 +242,15 @@ describe("Deno permissions of worker processes", () => {
       `a child process gets no more permission than its parent (deno run ${flags.join(" ")})`,
       async () => {
         const result = await runProgram(PERM_PARENT, [], ["--no-prompt", ...flags]);
-        const { parent, child } = resultOf(result, "fanout-perm-result ") as Record<
+        const { parent, child } = programResult(result, "fanout-perm-result ") as Record<
           "parent" | "child",
           Record<string, string>
         >;
-        assert.match(result.stdout, /^fanout-perm-disposed$/m, `unfinished${report(result)}`);
+        assert.match(
+          result.stdout,
+          /^fanout-perm-disposed$/m,
+          `unfinished${programReport(result)}`,
+        );
         for (const perm of ["read", "write", "net", "env"]) {
           const expected = granted.includes(perm);
           assert.equal(

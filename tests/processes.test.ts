@@ -17,7 +17,8 @@ import type { ExecutorOptions } from "../mod.ts";
 import { liveProcessPids } from "../src/runtime/mod.ts";
 import { isAlive, removeDir, tempDir, waitForPids, waitUntilGone } from "./fixtures/proc.ts";
 import {
-  PROGRAM_WATCHDOG_MS,
+  programReport,
+  programResult,
   rejection,
   runProgram,
   runtime,
@@ -25,7 +26,6 @@ import {
   test,
   within,
 } from "./_helpers.ts";
-import type { ProgramResult } from "./_helpers.ts";
 
 const proc = tasks<typeof import("./fixtures/proc.ts")>(
   new URL("./fixtures/proc.ts", import.meta.url),
@@ -308,11 +308,11 @@ describe("processes", () => {
     test(`maxMemoryMb on ${runtime} ${strategy} ${what}`, async () => {
       const mode = strategy === "processes" ? "processes-memory-warning" : "memory-warning";
       const result = await runProgram(CHILD, [mode], ["-A"]);
-      const warnings = resultOf(result, "fanout-child-result ") as string[];
+      const warnings = programResult(result, "fanout-child-result ") as string[];
       assert.match(
         result.stdout,
         /^fanout-child-disposed$/m,
-        `the child did not finish${report(result)}`,
+        `the child did not finish${programReport(result)}`,
       );
       assert.equal(
         warnings.length,
@@ -327,23 +327,3 @@ describe("processes", () => {
 
 const CHILD = fileURLToPath(new URL("./fixtures/child.ts", import.meta.url));
 /** How long a program may take before it counts as hung. Generous: it normally takes < 2 s. */
-function report(result: ProgramResult): string {
-  return `\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
-}
-
-/** Checks the program exited by itself with code 0, and parses the JSON after `marker`. */
-function resultOf(result: ProgramResult, marker: string): unknown {
-  assert.equal(
-    result.hung,
-    false,
-    `the program did not exit within ${PROGRAM_WATCHDOG_MS} ms${report(result)}`,
-  );
-  assert.equal(
-    result.code,
-    0,
-    `the program exited with code ${result.code} (${result.signal})${report(result)}`,
-  );
-  const line = result.stdout.split("\n").find((l) => l.startsWith(marker));
-  assert.ok(line !== undefined, `the program printed no "${marker.trim()}" line${report(result)}`);
-  return JSON.parse(line.slice(marker.length));
-}
