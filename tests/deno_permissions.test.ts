@@ -18,13 +18,7 @@ import type { Server } from "node:net";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  programReport,
-  programResult,
-  runProgram,
-  runtime,
-  test,
-} from "./_helpers.ts";
+import { programReport, programResult, runProgram, runtime, test } from "./_helpers.ts";
 import { removeDir, tempDir } from "./fixtures/proc.ts";
 import type { ProbeInput, ProbeReport } from "./fixtures/deno_probe.ts";
 

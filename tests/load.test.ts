@@ -77,6 +77,27 @@ for (const strategy of ["threads", "processes"] as const) {
       await within(ex.close(), 30_000, "close()");
     });
 
+    test("a call cancelled while its module loads leaves no load bound behind to stop a later call", async () => {
+      await using ex = new ParallelExecutor({ strategy, maxWorkers: 2, loadTimeoutMs: 1500 });
+      // Both workers up, one with the module loaded: the other will be loading it when the
+      // loop breaks, on the first result.
+      const warm = { ms: 300, value: "warm" };
+      assert.deepEqual(await ex.map(work.sleepThen, [warm, warm], { chunkSize: 1 }), [
+        "warm",
+        "warm",
+      ]);
+      assert.equal(await ex.submit(slow.wait, 0), 0);
+      for await (const _ of ex.imap(slow.wait, [0, 0], { chunkSize: 1, ordered: false })) break;
+      // The same task, longer than the load bound, on both workers: a bound left armed would
+      // stop one of them.
+      const results = await within(
+        ex.map(slow.wait, [2500, 2500], { chunkSize: 1 }),
+        30_000,
+        "the later call",
+      );
+      assert.deepEqual(results, [2500, 2500]);
+    });
+
     test("timeoutMs counts the task's run, not its module's load", async () => {
       await using ex = new ParallelExecutor({ ...options, loadTimeoutMs: 60_000 });
       // The module takes 600 ms to load, the task no time: a 100 ms timeout must not fire.

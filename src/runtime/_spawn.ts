@@ -73,8 +73,9 @@ export function drain(
         onChunk?.(value);
       }
     } catch {
-      // A pause releases the reader, which fails the pending read: not the end of the pipe.
-      if (paused && !cut && reader === current) return;
+      // A pause releases the reader, which fails the pending read: not the end of the pipe,
+      // even when a resume already started another read in the meantime.
+      if (!cut && (paused || reader !== current)) return;
       // A cut or broken pipe ends the output; the exit status says what happened.
     }
     ended();

@@ -188,7 +188,8 @@ export abstract class Pool<W extends PoolMember> implements Strategy {
     this.#stopWaiting(worker);
     worker.wait = setTimeout(() => {
       worker.wait = undefined;
-      if (worker.dead) return;
+      // Only the load this timer was armed for: the worker may have moved on since.
+      if (worker.dead || worker.job !== job) return;
       this.settle(job, new LoadTimeoutError(job.request.base, moduleOf(job.request.task), limit));
       this.retire(worker);
       this.pump();

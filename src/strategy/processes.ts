@@ -127,9 +127,10 @@ export class ProcessPool extends Pool<PoolProcess> {
         return;
       case "loaded": {
         const job = worker.job;
-        if (job === undefined || job.taskId !== message.task || job.settled) return;
+        if (job === undefined || job.taskId !== message.task) return;
+        // The load bound ends whatever became of the job (a soft cancel leaves it settled).
         this.loaded(worker);
-        this.#startClock(job);
+        if (!job.settled) this.#startClock(job);
         return;
       }
       case "done":
@@ -139,7 +140,8 @@ export class ProcessPool extends Pool<PoolProcess> {
         if (job === undefined || job.id !== message.id) return;
         worker.job = undefined;
         if (message.heap !== undefined) worker.heapBytes = message.heap;
-        if (message.t === "fail" && message.load) this.loaded(worker);
+        // A reply means the load is over, whichever way.
+        this.loaded(worker);
         if (message.t === "done") {
           const ms = job.request.timed ? message.ms : NaN;
           this.settle(job, undefined, { values: message.values, ms });

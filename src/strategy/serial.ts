@@ -19,7 +19,7 @@ import { mixSeed } from "../worker/seed.js";
 import type { TaskFn } from "../worker/run_task.js";
 import { loadFailure, taskFailure } from "../_revive.ts";
 import { ExecutorClosedError, LoadTimeoutError, TaskTimeoutError } from "../errors.ts";
-import { contained, release, Watch } from "./_contain.ts";
+import { contained, release, unrefTimer, Watch } from "./_contain.ts";
 import { moduleOf } from "./_jobs.ts";
 import { setImmediate } from "node:timers";
 
@@ -68,7 +68,10 @@ export class SerialStrategy implements Strategy {
     }
     const watch = new Watch(base);
     try {
-      return await contained(watch, () => this.#items(request, fn, callSignal, watch));
+      const result = await contained(watch, () => this.#items(request, fn, callSignal, watch));
+      // A crash after the last task returned, in a microtask it left (an exit, say).
+      if (watch.crash !== undefined) throw watch.crash;
+      return result;
     } finally {
       release(watch);
     }
@@ -159,7 +162,7 @@ export class SerialStrategy implements Strategy {
     const key = taskKey(task);
     let loaded = this.#loaded.get(key);
     if (loaded === undefined) {
-      loaded = loadTask(task);
+      loaded = containedLoad(task, base, this.#loadTimeoutMs);
       this.#loaded.set(key, loaded);
       loaded.then((fn) => this.#ready.set(key, fn), () => this.#loaded.delete(key));
     }
@@ -200,6 +203,30 @@ export class SerialStrategy implements Strategy {
     this.#waiting.clear();
     return Promise.resolve();
   }
+}
+
+/**
+ * Loads a task's module on the calling thread, contained like a task: an exit call or an
+ * uncaught error while it evaluates fails the load instead of ending the program.
+ */
+function containedLoad(task: TaskSpec, base: number, limitMs: number | undefined): Promise<TaskFn> {
+  const watch = new Watch(base);
+  const crashed = new Promise<never>((_, reject) => (watch.onCrash = reject));
+  crashed.catch(() => {});
+  const loading = contained(watch, () => loadTask(task));
+  // Watched until it loads, or until the calls waiting for it gave up (an import that never
+  // ends must not keep a watch open for ever).
+  let released = false;
+  const done = (): void => {
+    if (released) return;
+    released = true;
+    clearTimeout(timer);
+    release(watch);
+  };
+  const timer = limitMs === undefined ? undefined : setTimeout(done, limitMs);
+  unrefTimer(timer);
+  loading.then(done, done);
+  return Promise.race([loading, crashed]);
 }
 
 function taskKey(task: TaskSpec): string {

@@ -355,7 +355,7 @@ export class ThreadPool extends Pool<PoolWorker> {
     if (worker.dead) return;
     const wasReady = worker.ready;
     const job = worker.job;
-    this.retire(worker);
+    this.retire(worker, true);
     if (!wasReady) {
       // A worker that cannot start would not start on a retry either: fail what waits, unless
       // another worker is up to serve it.
@@ -388,11 +388,12 @@ export class ThreadPool extends Pool<PoolWorker> {
    * not, and they would stay behind as zombies. It gets their kill grace and a little more; a
    * thread busy in synchronous code cannot answer, and is terminated after that.
    */
-  protected retire(worker: PoolWorker): void {
+  protected retire(worker: PoolWorker, gone = false): void {
     if (worker.dead) return;
     this.unlist(worker);
     this.hold(worker, true);
-    const children = worker.ready && Atomics.load(worker.header, Slot.CHILDREN) > 0;
+    // A thread that already died cannot answer, nor reap anything any more.
+    const children = !gone && worker.ready && Atomics.load(worker.header, Slot.CHILDREN) > 0;
     const stopping = children ? this.#stopChildren(worker) : Promise.resolve();
     this.track(
       stopping.then(() => {
