@@ -26,14 +26,14 @@ const trust = tasks<typeof import("./fixtures/trust_work.ts")>(
 /** The same module's exports by any name, functions or not. */
 const byName = trust as unknown as Record<string, TaskRef<number, number>>;
 
-/** An iterator that yields `count` numbers, then throws `thrown`. */
+/** An iterator that yields `count` numbers from 10 up (none a task fails on), then throws `thrown`. */
 function throwingAfter(count: number, thrown: unknown): Iterable<number> {
   return {
     [Symbol.iterator]() {
       let n = 0;
       return {
         next(): IteratorResult<number> {
-          if (n < count) return { done: false, value: n++ };
+          if (n < count) return { done: false, value: 10 + n++ };
           throw thrown;
         },
       };
