@@ -99,16 +99,19 @@ interface State {
   readonly running: Set<Watch>;
   /** Chunks that settled in this turn of the event loop: a late rejection is still theirs. */
   readonly settling: Set<Watch>;
+  /** Whether the immediate that ends the settling chunks' grace is pending. */
+  grace: boolean;
   hooks: Hooks | undefined;
   removal: ReturnType<typeof setTimeout> | undefined;
 }
 
 // Versioned: copies of different fanout versions must not share what they may not agree on.
-const STATE = Symbol.for("fanout.contain.v1");
+const STATE = Symbol.for("fanout.contain.v2");
 const state: State = ((globalThis as Record<symbol, State | undefined>)[STATE] ??= {
   storage: new AsyncLocalStorage<Watch>(),
   running: new Set(),
   settling: new Set(),
+  grace: false,
   hooks: undefined,
   removal: undefined,
 });
@@ -137,9 +140,14 @@ export function contained<T>(watch: Watch, fn: () => T): T {
 export function release(watch: Watch): void {
   state.running.delete(watch);
   state.settling.add(watch);
+  if (state.grace) return;
+  // One immediate for every chunk that settles before it fires: a rejection is reported at the
+  // end of the turn it was made in, before any immediate, so all of them have had theirs.
+  state.grace = true;
   setImmediate(() => {
-    state.settling.delete(watch);
-    if (state.running.size === 0 && state.settling.size === 0) scheduleRemoval();
+    state.grace = false;
+    state.settling.clear();
+    if (state.running.size === 0) scheduleRemoval();
   });
 }
 
