@@ -209,6 +209,8 @@ export interface ProgramResult {
   code: number | null;
   signal: string | null;
   stdout: string;
+  /** Its stdout as it was written, for binary output. */
+  stdoutBytes: Uint8Array;
   stderr: string;
   /** Whether the watchdog had to kill it. */
   hung: boolean;
@@ -227,10 +229,10 @@ export function runProgram(
   const argv = name === "deno" ? ["run", ...denoFlags, script, ...args] : [script, ...args];
   return new Promise((resolve, reject) => {
     const child = spawn(execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
+    const stdout: Uint8Array[] = [];
     let stderr = "";
     let hung = false;
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stdout.on("data", (d: Uint8Array) => stdout.push(d));
     child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     const watchdog = setTimeout(() => {
       hung = true;
@@ -242,7 +244,20 @@ export function runProgram(
     });
     child.on("close", (code, signal) => {
       clearTimeout(watchdog);
-      resolve({ code, signal, stdout, stderr, hung });
+      const bytes = new Uint8Array(stdout.reduce((n, d) => n + d.length, 0));
+      let at = 0;
+      for (const d of stdout) {
+        bytes.set(d, at);
+        at += d.length;
+      }
+      resolve({
+        code,
+        signal,
+        stdout: new TextDecoder().decode(bytes),
+        stdoutBytes: bytes,
+        stderr,
+        hung,
+      });
     });
   });
 }

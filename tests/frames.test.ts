@@ -13,7 +13,6 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import {
   encodeFrame,
@@ -24,8 +23,7 @@ import {
 } from "../src/worker/frames.js";
 import { startWorkerProcess } from "../src/runtime/worker_process.ts";
 import type { ToProcess } from "../src/protocol.ts";
-import { detect } from "../src/runtime/mod.ts";
-import { PROGRAM_WATCHDOG_MS, runtime, test, within } from "./_helpers.ts";
+import { runProgram, runtime, test, within } from "./_helpers.ts";
 import { BEGIN, END, noise } from "./fixtures/noisy.ts";
 import type { Noise } from "./fixtures/noisy.ts";
 
@@ -182,40 +180,6 @@ describe("FrameReader", () => {
 // ---- a task prints noise to its stdout ----------------------------------------------------
 
 /** How a program ended, with its stdout as bytes. */
-interface BinaryResult {
-  code: number | null;
-  signal: string | null;
-  stdout: Uint8Array;
-  stderr: string;
-  hung: boolean;
-}
-
-/** Like `runProgram` in _helpers.ts, but keeps stdout as bytes, to compare binary output. */
-function runBinary(script: string, args: string[]): Promise<BinaryResult> {
-  const { name, execPath } = detect();
-  const argv = name === "deno" ? ["run", "-A", script, ...args] : [script, ...args];
-  return new Promise((resolve, reject) => {
-    const child = spawn(execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });
-    const stdout: Uint8Array[] = [];
-    let stderr = "";
-    let hung = false;
-    child.stdout.on("data", (d: Uint8Array) => stdout.push(d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    const watchdog = setTimeout(() => {
-      hung = true;
-      child.kill("SIGKILL");
-    }, PROGRAM_WATCHDOG_MS);
-    child.on("error", (error) => {
-      clearTimeout(watchdog);
-      reject(error);
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(watchdog);
-      resolve({ code, signal, stdout: concat(...stdout), stderr, hung });
-    });
-  });
-}
-
 function indexOfBytes(haystack: Uint8Array, needle: Uint8Array): number {
   outer: for (let at = 0; at + needle.length <= haystack.length; at++) {
     for (let k = 0; k < needle.length; k++) if (haystack[at + k] !== needle[k]) continue outer;
@@ -233,9 +197,9 @@ describe("a task that prints frame-like bytes to stdout", () => {
   for (const strategy of ["threads", "processes"] as const) {
     for (const [kind, what] of kinds) {
       test(`${strategy}: a task that prints ${what} completes, its bytes reach stdout unchanged, and later calls and close() work`, async () => {
-        const result = await runBinary(NOISY_PARENT, [strategy, kind]);
-        const out = new TextDecoder().decode(result.stdout);
-        const shown = `\n--- stdout (${result.stdout.length} bytes, tail)\n${
+        const result = await runProgram(NOISY_PARENT, [strategy, kind]);
+        const out = result.stdout;
+        const shown = `\n--- stdout (${result.stdoutBytes.length} bytes, tail)\n${
           out.slice(-300)
         }\n--- stderr\n${result.stderr}`;
         assert.equal(result.hung, false, `the program hung${shown}`);
@@ -249,7 +213,7 @@ describe("a task that prints frame-like bytes to stdout", () => {
         assert.match(out, /^fanout-noisy-disposed$/m);
         const printed = concat(text(BEGIN), noise(kind), text(END));
         assert.ok(
-          indexOfBytes(result.stdout, printed) >= 0,
+          indexOfBytes(result.stdoutBytes, printed) >= 0,
           `the task's ${printed.length} bytes do not appear unchanged in stdout${shown}`,
         );
       });
