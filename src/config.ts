@@ -107,8 +107,9 @@ export interface ParallelConfig {
    */
   killGraceMs?: number;
   /**
-   * Replace a worker (thread or process) once it has run this many tasks, the next time it is
-   * idle: a bound on what a leaky task can accumulate. Replacements start on demand.
+   * Replace a worker (thread or process) once it has run this many tasks, at the end of the
+   * chunk that reached it (a chunk is never split; with `chunkSize: 1` it is exact): a bound on
+   * what a leaky task can accumulate. Replacements start on demand.
    *
    * @default {no limit}
    */
