@@ -46,15 +46,22 @@ export interface WireError {
   capturedName?: string;
 }
 
+/**
+ * One end of a `MessageChannel`: the DOM's `MessagePort` on Deno and Bun, `node:worker_threads`'
+ * on Node. Named through `MessageChannel`, so the declarations fanout ships mean the one the
+ * program's own types have (a consumer with only Node's types has no DOM `MessagePort`).
+ */
+export type Port = InstanceType<typeof MessageChannel>["port1"];
+
 /** The first message to a worker, on its own port, in answer to `ready`. */
 export interface InitMessage {
   type: "init";
   /** Backs the shared header: `Int32Array` slots (see `Slot`), then one `Float64` at `MS_OFFSET`. */
   state: SharedArrayBuffer;
   /** The events port. */
-  events: MessagePort;
+  events: Port;
   /** The comlink control port. */
-  control: MessagePort;
+  control: Port;
   /** Whether to write the heap in use into `Slot.HEAP_KB` before each reply. */
   heap: boolean;
 }

@@ -24,6 +24,9 @@ import { denoPermissionFlags } from "./deno.ts";
 import type { DenoWorkerReach } from "./deno.ts";
 import { encodeFrame, frameMarker, FrameReader, TOKEN_BYTES } from "../worker/frames.js";
 
+/** Where `deno compile` puts a program's modules (its virtual file system). */
+const COMPILED = /\/deno-compile-[^/]+\//;
+
 /** How much of a worker's stderr is kept, to explain how it died (e.g. out of memory). */
 const STDERR_TAIL = 8192;
 
@@ -72,6 +75,13 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
     tail = (tail + decoder.decode(chunk, { stream: true })).slice(-STDERR_TAIL);
   };
   const env = { FANOUT_WORKER: "process" };
+  if (name === "deno" && COMPILED.test(import.meta.url)) {
+    // The executable is the program itself: `<it> run …` would start the program again.
+    throw new Error(
+      "Expected a Deno CLI to start worker processes with, but this program was built by " +
+        '`deno compile`, which has none: use strategy: "threads" (see docs/bundling.md)',
+    );
+  }
   if (name === "deno") {
     // Drawn per process, sent on stdin only: argv and the environment are visible to tasks.
     const token = crypto.getRandomValues(new Uint8Array(TOKEN_BYTES));

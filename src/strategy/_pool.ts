@@ -215,6 +215,12 @@ export abstract class Pool<W extends PoolMember> implements Strategy {
     return this.#nextNo++;
   }
 
+  /** Fails every queued job with `error` (no worker can be started for them). */
+  protected failQueue(error: unknown): void {
+    for (const job of this.queue.splice(0)) this.settle(job, error);
+    this.checkDrained();
+  }
+
   /**
    * A worker started: it counts as live, and as starting until it is ready, which it must be
    * within `loadTimeoutMs`.

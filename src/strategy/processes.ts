@@ -32,6 +32,7 @@ import type { PoolOptions } from "./_pool.ts";
 import { WorkerShares } from "./_shares.ts";
 import type { ChildExit } from "../runtime/mod.ts";
 import { startWorkerProcess } from "../runtime/worker_process.ts";
+import { workerEntry } from "../runtime/_entries.ts";
 import type { WorkerProcess } from "../runtime/worker_process.ts";
 import { TaskTimeoutError, WorkerCrashedError, WorkerStartError } from "../errors.ts";
 import { cloneError, inputCloneError, loadFailure, reviveError, taskFailure } from "../_revive.ts";
@@ -81,6 +82,12 @@ export class ProcessPool extends Pool<PoolProcess> {
   }
 
   protected spawn(): void {
+    let entry: URL;
+    try {
+      entry = workerEntry("process_entry.js", ENTRY);
+    } catch (error) {
+      return this.failQueue(error);
+    }
     const worker: PoolProcess = {
       no: this.nextNumber(),
       proc: undefined,
@@ -96,7 +103,7 @@ export class ProcessPool extends Pool<PoolProcess> {
     };
     this.enlist(worker);
     const starting = startWorkerProcess({
-      entry: ENTRY,
+      entry,
       maxMemoryMb: this.options.maxMemoryMb,
       onMessage: (message) => this.#onMessage(worker, message),
       onProtocolError: (error) => this.#onProtocolError(worker, error),

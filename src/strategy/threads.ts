@@ -24,6 +24,7 @@ import type { Remote } from "comlink";
 import type {
   FromWorkerEvent,
   InitMessage,
+  Port,
   StartMessage,
   ToWorkerEvent,
   WorkerControl,
@@ -31,6 +32,7 @@ import type {
 } from "../protocol.ts";
 import { MS_OFFSET, Payload, Shares, Slot, SLOTS, STATE_BYTES } from "../protocol.ts";
 import type { ThreadExit, ThreadFactory, ThreadHandle } from "../runtime/mod.ts";
+import { workerEntry } from "../runtime/_entries.ts";
 import type { Job as Job_ } from "./_jobs.ts";
 import { Pool } from "./_pool.ts";
 import type { PoolOptions } from "./_pool.ts";
@@ -64,8 +66,8 @@ interface PoolWorker {
   ready: boolean;
   dead: boolean;
   control: Remote<WorkerControl> | undefined;
-  ports: MessagePort[];
-  events: MessagePort | undefined;
+  ports: Port[];
+  events: Port | undefined;
   readonly prepared: Set<number>;
   readonly shares: WorkerShares;
   /** The job it is running; kept after a cooperative cancel until the worker replies. */
@@ -94,9 +96,15 @@ export class ThreadPool extends Pool<PoolWorker> {
   }
 
   protected spawn(): void {
+    let entry: URL;
+    try {
+      entry = workerEntry("thread_entry.js", ENTRY);
+    } catch (error) {
+      return this.failQueue(error);
+    }
     const state = new SharedArrayBuffer(STATE_BYTES);
     const header = new Int32Array(state, 0, SLOTS);
-    const handle = this.#factory.create(ENTRY, `fanout-thread-${this.workers.size + 1}`, {
+    const handle = this.#factory.create(entry, `fanout-thread-${this.workers.size + 1}`, {
       maxMemoryMb: this.options.maxMemoryMb,
       state: header,
     });
