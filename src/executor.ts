@@ -174,7 +174,6 @@ export class ParallelExecutor implements AsyncDisposable {
   readonly #taskSizeHintBytes: number | undefined;
   readonly #forceSerialOnFailure: boolean;
   readonly #timeoutMs: number | undefined;
-  readonly #maxMemoryMb: number | undefined;
   /** What every pool is started with. */
   readonly #pool: PoolOptions;
   readonly #isolate: boolean;
@@ -254,11 +253,10 @@ export class ParallelExecutor implements AsyncDisposable {
       "forceSerialOnFailure",
       options.forceSerialOnFailure ?? env.forceSerialOnFailure ?? false,
     );
-    this.#maxMemoryMb = options.maxMemoryMb === undefined
-      ? undefined
-      : checkCount("maxMemoryMb", options.maxMemoryMb, MIN_MEMORY_MB);
     this.#pool = {
-      maxMemoryMb: this.#maxMemoryMb,
+      maxMemoryMb: options.maxMemoryMb === undefined
+        ? undefined
+        : checkCount("maxMemoryMb", options.maxMemoryMb, MIN_MEMORY_MB),
       loadTimeoutMs: options.loadTimeoutMs === undefined
         ? env.loadTimeoutMs ?? LOAD_TIMEOUT_MS
         : checkMs("loadTimeoutMs", options.loadTimeoutMs),
@@ -840,7 +838,7 @@ export class ParallelExecutor implements AsyncDisposable {
         (sample === undefined ? undefined : estimateBytes(sample)),
       isolate: this.#isolate,
       timeoutMs,
-      maxMemoryMb: this.#maxMemoryMb,
+      maxMemoryMb: this.#pool.maxMemoryMb,
       warm: {
         threads: (this.#strategies.get("threads")?.live ?? 0) > 0,
         processes: (this.#strategies.get("processes")?.live ?? 0) > 0,
@@ -856,8 +854,7 @@ export class ParallelExecutor implements AsyncDisposable {
     if (typeof choice === "object") return choice;
     let strategy = this.#strategies.get(choice);
     if (strategy !== undefined) return strategy;
-    const maxMemoryMb = this.#maxMemoryMb;
-    if (maxMemoryMb !== undefined) warnIfNoCap(choice);
+    if (this.#pool.maxMemoryMb !== undefined) warnIfNoCap(choice);
     switch (choice) {
       case "serial":
         strategy = new SerialStrategy({ loadTimeoutMs: this.#pool.loadTimeoutMs });
