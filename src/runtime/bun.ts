@@ -11,13 +11,14 @@ import type { ChildExit, ChildHandle, SpawnOptions, ThreadFactory, ThreadHandle 
 import { startWebThread, webHandle } from "./_web.ts";
 import { afterPipes, drain, spawnError } from "./_spawn.ts";
 import type { Drain } from "./_spawn.ts";
+import { CAPABILITIES } from "./_capabilities.ts";
 
 /** How long `terminate()` waits for Bun's `close` event before taking the thread as gone. */
 const CLOSE_GRACE_MS = 2000;
 
 /** Thread factory for Bun. */
 export const bunThreads: ThreadFactory = {
-  canStopBusyThread: true,
+  canStopBusyThread: CAPABILITIES.bun.stopBusyThread,
   create(url: URL, name: string): ThreadHandle {
     const thread = startWebThread(url, name, 1);
     let closed = false;

@@ -24,6 +24,7 @@ import { Slot } from "../worker/wire.js";
 import { startWebThread, webHandle } from "./_web.ts";
 import { afterPipes, drain, spawnError } from "./_spawn.ts";
 import type { Drain } from "./_spawn.ts";
+import { CAPABILITIES } from "./_capabilities.ts";
 
 /** How long `terminate()` waits for a thread busy in synchronous code to return. */
 const TERMINATE_WAIT_MS = 1000;
@@ -35,7 +36,7 @@ const TERMINATE_WAIT_MS = 1000;
  * `Slot.BUSY` says it has stopped.
  */
 export const denoThreads: ThreadFactory = {
-  canStopBusyThread: false,
+  canStopBusyThread: CAPABILITIES.deno.stopBusyThread,
   create(url: URL, name: string, options: ThreadOptions = {}): ThreadHandle {
     const thread = startWebThread(url, name);
     const state = options.state;

@@ -7,7 +7,9 @@
 
 import process from "node:process";
 import { readSystemText, runtimeCpuCount, usableCpus } from "./_cpus.ts";
-import type { ChildHandle, SpawnOptions, ThreadFactory } from "./types.ts";
+import type { ChildHandle, RuntimeName, SpawnOptions, ThreadFactory } from "./types.ts";
+import { CAPABILITIES } from "./_capabilities.ts";
+import type { Capabilities } from "./_capabilities.ts";
 import { denoSpawn, denoThreads } from "./deno.ts";
 import { bunSpawn, bunThreads } from "./bun.ts";
 import { nodeSpawn, nodeThreads } from "./node.ts";
@@ -22,8 +24,8 @@ export type {
 } from "./types.ts";
 export { liveProcessPids, liveThreadCount } from "./_live.ts";
 
-/** The JavaScript runtimes fanout supports. */
-export type RuntimeName = "deno" | "bun" | "node";
+export type { RuntimeName } from "./types.ts";
+export type { Capabilities } from "./_capabilities.ts";
 
 /** What fanout needs to know about the runtime it runs on. */
 export interface RuntimeInfo {
@@ -38,6 +40,8 @@ export interface RuntimeInfo {
   readonly cpus: number;
   /** The runtime's executable, with symlinks resolved. */
   readonly execPath: string;
+  /** What the runtime can do (stop a busy thread, cap a heap), and what its workers cost. */
+  readonly capabilities: Capabilities;
   /**
    * Reads an environment variable; `undefined` when unset or, on Deno, when env access was
    * not granted (it never prompts).
@@ -92,6 +96,7 @@ export function detect(): RuntimeInfo {
       return process.execPath;
     },
     env,
+    capabilities: CAPABILITIES[name],
   };
   return cached;
 }

@@ -22,10 +22,11 @@ import { afterPipes, spawnError } from "./_spawn.ts";
 import type { Drain } from "./_spawn.ts";
 import { ExitOnce } from "./_exit.ts";
 import { trackThread } from "./_live.ts";
+import { CAPABILITIES } from "./_capabilities.ts";
 
 /** Thread factory for Node. */
 export const nodeThreads: ThreadFactory = {
-  canStopBusyThread: true,
+  canStopBusyThread: CAPABILITIES.node.stopBusyThread,
   create(url: URL, name: string, options: ThreadOptions = {}): ThreadHandle {
     const memory = options.maxMemoryMb;
     const worker = new Worker(url, {

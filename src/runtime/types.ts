@@ -6,6 +6,9 @@
  * @module
  */
 
+/** The JavaScript runtimes fanout supports. */
+export type RuntimeName = "deno" | "bun" | "node";
+
 /** How a thread ended, as far as the runtime tells. */
 export interface ThreadExit {
   /** Exit code, where the runtime reports one. */

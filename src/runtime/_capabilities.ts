@@ -1,0 +1,67 @@
+/**
+ * What each runtime can and cannot do, as data: the one place the executor, auto and the
+ * pools learn a runtime's limits from, instead of testing its name. `detect()` reports the
+ * entry of the runtime it runs on.
+ *
+ * The costs are measured on this project's reference machine (2 cores): see `bench/` for the
+ * scenarios that measure them.
+ *
+ * @module
+ */
+
+import type { RuntimeName } from "./types.ts";
+
+/** A runtime's limits, and what its workers cost. */
+export interface Capabilities {
+  /** The runtime's name as messages print it ("Deno"). */
+  readonly label: string;
+  /**
+   * Whether a thread busy in synchronous code can be stopped from outside. Deno cannot
+   * terminate a Web Worker that never yields; there only a process can stop a busy task.
+   */
+  readonly stopBusyThread: boolean;
+  /** Whether a worker thread's heap can be capped (`maxMemoryMb`): Node's `resourceLimits`. */
+  readonly threadHeapCap: boolean;
+  /** Whether a child process's heap can be capped: V8's `--max-old-space-size`. */
+  readonly processHeapCap: boolean;
+  /**
+   * Start of a pool plus its first task, in ms: a cold call minus a warm one (the start-up
+   * scenario of bench/).
+   */
+  readonly startMs: { readonly threads: number; readonly processes: number };
+  /** Transport per item when items go in chunks, in ms (the throughput scenario, tiny items). */
+  readonly transportMs: number;
+  /** Why a heap cap has no effect on a worker here, for the warning; empty where it has. */
+  readonly noHeapCap: string;
+}
+
+/** The facts of every runtime. */
+export const CAPABILITIES: Readonly<Record<RuntimeName, Capabilities>> = {
+  deno: {
+    label: "Deno",
+    stopBusyThread: false,
+    threadHeapCap: false,
+    processHeapCap: true,
+    startMs: { threads: 35, processes: 35 },
+    transportMs: 0.0001,
+    noHeapCap: 'Deno\'s Web Workers have no per-worker heap limit (use strategy: "processes")',
+  },
+  bun: {
+    label: "Bun",
+    stopBusyThread: true,
+    threadHeapCap: false,
+    processHeapCap: false,
+    startMs: { threads: 10, processes: 12 },
+    transportMs: 0.00003,
+    noHeapCap: "Bun (JavaScriptCore) has no per-worker heap limit",
+  },
+  node: {
+    label: "Node",
+    stopBusyThread: true,
+    threadHeapCap: true,
+    processHeapCap: true,
+    startMs: { threads: 90, processes: 95 },
+    transportMs: 0.0001,
+    noHeapCap: "",
+  },
+};
