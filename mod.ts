@@ -21,17 +21,13 @@
  */
 
 export { ParallelExecutor } from "./src/executor.ts";
-export type {
-  ExecutorOptions,
-  Explanation,
-  ImapOptions,
-  MapOptions,
-  StrategyName,
-  SubmitOptions,
-} from "./src/executor.ts";
+export type { ExecutorOptions } from "./src/executor.ts";
+export type { Explanation, ImapOptions, MapOptions, SubmitOptions } from "./src/config.ts";
+export { STRATEGY_NAMES } from "./src/strategy/types.ts";
+export type { StrategyName } from "./src/strategy/types.ts";
 export { tasks } from "./src/task.ts";
 export { sharedArray } from "./src/shared.ts";
-export { parseParallelEnv } from "./src/config.ts";
+export { parseParallelEnv } from "./src/env.ts";
 export type { EnvConfig, ParallelConfig, StrategyChoice } from "./src/config.ts";
 export type {
   ExecutorStats,
@@ -44,7 +40,8 @@ export type {
 export type { ChunkRequest, ChunkResult, Strategy } from "./src/strategy/types.ts";
 export type { TaskSpec } from "./src/protocol.ts";
 export type { SharedEntry } from "./src/shared.ts";
-export { call, KeyedTaskError, ParallelError, runParallel, seedFor } from "./src/deterministic.ts";
+export { call, KeyedTaskError, ParallelError, runParallel } from "./src/deterministic.ts";
+export { seedFor } from "./src/seeds.ts";
 export type {
   Call,
   CallOptions,
@@ -85,6 +82,7 @@ export {
   TaskError,
   TaskTimeoutError,
   WorkerCrashedError,
+  WorkerError,
   WorkerStartError,
 } from "./src/errors.ts";
 export type { FanoutErrorOptions, WorkerCrashInfo } from "./src/errors.ts";

@@ -1,49 +1,40 @@
 /**
- * One call's way to its strategy: every chunk claims the shared handles it holds, is measured
- * when someone listens, and, with `forceSerialOnFailure`, falls back to serial when the
- * strategy fails underneath it. At the end the call reports what it did.
+ * One call's route to its strategy: which strategy runs it and why (fixed, or chosen by
+ * auto), every chunk claiming the shared handles it holds, measured when someone listens,
+ * and, with `forceSerialOnFailure`, moved to serial when the strategy fails underneath it. At
+ * the end the route reports what the call did: to the stats, and to the listener.
  *
  * ```
- * dispatch ──► Runner ──► claim handles ──► strategy.run ──► result / error
- *                 │          (pin)            │   ▲ onStart: queue wait, worker
- *                 │                           ▼   │
- *                 └── worker failure + forceSerialOnFailure ──► serial (this chunk and the rest)
+ * pipeline ──► Route.run ──► claim handles ──► strategy.run ──► result / error
+ *                 │            (pin)             │   ▲ onStart: queue wait, worker
+ *                 │                              ▼   │
+ *                 └── WorkerError + forceSerialOnFailure ──► serial (this chunk and the rest)
  * ```
  *
  * @module
  */
 
-import type { Runner } from "./_dispatch.ts";
-import type { CallPin, SharedRegistry } from "./shared.ts";
-import type { ChunkRequest, ChunkResult, Strategy } from "./strategy/types.ts";
-import type { ExecutorStats, TelemetryEvent } from "./telemetry.ts";
+import type { Runner } from "./_pipeline.ts";
+import type { CallPin } from "./shared.ts";
+import type { ChunkResult, Strategy } from "./strategy/types.ts";
+import type { BuiltInRequest, BuiltInStrategy } from "./strategy/_builtin.ts";
+import type { TelemetryEvent } from "./telemetry.ts";
 import { percentile } from "./telemetry.ts";
-
-const EMPTY: number[] = [];
-import { WorkerCrashedError, WorkerStartError } from "./errors.ts";
+import { WorkerCrashedError, WorkerError, WorkerStartError } from "./errors.ts";
+import type { Core } from "./_core.ts";
+import type { CallKind } from "./_options.ts";
+import { AutoRunner } from "./strategy/auto.ts";
+import type { Workload } from "./strategy/auto.ts";
+import { estimateBytes } from "./strategy/_bytes.ts";
+import { countOf } from "./_source.ts";
+import { detect } from "./runtime/mod.ts";
+import type { TaskSpec } from "./protocol.ts";
 import process from "node:process";
 
-/** What a call needs from its executor. */
-export interface CallHost {
-  readonly shared: SharedRegistry;
-  /** The serial strategy, for fallbacks. */
-  serial(): Strategy;
-  readonly forceSerialOnFailure: boolean;
-  readonly onEvent: ((event: TelemetryEvent) => void) | undefined;
-  readonly taskEvents: boolean;
-  readonly log: boolean;
-  readonly stats: ExecutorStats;
-  /** A pool could not start: later calls should not count on it. */
-  broken(strategy: string, why: string): void;
-}
-
-/** Whether an error is the strategy's failure rather than the task's or the caller's. */
-function isWorkerFailure(error: unknown): boolean {
-  return error instanceof WorkerCrashedError;
-}
+const EMPTY: number[] = [];
 
 /** One call in progress. */
-export class Call {
+export class Route {
   /** Handles released while this call runs stay usable by it. */
   readonly pin: CallPin;
   /** The strategy running the call; set once chosen. */
@@ -51,9 +42,12 @@ export class Call {
   workers = 1;
   #reason: string | (() => string) = "";
 
-  readonly #host: CallHost;
+  /** The executor's state. */
+  readonly core: Core;
   /** Which method made the call. */
-  readonly kind: "map" | "imap" | "submit";
+  readonly kind: CallKind;
+  /** The runner the call's chunks go to: a strategy's, or auto's. */
+  readonly runner: Runner;
   readonly #listening: boolean;
   readonly #start: number;
   #tasks = 0;
@@ -71,18 +65,92 @@ export class Call {
   /** Each strategy this call used, with its respawn count when the call began using it. */
   readonly #respawnBase: [Strategy, number][] = [];
   #ended = false;
+  readonly #probeOnly: boolean;
 
-  constructor(host: CallHost, kind: "map" | "imap" | "submit") {
-    this.#host = host;
+  /**
+   * Begins a call, counted by `close()`.
+   *
+   * @param core The executor's state.
+   * @param kind Which method made it.
+   * @param spec Its task.
+   * @param items Its input (auto sizes the workload from it, without reading it).
+   * @param timeoutMs Its timeout.
+   * @param probeOnly For `explain()`: auto's probe, and nothing after it.
+   */
+  constructor(
+    core: Core,
+    kind: CallKind,
+    spec: TaskSpec,
+    items: unknown,
+    timeoutMs: number | undefined,
+    probeOnly = false,
+  ) {
+    this.core = core;
     this.kind = kind;
-    this.pin = host.shared.begin();
-    this.#listening = host.onEvent !== undefined;
+    this.#probeOnly = probeOnly;
+    this.pin = core.shared.begin();
+    this.#listening = core.settings.onEvent !== undefined;
     this.#start = this.#listening ? performance.now() : 0;
     if (this.#listening) {
       this.#waits = [];
       this.#runs = [];
       this.#runItems = [];
     }
+    core.begin();
+    if (kind === "submit") core.submits++;
+    try {
+      this.runner = this.#route(spec, items, timeoutMs, probeOnly);
+    } catch (error) {
+      this.end(false);
+      throw error;
+    }
+  }
+
+  /** The runner of the fixed strategy, or one of auto's that chooses (measuring first, if need be). */
+  #route(
+    spec: TaskSpec,
+    items: unknown,
+    timeoutMs: number | undefined,
+    probeOnly: boolean,
+  ): Runner {
+    const core = this.core;
+    const { choice, choiceReason, forceSerialOnFailure } = core.settings;
+    if (typeof choice === "object") {
+      this.choose(choice.name, choiceReason, choice.concurrency);
+      return this.#runnerOf(choice);
+    }
+    if (choice !== "auto") {
+      const broken = choice === "serial" ? undefined : core.broken[choice];
+      if (broken !== undefined && forceSerialOnFailure) {
+        // The pool could not start before; with forceSerialOnFailure, do not pay for it again.
+        this.choose(
+          "serial",
+          `serial: the ${choice} pool could not start (${broken}); forceSerialOnFailure`,
+          1,
+        );
+        return this.#runnerOf(core.builtIn("serial"));
+      }
+      const strategy = core.builtIn(choice);
+      this.choose(strategy.name, choiceReason, strategy.concurrency);
+      return this.#runnerOf(strategy);
+    }
+    // Submits running side by side are, together, a batch: count them as its items.
+    const count = this.kind === "submit" ? core.submits : countOf(items);
+    const first = Array.isArray(items) ? items[0] : undefined;
+    return new AutoRunner(
+      {
+        measured: (perItemMs) => core.estimates.set(spec, perItemMs),
+        workload: (perItemMs, measured, done, sample) =>
+          workload(core, count, sample ?? first, timeoutMs, perItemMs, measured, done),
+        runner: (name) => this.#runnerOf(core.builtIn(name)),
+        chosen: (decision) => {
+          if (!probeOnly) core.regretMs += decision.regretMs;
+          this.choose(decision.strategy!, () => decision.reason, decision.workers);
+        },
+      },
+      core.estimates.of(spec),
+      probeOnly,
+    );
   }
 
   /** Why the strategy, in words; formatted on first read (most calls never look). */
@@ -96,17 +164,18 @@ export class Call {
     this.strategy = strategy;
     this.#reason = reason;
     this.workers = workers;
-    if (this.#host.log) console.error(`fanout: ${this.kind}: ${this.reason}`);
+    if (this.core.settings.log && !this.#probeOnly) {
+      console.error(`fanout: ${this.kind}: ${this.reason}`);
+    }
   }
 
   /** The runner of `strategy` for this call. */
-  runner(strategy: Strategy): Runner {
+  #runnerOf(strategy: Strategy): Runner {
     if (this.#listening && !this.#respawnBase.some(([used]) => used === strategy)) {
-      this.#respawnBase.push([strategy, strategy.respawns ?? 0]);
+      this.#respawnBase.push([strategy, respawnsOf(strategy)]);
     }
-    const host = this.#host;
-    const direct = (request: ChunkRequest): Promise<ChunkResult> => this.#run(strategy, request);
-    if (!host.forceSerialOnFailure || strategy.name === "serial") {
+    const direct = (request: BuiltInRequest): Promise<ChunkResult> => this.#run(strategy, request);
+    if (!this.core.settings.forceSerialOnFailure || strategy.name === "serial") {
       return { concurrency: strategy.concurrency, run: direct };
     }
     const fellBack = (): Runner | undefined => this.#fellBack;
@@ -117,7 +186,7 @@ export class Call {
       run: (request) => {
         if (this.#fellBack !== undefined) return this.#fellBack.run(request);
         return direct(request).catch((error: unknown) => {
-          if (!isWorkerFailure(error) || request.signal?.aborted) throw error;
+          if (!(error instanceof WorkerError) || request.signal?.aborted) throw error;
           this.#fallBack(strategy, error);
           return this.#fellBack!.run(request);
         });
@@ -128,22 +197,24 @@ export class Call {
   #fallBack(strategy: Strategy, error: unknown): void {
     if (this.#fellBack !== undefined) return;
     const why = error instanceof Error ? error.message : String(error);
-    if (error instanceof WorkerStartError) this.#host.broken(strategy.name, why);
+    if (error instanceof WorkerStartError && strategy.name !== "serial") {
+      this.core.broken[strategy.name as "threads" | "processes"] = why;
+    }
     this.#fallbacks++;
-    this.#fellBack = this.runner(this.#host.serial());
+    this.#fellBack = this.#runnerOf(this.core.builtIn("serial"));
     const reason = `serial: fell back from ${strategy.name}: ${why}`;
     this.#tell({ type: "fallback", from: strategy.name, reason, error });
     this.choose("serial", reason, 1);
   }
 
-  #run(strategy: Strategy, request: ChunkRequest): Promise<ChunkResult> {
+  #run(strategy: Strategy, request: BuiltInRequest): Promise<ChunkResult> {
     let shared;
     try {
-      shared = this.#host.shared.claim(this.pin, request.base, request.items);
+      shared = this.core.shared.claim(this.pin, request.base, request.items);
     } catch (error) {
       return Promise.reject(error);
     }
-    let sent = shared === undefined ? request : { ...request, shared };
+    let sent: BuiltInRequest = shared === undefined ? request : { ...request, shared };
     let queued = 0;
     let wait = 0;
     let worker = 0;
@@ -158,9 +229,9 @@ export class Call {
         },
       };
     }
-    const run = strategy.run(sent);
+    const run = strategy.run(strategy === this.core.settings.choice ? publicPart(sent) : sent);
     if (shared !== undefined) {
-      const unclaim = (): void => this.#host.shared.unclaim(shared);
+      const unclaim = (): void => this.core.shared.unclaim(shared);
       run.then(unclaim, unclaim);
     }
     const items = request.items.length;
@@ -176,7 +247,7 @@ export class Call {
         const each = items > 0 ? ms / items : 0;
         this.#runs.push(each);
         this.#runItems.push(items);
-        if (this.#host.taskEvents) {
+        if (this.core.settings.taskEvents) {
           for (let k = 0; k < items; k++) {
             this.#tell({
               type: "task",
@@ -189,9 +260,7 @@ export class Call {
         }
       },
       (error: unknown) => {
-        if (error instanceof WorkerCrashedError && !(error instanceof WorkerStartError)) {
-          this.#crashes++;
-        }
+        if (error instanceof WorkerCrashedError) this.#crashes++;
       },
     );
     return run;
@@ -199,7 +268,7 @@ export class Call {
 
   /** Tells the listener; a listener that throws is reported as a warning, not to the call. */
   #tell(event: TelemetryEvent): void {
-    const listener = this.#host.onEvent;
+    const listener = this.core.settings.onEvent;
     if (listener === undefined) return;
     try {
       listener(event);
@@ -217,19 +286,19 @@ export class Call {
   end(ok: boolean, error?: unknown): void {
     if (this.#ended) return;
     this.#ended = true;
-    if (
-      !this.#listening && error instanceof WorkerCrashedError &&
-      !(error instanceof WorkerStartError)
-    ) {
+    if (!this.#listening && error instanceof WorkerCrashedError) {
       // Unwatched chunks are not followed one by one: the crash that failed the call counts.
       this.#crashes++;
     }
-    const host = this.#host;
-    host.shared.end(this.pin);
+    const core = this.core;
+    core.shared.end(this.pin);
+    if (this.kind === "submit") core.submits--;
+    core.end();
     for (const [strategy, base] of this.#respawnBase) {
-      this.#respawns += (strategy.respawns ?? 0) - base;
+      this.#respawns += respawnsOf(strategy) - base;
     }
-    const stats = host.stats;
+    if (this.#probeOnly) return; // explain() ran a probe, not a call.
+    const stats = core.stats;
     stats.calls++;
     if (!ok) stats.failedCalls++;
     stats.tasks += this.#tasks;
@@ -261,4 +330,46 @@ export class Call {
       respawns: this.#respawns,
     });
   }
+}
+
+/** What "auto" decides from, for one call. */
+function workload(
+  core: Core,
+  items: number | undefined,
+  sample: unknown,
+  timeoutMs: number | undefined,
+  perItemMs: number | undefined,
+  measured: Workload["measured"],
+  done: number,
+): Workload {
+  const settings = core.settings;
+  return {
+    runtime: detect().name,
+    maxWorkers: settings.maxWorkers,
+    items,
+    done,
+    minBatchSize: settings.minBatchSize,
+    perItemMs,
+    measured,
+    inputBytes: settings.taskSizeHintBytes ??
+      (sample === undefined ? undefined : estimateBytes(sample)),
+    isolate: settings.isolate,
+    timeoutMs,
+    maxMemoryMb: settings.pool.maxMemoryMb,
+    warm: { threads: core.warm("threads"), processes: core.warm("processes") },
+    nested: core.nested,
+    broken: { ...core.broken },
+    regretMs: core.regretMs,
+  };
+}
+
+/** What a user's own strategy gets of a chunk: the public `ChunkRequest`, nothing of the pool. */
+function publicPart(request: BuiltInRequest): BuiltInRequest {
+  const { task, base, items, signal, timeoutMs, seed } = request;
+  return { task, base, items, signal, timeoutMs, seed };
+}
+
+/** Workers a strategy started to replace dead ones (a user's strategy counts none). */
+function respawnsOf(strategy: Strategy): number {
+  return (strategy as Partial<BuiltInStrategy>).respawns ?? 0;
 }

@@ -16,6 +16,9 @@
  * @module
  */
 
+import type { TaskSpec } from "./protocol.ts";
+import { taskKey } from "./task.ts";
+
 /** Duration a chunk should take: ~40 round trips on this class of machine. */
 export const TARGET_CHUNK_MS = 4;
 /** Largest auto chunk, which bounds the size of one message. */
@@ -78,10 +81,99 @@ export class ChunkSizer {
     return (this.#last = size);
   }
 
+  /**
+   * The sizer of one call of `task`: it starts from what the task's last call measured, and
+   * records this call's mean time per item there after each chunk (under auto sizing).
+   */
+  static forTask(
+    chunkSize: number | "auto",
+    workers: () => number,
+    estimates: Estimates,
+    task: TaskSpec,
+  ): ChunkSizer {
+    if (chunkSize !== "auto") return new ChunkSizer(chunkSize, workers);
+    const sizer = new ChunkSizer(chunkSize, workers, estimates.of(task));
+    sizer.#memory = { estimates, task, mean: new Mean() };
+    return sizer;
+  }
+
+  #memory: { estimates: Estimates; task: TaskSpec; mean: Mean } | undefined;
+
   /** Records that `items` items took `ms` milliseconds to run. */
   record(items: number, ms: number): void {
     if (this.#fixed !== undefined || items === 0) return;
     const perItem = ms / items;
     this.#perItemMs = this.#perItemMs === undefined ? perItem : (this.#perItemMs + perItem) / 2;
+    const memory = this.#memory;
+    if (memory !== undefined && Number.isFinite(ms)) {
+      // The call's mean so far, not the recent average above: skewed work has a few slow
+      // items, and the next call should expect the mean.
+      memory.mean.add(items, ms);
+      memory.estimates.set(memory.task, memory.mean.perItemMs);
+    }
+  }
+}
+
+/**
+ * A running mean of time per item: what a call has measured so far. The one estimate of a
+ * task's cost: the auto probe decides from it, a call records it for the next call of the
+ * same task (`Estimates`), and chunk sizing starts from that.
+ */
+export class Mean {
+  #ms = 0;
+  #items = 0;
+
+  /** Items measured so far. */
+  get items(): number {
+    return this.#items;
+  }
+
+  /** Time measured so far, in ms. */
+  get ms(): number {
+    return this.#ms;
+  }
+
+  /** The mean time per item, in ms; 0 before anything was measured. */
+  get perItemMs(): number {
+    return this.#items > 0 ? this.#ms / this.#items : 0;
+  }
+
+  /** Adds `items` items that took `ms` in all; an unmeasured (`NaN`) time counts as 0. */
+  add(items: number, ms: number): void {
+    this.#items += items;
+    this.#ms += Number.isFinite(ms) ? ms : 0;
+  }
+}
+
+/** Most tasks whose time per item an executor remembers. */
+const REMEMBERED = 128;
+
+/**
+ * Time per item of each task's last auto-chunked call, newest last: the next call of the same
+ * task sizes its first chunks from it, and auto needs no probe. Equal tasks from different
+ * call sites share an entry (see `taskKey`).
+ */
+export class Estimates {
+  readonly #byTask = new Map<string, number>();
+  /** Each spec's key, made once (specs are cached per task by the executor). */
+  readonly #keys = new WeakMap<TaskSpec, string>();
+
+  /** What the last call of the task measured, if any. */
+  of(task: TaskSpec): number | undefined {
+    return this.#byTask.get(this.#key(task));
+  }
+
+  /** Records what a call of the task measured (its mean so far). */
+  set(task: TaskSpec, perItemMs: number): void {
+    const key = this.#key(task);
+    this.#byTask.delete(key);
+    this.#byTask.set(key, perItemMs);
+    if (this.#byTask.size > REMEMBERED) this.#byTask.delete(this.#byTask.keys().next().value!);
+  }
+
+  #key(task: TaskSpec): string {
+    let key = this.#keys.get(task);
+    if (key === undefined) this.#keys.set(task, key = taskKey(task));
+    return key;
   }
 }

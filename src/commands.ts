@@ -20,7 +20,7 @@
 import { statSync } from "node:fs";
 import { spawnChild } from "./runtime/mod.ts";
 import type { ChildExit, ChildHandle } from "./runtime/mod.ts";
-import { describe } from "./task.ts";
+import { describe } from "./_checks.ts";
 import { checkKeys } from "./_checks.ts";
 import { SpawnError } from "./errors.ts";
 

@@ -9,11 +9,11 @@
  * @module
  */
 
-import type { Strategy } from "./strategy/types.ts";
+import type { Strategy, StrategyName } from "./strategy/types.ts";
 import type { TelemetryEvent } from "./telemetry.ts";
 
 /** How work runs: a strategy by name, `"auto"` to choose per call, or a strategy of your own. */
-export type StrategyChoice = "auto" | "serial" | "threads" | "processes" | Strategy;
+export type StrategyChoice = "auto" | StrategyName | Strategy;
 
 /** Every option of a `ParallelExecutor`, each with its default. */
 export interface ParallelConfig {
@@ -157,7 +157,7 @@ export interface ParallelConfig {
 /** What `CE_PARALLEL` sets. */
 export interface EnvConfig {
   /** The mode token, if any; `"off"` forces serial. */
-  mode?: "off" | "serial" | "threads" | "processes" | "auto";
+  mode?: "off" | "auto" | StrategyName;
   /** `workers=N`. */
   maxWorkers?: number;
   /** `chunk=N|auto`. */
@@ -190,145 +190,70 @@ export const MAX_WORKERS = 1024;
 /** Smallest `maxMemoryMb`: below it V8 cannot even start a worker (Node aborts the program at 1–2). */
 export const MIN_MEMORY_MB = 16;
 
-const MODES = ["off", "serial", "threads", "processes", "auto"] as const;
-const ACCEPTED = "a mode (off, serial, threads, processes, auto), workers=N, chunk=N|auto, " +
-  "min_batch=N, task_bytes=N[B|KB|MB|GB|KiB|MiB|GiB], force_serial=0|1, timeout=ms, " +
-  "load_timeout=ms, kill_grace=ms, max_tasks=N, idle_memory=MB, log=0|1";
-/** Longest timer: `setTimeout` fires at once for longer delays. */
-export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-const UNITS: Record<string, number> = {
-  "": 1,
-  b: 1,
-  kb: 1e3,
-  mb: 1e6,
-  gb: 1e9,
-  kib: 1024,
-  mib: 1024 ** 2,
-  gib: 1024 ** 3,
-};
-
-/**
- * Parses `CE_PARALLEL`: comma-separated tokens, a mode and `key=value` settings. An empty or
- * blank value sets nothing.
- *
- * @param text The variable's value.
- * @returns What it sets.
- * @throws {RangeError} For a token it does not accept, quoting the token and listing what is
- *   accepted; also for a setting or mode given twice.
- *
- * @example
- * ```ts
- * import { parseParallelEnv } from "@fanout/fanout";
- * import assert from "node:assert/strict";
- *
- * assert.deepEqual(parseParallelEnv("threads, workers=4, task_bytes=10MB"), {
- *   mode: "threads",
- *   maxWorkers: 4,
- *   taskSizeHintBytes: 10_000_000,
- * });
- * assert.throws(() => parseParallelEnv("workers=many"), RangeError);
- * ```
- */
-export function parseParallelEnv(text: string): EnvConfig {
-  const config: EnvConfig = {};
-  if (text.trim() === "") return config;
-  const seen = new Set<string>();
-  for (const raw of text.split(",")) {
-    const token = raw.trim();
-    const bad = (why: string): RangeError =>
-      new RangeError(
-        `Expected CE_PARALLEL tokens to be ${ACCEPTED}; got ${JSON.stringify(token)}: ${why}`,
-      );
-    if (token === "") throw bad("an empty token (two commas in a row, or a trailing comma)");
-    const eq = token.indexOf("=");
-    const key = eq < 0 ? "mode" : token.slice(0, eq).trim().toLowerCase();
-    if (eq >= 0 && (key === "mode" || key === "")) throw bad(`unknown setting \`${key}\``);
-    const value = eq < 0 ? token.toLowerCase() : token.slice(eq + 1).trim();
-    if (seen.has(key)) throw bad(`${key === "mode" ? "a second mode" : `\`${key}\` again`}`);
-    seen.add(key);
-    switch (key) {
-      case "mode":
-        if (!(MODES as readonly string[]).includes(value)) throw bad("not a mode or a setting");
-        config.mode = value as EnvConfig["mode"];
-        break;
-      case "workers":
-        config.maxWorkers = integer(value, 1, bad, MAX_WORKERS);
-        break;
-      case "chunk":
-        config.chunkSize = value.toLowerCase() === "auto" ? "auto" : integer(value, 1, bad);
-        break;
-      case "min_batch":
-        config.minBatchSize = integer(value, 0, bad);
-        break;
-      case "task_bytes":
-        config.taskSizeHintBytes = bytes(value, bad);
-        break;
-      case "force_serial":
-        config.forceSerialOnFailure = flag(value, bad);
-        break;
-      case "timeout":
-        config.timeoutMs = milliseconds(value, false, bad);
-        break;
-      case "load_timeout":
-        config.loadTimeoutMs = milliseconds(value, false, bad);
-        break;
-      case "kill_grace":
-        config.killGraceMs = milliseconds(value, true, bad);
-        break;
-      case "max_tasks":
-        config.maxTasksPerWorker = integer(value, 1, bad);
-        break;
-      case "idle_memory":
-        config.idleMemoryLimitMb = integer(value, 1, bad);
-        break;
-      case "log":
-        config.log = flag(value, bad);
-        break;
-      default:
-        throw bad(`unknown setting \`${key}\``);
-    }
-  }
-  return config;
+/** What {@linkcode ParallelExecutor.prototype.explain} says. */
+export interface Explanation {
+  /** The strategy the call would run on. */
+  strategy: string;
+  /** Why, in words, e.g. "threads: 10,000 items × ~2.1 ms each = …". */
+  reason: string;
+  /** Workers it would use at once. */
+  workers: number;
+  /**
+   * Whether the tasks would run on the calling thread (serial): there a task's exit call,
+   * uncaught error or unhandled rejection is contained only while the task runs, and nothing
+   * isolates a native crash or runaway memory. Threads and processes isolate those.
+   */
+  inProcess: boolean;
 }
 
-function integer(
-  value: string,
-  min: number,
-  bad: (why: string) => RangeError,
-  max = Number.MAX_SAFE_INTEGER,
-): number {
-  const n = /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw bad(
-      max === Number.MAX_SAFE_INTEGER
-        ? `expected an integer from ${min} up`
-        : `expected an integer from ${min} to ${max}`,
-    );
-  }
-  return n;
+/** Options of {@linkcode ParallelExecutor.prototype.map}. */
+export interface MapOptions {
+  /** Cancels the call: it rejects with `signal.reason`, queued work stops, running work is stopped. */
+  signal?: AbortSignal;
+  /**
+   * Items per message to a worker for this call.
+   *
+   * @default {the executor's `chunkSize`}
+   */
+  chunkSize?: number | "auto";
+  /**
+   * Longest each task of this call may run, in ms (see `ExecutorOptions.timeoutMs`).
+   *
+   * @default {the executor's `timeoutMs`}
+   */
+  timeoutMs?: number;
+  /**
+   * Base seed of this call's `ctx.seed` (see `ExecutorOptions.seed`).
+   *
+   * @default {the executor's `seed`}
+   */
+  seed?: number | bigint;
 }
 
-function milliseconds(value: string, zero: boolean, bad: (why: string) => RangeError): number {
-  const ms = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
-  if (!((zero ? ms >= 0 : ms > 0) && ms <= MAX_TIMEOUT_MS)) {
-    throw bad(`expected milliseconds ${zero ? "from 0" : "above 0"}, up to ${MAX_TIMEOUT_MS}`);
-  }
-  return ms;
+/** Options of {@linkcode ParallelExecutor.prototype.imap}. */
+export interface ImapOptions extends MapOptions {
+  /**
+   * `true` yields results in input order; `false` yields each as soon as it is ready.
+   *
+   * @default {true}
+   */
+  ordered?: boolean;
 }
 
-function flag(value: string, bad: (why: string) => RangeError): boolean {
-  if (value === "0" || value === "1") return value === "1";
-  throw bad("expected 0 or 1");
-}
-
-function bytes(value: string, bad: (why: string) => RangeError): number {
-  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value);
-  const unit = match !== null && Object.hasOwn(UNITS, match[2].toLowerCase())
-    ? UNITS[match[2].toLowerCase()]
-    : undefined;
-  const n = match === null || unit === undefined ? NaN : Math.round(Number(match[1]) * unit);
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw bad("expected a byte count from 1 up, such as 1048576, 512KB, 10MB or 1GiB");
-  }
-  return n;
+/** Options of {@linkcode ParallelExecutor.prototype.submit}. */
+export interface SubmitOptions {
+  /** Cancels the call: it rejects with `signal.reason` and the running task is stopped. */
+  signal?: AbortSignal;
+  /**
+   * Longest the task may run, in ms (see `ExecutorOptions.timeoutMs`).
+   *
+   * @default {the executor's `timeoutMs`}
+   */
+  timeoutMs?: number;
+  /**
+   * Base seed of the task's `ctx.seed`; a submitted task has index 0.
+   *
+   * @default {the executor's `seed`}
+   */
+  seed?: number | bigint;
 }

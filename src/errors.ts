@@ -151,14 +151,13 @@ export interface WorkerCrashInfo extends FanoutErrorOptions {
 }
 
 /**
- * A worker died while running a task: it threw outside any task (an uncaught error or
- * unhandled rejection), exited (`process.exit`, `Deno.exit`, `self.close`) or was killed.
- * The tasks it was running fail with this error; the worker is replaced and the executor
- * stays usable.
+ * A worker failed: it crashed while running a task ({@linkcode WorkerCrashedError}) or could
+ * not start ({@linkcode WorkerStartError}). Catch this base to handle either; with
+ * `forceSerialOnFailure`, either moves the call to serial.
  */
-export class WorkerCrashedError extends Error {
+export class WorkerError extends Error {
   static {
-    this.prototype.name = "WorkerCrashedError";
+    this.prototype.name = "WorkerError";
   }
   /** Position of the task that was running when the worker died, when known. */
   readonly index: number | undefined;
@@ -168,7 +167,7 @@ export class WorkerCrashedError extends Error {
   readonly signal: string | undefined;
 
   /**
-   * Creates a crash error.
+   * Creates a worker error.
    *
    * @param message What happened.
    * @param info The index, exit code, signal and cause.
@@ -182,10 +181,23 @@ export class WorkerCrashedError extends Error {
 }
 
 /**
- * A worker could not start (its module failed to load, or the runtime refused it, e.g. Deno
- * without `--allow-read`). Every call waiting for a worker fails with this error.
+ * A worker died while running a task: it threw outside any task (an uncaught error or
+ * unhandled rejection), exited (`process.exit`, `Deno.exit`, `self.close`) or was killed.
+ * The tasks it was running fail with this error; the worker is replaced and the executor
+ * stays usable.
  */
-export class WorkerStartError extends WorkerCrashedError {
+export class WorkerCrashedError extends WorkerError {
+  static {
+    this.prototype.name = "WorkerCrashedError";
+  }
+}
+
+/**
+ * A worker could not start (its module failed to load, or the runtime refused it, e.g. Deno
+ * without `--allow-read`). Every call waiting for a worker fails with this error. A sibling of
+ * {@linkcode WorkerCrashedError} under {@linkcode WorkerError}: no task ran, nothing crashed.
+ */
+export class WorkerStartError extends WorkerError {
   static {
     this.prototype.name = "WorkerStartError";
   }

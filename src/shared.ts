@@ -18,7 +18,7 @@
 import { MARK, visitRefs } from "./worker/shared_refs.js";
 import { findUncloneable } from "./worker/run_task.js";
 import { NotCloneableError, SharedReleasedError } from "./errors.ts";
-import { describe } from "./task.ts";
+import { describe } from "./_checks.ts";
 
 /**
  * A handle on a value shared with an executor's workers, made by

@@ -7,7 +7,7 @@
  */
 
 import type { TaskSpec } from "./protocol.ts";
-import { className } from "./worker/run_task.js";
+import { describe } from "./_checks.ts";
 
 /** What a task function receives besides its input. */
 export interface TaskContext {
@@ -137,12 +137,10 @@ export function toTaskSpec(task: unknown): TaskSpec {
   );
 }
 
-/** Short description of a value for error messages: `` `0` (number) ``. */
-export function describe(value: unknown): string {
-  if (value === null) return "`null`";
-  if (typeof value === "function") return "a function";
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "object") return `an object (${className(value)})`;
-  if (typeof value === "string") return `${JSON.stringify(value)} (string)`;
-  return `\`${String(value)}\` (${typeof value})`;
+/**
+ * A task's identity as a string: its module and export, or its source. Equal tasks from
+ * different call sites share one key (what a worker prepares once, what estimates remember).
+ */
+export function taskKey(task: TaskSpec): string {
+  return task.kind === "module" ? `m:${task.url}#${task.name}` : `f:${task.source}`;
 }

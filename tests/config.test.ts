@@ -6,7 +6,7 @@
 import { describe } from "node:test";
 import assert from "node:assert/strict";
 import { inspect } from "node:util";
-import { parseParallelEnv } from "../src/config.ts";
+import { parseParallelEnv } from "../src/env.ts";
 import type { EnvConfig } from "../src/config.ts";
 import { test } from "./_helpers.ts";
 

@@ -374,7 +374,7 @@ for (const strategy of STRATEGIES) {
 
     // ---- crashes ----------------------------------------------------------------------------
     // On serial the "worker" is the calling thread: what would end a worker is contained while
-    // the task runs there (src/strategy/_contain.ts), so the program lives on.
+    // the task runs there (src/runtime/_contain.ts), so the program lives on.
 
     {
       const crashes: {

@@ -1,16 +1,18 @@
 /**
  * Job bookkeeping shared by the thread and process pools: a chunk request waiting for, or
- * running on, a worker; task ids; and settling a job exactly once.
+ * running on, a worker, and task ids (`Pool` in `_pool.ts` starts and settles jobs).
  *
  * @module
  */
 
 import type { TaskSpec } from "../protocol.ts";
-import type { ChunkRequest, ChunkResult } from "./types.ts";
+import type { ChunkResult } from "./types.ts";
+import type { BuiltInRequest } from "./_builtin.ts";
+import { taskKey } from "../task.ts";
 
 /** A chunk request in a pool, from `run()` until it settles. */
 export interface Job<W> {
-  readonly request: ChunkRequest;
+  readonly request: BuiltInRequest;
   readonly taskId: number;
   readonly resolve: (result: ChunkResult) => void;
   readonly reject: (error: unknown) => void;
@@ -18,51 +20,10 @@ export interface Job<W> {
   id: number;
   worker: W | undefined;
   settled: boolean;
-  onAbort: (() => void) | undefined;
+  /** Removes the abort listener. */
+  unlisten: () => void;
   /** The timeout's timer, while it runs on a worker with `timeoutMs`. */
   timer: ReturnType<typeof setTimeout> | undefined;
-}
-
-/**
- * Makes the job for `request` and hands it to `enqueue`; the promise settles with it. An
- * aborted signal rejects at once; a later abort calls `onAbort(job)`.
- */
-export function startJob<W>(
-  request: ChunkRequest,
-  taskId: number,
-  onAbort: (job: Job<W>) => void,
-  enqueue: (job: Job<W>) => void,
-): Promise<ChunkResult> {
-  const signal = request.signal;
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  return new Promise<ChunkResult>((resolve, reject) => {
-    const job: Job<W> = {
-      request,
-      taskId,
-      resolve,
-      reject,
-      id: 0,
-      worker: undefined,
-      settled: false,
-      onAbort: undefined,
-      timer: undefined,
-    };
-    if (signal !== undefined) {
-      job.onAbort = () => onAbort(job);
-      signal.addEventListener("abort", job.onAbort, { once: true });
-    }
-    enqueue(job);
-  });
-}
-
-/** Settles a job once: with `result` when given, else rejecting with `error`. */
-export function settleJob<W>(job: Job<W>, error: unknown, result?: ChunkResult): void {
-  if (job.settled) return;
-  job.settled = true;
-  clearTimeout(job.timer);
-  if (job.onAbort !== undefined) job.request.signal?.removeEventListener("abort", job.onAbort);
-  if (result !== undefined) job.resolve(result);
-  else job.reject(error);
 }
 
 /** What a load timeout names: the module's URL, or the inline function. */
@@ -80,7 +41,7 @@ export class TaskIds {
     // Specs are cached per task by the executor, so the object is the cheap key.
     let id = this.#bySpec.get(task);
     if (id !== undefined) return id;
-    const key = task.kind === "module" ? `m:${task.url}#${task.name}` : `f:${task.source}`;
+    const key = taskKey(task);
     id = this.#byKey.get(key);
     if (id === undefined) {
       id = this.#byKey.size + 1;

@@ -7,9 +7,11 @@
  * @module
  */
 
-import type { ChunkRequest, ChunkResult, Strategy, StrategyName } from "./types.ts";
+import type { ChunkResult, StrategyName } from "./types.ts";
+import type { BuiltInRequest, BuiltInStrategy } from "./_builtin.ts";
 import type { Job } from "./_jobs.ts";
-import { moduleOf, settleJob, startJob, TaskIds } from "./_jobs.ts";
+import { moduleOf, TaskIds } from "./_jobs.ts";
+import { onAbort } from "../_abort.ts";
 import type { WorkerShares } from "./_shares.ts";
 import { ExecutorClosedError, LoadTimeoutError } from "../errors.ts";
 
@@ -45,7 +47,7 @@ export interface PoolMember {
 }
 
 /** A pool of workers of one kind. */
-export abstract class Pool<W extends PoolMember> implements Strategy {
+export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   abstract readonly name: StrategyName;
   readonly concurrency: number;
   protected readonly options: PoolOptions;
@@ -91,17 +93,30 @@ export abstract class Pool<W extends PoolMember> implements Strategy {
     return this.#recycled;
   }
 
-  run(request: ChunkRequest): Promise<ChunkResult> {
+  /**
+   * Queues a chunk for the next idle worker. An aborted signal rejects at once; a later abort
+   * calls `abort(job)`.
+   */
+  run(request: BuiltInRequest): Promise<ChunkResult> {
     if (this.closed) return Promise.reject(new ExecutorClosedError());
-    return startJob<W>(
-      request,
-      this.taskIds.of(request.task),
-      (job) => this.abort(job),
-      (job) => {
-        this.queue.push(job);
-        this.pump();
-      },
-    );
+    const signal = request.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<ChunkResult>((resolve, reject) => {
+      const job: Job<W> = {
+        request,
+        taskId: this.taskIds.of(request.task),
+        resolve,
+        reject,
+        id: 0,
+        worker: undefined,
+        settled: false,
+        unlisten: noop,
+        timer: undefined,
+      };
+      job.unlisten = onAbort(signal, () => this.abort(job));
+      this.queue.push(job);
+      this.pump();
+    });
   }
 
   abstract forget(id: number): void;
@@ -122,8 +137,14 @@ export abstract class Pool<W extends PoolMember> implements Strategy {
    */
   protected abstract hold(worker: W, busy: boolean): void;
 
+  /** Settles a job once: with `result` when given, else rejecting with `error`. */
   protected settle(job: Job<W>, error: unknown, result?: ChunkResult): void {
-    settleJob(job, error, result);
+    if (job.settled) return;
+    job.settled = true;
+    clearTimeout(job.timer);
+    job.unlisten();
+    if (result !== undefined) job.resolve(result);
+    else job.reject(error);
   }
 
   /** Hands queued jobs to idle workers, and starts workers for what is left. */
@@ -294,3 +315,5 @@ export abstract class Pool<W extends PoolMember> implements Strategy {
     while (this.#exiting.size > 0) await Promise.all(this.#exiting);
   }
 }
+
+function noop(): void {}

@@ -20,24 +20,12 @@
  */
 
 import type { RuntimeName } from "../runtime/mod.ts";
-import type { Runner } from "../_dispatch.ts";
-import type { ChunkRequest, ChunkResult } from "./types.ts";
-
-/**
- * Start of a pool plus its first task, in ms, per runtime: measured as a cold call minus a
- * warm one (bench/ablation.ts; bench/run.ts part d and processes.ts p2 agree).
- */
-export const START_MS: Record<"threads" | "processes", Record<RuntimeName, number>> = {
-  threads: { deno: 35, bun: 10, node: 90 },
-  processes: { deno: 35, bun: 12, node: 95 },
-};
-
-/** Transport per item when items go in chunks, in ms, per runtime (bench/ablation.ts, tiny). */
-export const TRANSPORT_MS: Record<RuntimeName, number> = {
-  deno: 0.0001,
-  bun: 0.00003,
-  node: 0.0001,
-};
+import { CAPABILITIES } from "../runtime/_capabilities.ts";
+import type { Runner } from "../_pipeline.ts";
+import type { ChunkResult, StrategyName } from "./types.ts";
+import type { BuiltInRequest } from "./_builtin.ts";
+import { Mean } from "../chunking.ts";
+import { SoftStop } from "../_abort.ts";
 
 /** Round trip of one chunk to a warm thread and back, in ms (bench/run.ts part c). */
 export const ROUND_TRIP_MS = 0.03;
@@ -45,8 +33,8 @@ export const ROUND_TRIP_MS = 0.03;
 /** Threads must beat serial by this factor. */
 export const MARGIN = 1.25;
 
-/** Inputs from this size up never go to processes (copied to each); threads share them. */
-export const LARGE_INPUT_BYTES = 10_000_000;
+export { estimateBytes, LARGE_INPUT_BYTES } from "./_bytes.ts";
+import { LARGE_INPUT_BYTES } from "./_bytes.ts";
 
 /** Items assumed for an input of unknown length. */
 export const UNKNOWN_ITEMS = 1000;
@@ -54,8 +42,8 @@ export const UNKNOWN_ITEMS = 1000;
 /** The probe keeps running items on the calling thread until this much time was measured. */
 export const PROBE_MS = 1;
 
-/** A concrete strategy auto can choose. */
-export type Choice = "serial" | "threads" | "processes";
+/** A concrete strategy auto can choose: a built-in one. */
+type Choice = StrategyName;
 
 /** What the choice is made from. */
 export interface Workload {
@@ -105,7 +93,7 @@ export interface Decision {
   readonly regretMs: number;
 }
 
-class Choice_ implements Decision {
+class Verdict implements Decision {
   readonly strategy: Choice | undefined;
   readonly workers: number;
   readonly regretMs: number;
@@ -138,13 +126,13 @@ export function decide(w: Workload): Decision {
   ): Decision => {
     const broken = strategy === "serial" ? undefined : w.broken[strategy];
     if (broken !== undefined) {
-      return new Choice_(
+      return new Verdict(
         "serial",
         () => `serial: ${why()}, but the ${strategy} pool could not start (${broken})`,
         1,
       );
     }
-    return new Choice_(
+    return new Verdict(
       strategy,
       () => `${strategy}: ${why()}`,
       strategy === "serial" ? 1 : workers,
@@ -165,20 +153,21 @@ export function decide(w: Workload): Decision {
   const note = large
     ? `; inputs of ~${megabytes(w.inputBytes!)} stay off processes (they would be copied)`
     : "";
-  if (w.timeoutMs !== undefined && w.runtime === "deno" && !large) {
+  const can = CAPABILITIES[w.runtime];
+  if (w.timeoutMs !== undefined && !can.stopBusyThread && !large) {
     return fixed(
       "processes",
-      () => `timeoutMs ${w.timeoutMs} on Deno, where only a process can stop a busy task`,
+      () => `timeoutMs ${w.timeoutMs} on ${can.label}, where only a process can stop a busy task`,
     );
   }
-  if (w.maxMemoryMb !== undefined && w.runtime === "deno" && !large) {
+  if (w.maxMemoryMb !== undefined && !can.threadHeapCap && can.processHeapCap && !large) {
     return fixed(
       "processes",
-      () => `maxMemoryMb ${w.maxMemoryMb} on Deno, capped only in processes`,
+      () => `maxMemoryMb ${w.maxMemoryMb} on ${can.label}, capped only in processes`,
     );
   }
-  if (w.maxMemoryMb !== undefined && w.runtime === "node") {
-    return fixed("threads", () => `maxMemoryMb ${w.maxMemoryMb}, capped in Node threads`);
+  if (w.maxMemoryMb !== undefined && can.threadHeapCap) {
+    return fixed("threads", () => `maxMemoryMb ${w.maxMemoryMb}, capped in ${can.label} threads`);
   }
   if (w.items !== undefined && w.items < w.minBatchSize) {
     return fixed("serial", () => `${count(w.items!, "item")} < minBatchSize ${w.minBatchSize}`);
@@ -186,7 +175,7 @@ export function decide(w: Workload): Decision {
   const left = w.items === undefined ? UNKNOWN_ITEMS : w.items - w.done;
   const workers = Math.min(w.maxWorkers, Math.max(left, 1));
   if (w.perItemMs === undefined) {
-    return new Choice_(undefined, () => "measuring the first items", 1);
+    return new Verdict(undefined, () => "measuring the first items", 1);
   }
   const c = w.perItemMs;
   const each = (): string =>
@@ -200,8 +189,8 @@ export function decide(w: Workload): Decision {
     );
   }
   const serialMs = left * c;
-  const busyMs = (left * (c + TRANSPORT_MS[w.runtime])) / workers + 2 * ROUND_TRIP_MS;
-  const start = START_MS.threads[w.runtime];
+  const busyMs = (left * (c + can.transportMs)) / workers + 2 * ROUND_TRIP_MS;
+  const start = can.startMs.threads;
   if (w.warm.threads ? busyMs * MARGIN < serialMs : (start + busyMs) * MARGIN < serialMs) {
     return fixed(
       "threads",
@@ -272,7 +261,9 @@ export interface AutoHost {
 }
 
 /**
- * One call's runner under `"auto"`.
+ * One call's runner under `"auto"`, and its probe: `map`, `imap` and `submit` run the call
+ * through it; `explain()` runs the same probe with `probeOnly`, so what it says is what the
+ * call does.
  *
  * - Without a measurement, chunks run on the calling thread, one at a time (concurrency 1),
  *   as the probe, until ~`PROBE_MS` of work was timed: a task's very first call is often
@@ -280,19 +271,24 @@ export interface AutoHost {
  * - Once chosen, chunks go to the choice. A serial choice made from the cost is checked again
  *   after every chunk with the running mean, so a few slow items later in the input (skewed
  *   work) still move the rest to threads.
+ * - With `probeOnly`, a chunk that would go anywhere but the probe rejects with a `SoftStop`
+ *   instead: the choice is made, nothing starts.
  */
 export class AutoRunner implements Runner {
   readonly #host: AutoHost;
+  readonly #probeOnly: boolean;
   #target: Runner | undefined;
   #serial: Runner | undefined;
+  #decision: Decision | undefined;
   /** Whether the current choice came from the cost model (and may change). */
   #costed = false;
   #choosing: Promise<void> | undefined;
-  #probedMs = 0;
-  #probedItems = 0;
+  /** What the chunks run on the calling thread measured. */
+  readonly #probed = new Mean();
 
-  constructor(host: AutoHost, estimateMs: number | undefined) {
+  constructor(host: AutoHost, estimateMs: number | undefined, probeOnly = false) {
     this.#host = host;
+    this.#probeOnly = probeOnly;
     const decision = decide(
       host.workload(estimateMs, estimateMs === undefined ? undefined : "earlier calls", 0),
     );
@@ -303,10 +299,17 @@ export class AutoRunner implements Runner {
     return this.#target?.concurrency ?? 1;
   }
 
-  run(request: ChunkRequest): Promise<ChunkResult> {
-    if (this.#target !== undefined && !(this.#costed && this.#target === this.#serial)) {
-      return this.#target.run(request);
+  /** The choice, once made (with `probeOnly`, what the call would run on). */
+  get decision(): Decision | undefined {
+    return this.#decision;
+  }
+
+  run(request: BuiltInRequest): Promise<ChunkResult> {
+    const probing = this.#target === undefined || (this.#costed && this.#target === this.#serial);
+    if (this.#probeOnly && (!probing || this.#decision !== undefined)) {
+      return Promise.reject(new SoftStop("auto has chosen; explain() runs nothing more"));
     }
+    if (!probing) return this.#target!.run(request);
     if (this.#choosing !== undefined) {
       return this.#choosing.then(() => this.run(request));
     }
@@ -316,23 +319,27 @@ export class AutoRunner implements Runner {
     this.#choosing = run.then(
       (result) => {
         this.#choosing = undefined;
-        const items = request.items.length;
-        this.#probedItems += items;
-        this.#probedMs += Number.isFinite(result.ms) ? result.ms : 0;
-        const perItem = this.#probedItems > 0 ? this.#probedMs / this.#probedItems : 0;
+        this.#probed.add(request.items.length, result.ms);
+        const perItem = this.#probed.perItemMs;
         const decision = decide(
-          this.#host.workload(perItem, "probe", this.#probedItems, request.items[0]),
+          // explain() throws its probe's results away: the call it describes runs them all.
+          this.#host.workload(
+            perItem,
+            "probe",
+            this.#probeOnly ? 0 : this.#probed.items,
+            request.items[0],
+          ),
         );
         if (this.#target === undefined) this.#host.measured(perItem);
         if (
           decision.strategy !== "serial" && decision.strategy !== undefined &&
-          this.#probedMs < PROBE_MS && this.#target === undefined
+          this.#probed.ms < PROBE_MS && this.#target === undefined
         ) {
           // Looks parallel, but on too little measured time: keep probing a little longer.
           return;
         }
         const chosen = decision.strategy === undefined
-          ? new Choice_("serial", () => `serial: ${decision.reason}`, 1)
+          ? new Verdict("serial", () => `serial: ${decision.reason}`, 1)
           : decision;
         if (this.#target === undefined || chosen.strategy !== "serial") {
           this.#choose(chosen, true);
@@ -342,7 +349,7 @@ export class AutoRunner implements Runner {
         this.#choosing = undefined;
         // The call fails with this chunk's error; later chunks, if any, stay here.
         if (this.#target === undefined) {
-          this.#choose(new Choice_("serial", () => "serial: the first item failed", 1), false);
+          this.#choose(new Verdict("serial", () => "serial: the first item failed", 1), false);
         }
       },
     );
@@ -351,59 +358,13 @@ export class AutoRunner implements Runner {
 
   #choose(decision: Decision, costed: boolean): void {
     const strategy = decision.strategy!;
+    this.#decision = decision;
     this.#costed = costed && strategy === "serial";
     this.#target = strategy === "serial"
       ? (this.#serial ??= this.#host.runner("serial"))
+      : this.#probeOnly
+      ? this.#serial
       : this.#host.runner(strategy);
     this.#host.chosen(decision);
   }
-}
-
-/** The size of the typed array or buffer behind a handle; 0 for other values or a released one. */
-function sharedBytes(handle: { value?: unknown }): number {
-  try {
-    const value = handle.value;
-    if (ArrayBuffer.isView(value)) return value.byteLength;
-    if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) return value.byteLength;
-  } catch {
-    // Released: it will fail the call anyway.
-  }
-  return 0;
-}
-
-/**
- * Roughly how many bytes structured clone would write for `value`: exact for buffers and
- * typed arrays, close for strings and numbers. A `share()` handle counts with the size of the
- * array it shares: it crosses as a few bytes, but the tasks read a payload that large. Stops counting past `LARGE_INPUT_BYTES`, so a huge input costs little to size.
- */
-export function estimateBytes(value: unknown): number {
-  let total = 0;
-  const stack: unknown[] = [value];
-  const seen = new Set<object>();
-  while (stack.length > 0 && total < LARGE_INPUT_BYTES) {
-    const v = stack.pop();
-    if (typeof v === "string") total += 2 * v.length + 4;
-    else if (typeof v !== "object" || v === null) total += 9;
-    else if (seen.has(v)) total += 4;
-    else {
-      seen.add(v);
-      if (ArrayBuffer.isView(v)) total += v.byteLength + 16;
-      else if (v instanceof ArrayBuffer || v instanceof SharedArrayBuffer) {
-        total += v.byteLength + 8;
-      } else if (typeof (v as Record<string, unknown>)["fanout.shared"] === "number") {
-        // A share() handle crosses as a few bytes, but it names a payload every task reads:
-        // a large shared array is a large payload, best on threads (one memory).
-        total += 32 + sharedBytes(v as { value?: unknown });
-      } else if (v instanceof Map) { for (const [k, x] of v) stack.push(k, x); }
-      else if (v instanceof Set) { for (const x of v) stack.push(x); }
-      else if (Array.isArray(v)) { for (const x of v) stack.push(x); }
-      else {
-        for (const key of Object.keys(v)) {
-          total += key.length + 2;
-          stack.push((v as Record<string, unknown>)[key]);
-        }
-      }
-    }
-  }
-  return total;
 }

@@ -28,6 +28,7 @@
 import type { FromProcess, ToProcess } from "../protocol.ts";
 import type { Job as Job_ } from "./_jobs.ts";
 import { Pool } from "./_pool.ts";
+import { stopsHard } from "../_abort.ts";
 import type { PoolOptions } from "./_pool.ts";
 import { WorkerShares } from "./_shares.ts";
 import type { ChildExit } from "../runtime/mod.ts";
@@ -255,7 +256,7 @@ export class ProcessPool extends Pool<PoolProcess> {
       return;
     }
     if (worker.job !== job) return;
-    if (job.request.hardStop?.() ?? true) {
+    if (stopsHard(job.request.signal)) {
       this.retire(worker);
       this.pump();
     } else {

@@ -13,13 +13,16 @@
  */
 
 import type { TaskSpec } from "../protocol.ts";
-import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
+import type { ChunkResult } from "./types.ts";
+import type { BuiltInRequest, BuiltInStrategy } from "./_builtin.ts";
+import { onAbort } from "../_abort.ts";
+import { taskKey } from "../task.ts";
 import { capturedName, loadTask } from "../worker/run_task.js";
 import { mixSeed } from "../worker/seed.js";
 import type { TaskFn } from "../worker/run_task.js";
 import { loadFailure, taskFailure } from "../_revive.ts";
 import { ExecutorClosedError, LoadTimeoutError, TaskTimeoutError } from "../errors.ts";
-import { contained, release, unrefTimer, Watch } from "./_contain.ts";
+import { contained, release, unrefTimer, Watch } from "../runtime/_contain.ts";
 import { moduleOf } from "./_jobs.ts";
 import { setImmediate } from "node:timers";
 
@@ -35,9 +38,13 @@ export interface SerialOptions {
 }
 
 /** Runs every chunk on the calling thread. */
-export class SerialStrategy implements Strategy {
+export class SerialStrategy implements BuiltInStrategy {
   readonly name = "serial";
   readonly concurrency = 1;
+  /** No workers: tasks run on the calling thread. */
+  readonly live = 0;
+  readonly respawns = 0;
+  readonly recycled = 0;
   #loaded = new Map<string, Promise<TaskFn>>();
   /** Tasks whose load finished: a call of one needs no wait, timer or race. */
   readonly #ready = new Map<string, TaskFn>();
@@ -54,7 +61,7 @@ export class SerialStrategy implements Strategy {
     this.#loadTimeoutMs = options.loadTimeoutMs;
   }
 
-  async run(request: ChunkRequest): Promise<ChunkResult> {
+  async run(request: BuiltInRequest): Promise<ChunkResult> {
     if (this.#closed) throw new ExecutorClosedError();
     const { task, base } = request;
     const callSignal = request.signal ?? neverAborted;
@@ -79,7 +86,7 @@ export class SerialStrategy implements Strategy {
 
   /** Runs the items of a chunk, one after another, as `watch` (its `index` follows). */
   async #items(
-    request: ChunkRequest,
+    request: BuiltInRequest,
     fn: TaskFn,
     callSignal: AbortSignal,
     watch: Watch,
@@ -131,14 +138,13 @@ export class SerialStrategy implements Strategy {
    */
   #await(value: PromiseLike<unknown>, signal: AbortSignal, watch?: Watch): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const onAbort = (): void => reject(signal.reason);
+      const unlisten = onAbort(signal, () => reject(signal.reason));
       const done = (): void => {
         this.#waiting.delete(reject);
-        signal.removeEventListener("abort", onAbort);
+        unlisten();
         if (watch !== undefined) watch.onCrash = undefined;
       };
       this.#waiting.add(reject);
-      signal.addEventListener("abort", onAbort, { once: true });
       if (watch !== undefined) watch.onCrash = reject;
       Promise.resolve(value).then(
         (result) => {
@@ -227,10 +233,6 @@ function containedLoad(task: TaskSpec, base: number, limitMs: number | undefined
   unrefTimer(timer);
   loading.then(done, done);
   return Promise.race([loading, crashed]);
-}
-
-function taskKey(task: TaskSpec): string {
-  return task.kind === "module" ? `${task.url}#${task.name}` : task.source;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -33,8 +33,10 @@ import type {
 import { MS_OFFSET, Payload, Shares, Slot, SLOTS, STATE_BYTES } from "../protocol.ts";
 import type { ThreadExit, ThreadFactory, ThreadHandle } from "../runtime/mod.ts";
 import { workerEntry } from "../runtime/_entries.ts";
+import { KILL_GRACE_MS } from "../runtime/_kill.ts";
 import type { Job as Job_ } from "./_jobs.ts";
 import { Pool } from "./_pool.ts";
+import { stopsHard } from "../_abort.ts";
 import type { PoolOptions } from "./_pool.ts";
 import { WorkerShares } from "./_shares.ts";
 import { seedWords } from "../worker/seed.js";
@@ -346,7 +348,7 @@ export class ThreadPool extends Pool<PoolWorker> {
       return;
     }
     this.settle(job, reason);
-    this.#stop(worker, job, job.request.hardStop?.() ?? true);
+    this.#stop(worker, job, stopsHard(job.request.signal));
   }
 
   protected startFailed(worker: PoolWorker, message: string): void {
@@ -416,7 +418,10 @@ export class ThreadPool extends Pool<PoolWorker> {
   /** Asks a thread to terminate the executors its tasks made; resolves when it has, or later. */
   #stopChildren(worker: PoolWorker): Promise<void> {
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, (this.options.killGraceMs ?? 1000) + STOP_GRACE_MS);
+      const timer = setTimeout(
+        resolve,
+        (this.options.killGraceMs ?? KILL_GRACE_MS) + STOP_GRACE_MS,
+      );
       worker.stopped = () => {
         clearTimeout(timer);
         resolve();

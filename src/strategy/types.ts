@@ -1,84 +1,65 @@
 /**
- * The interface every strategy implements. The executor owns ordering, chunking and
- * cancellation; a strategy only runs chunks and reports how long they took.
+ * The contract of a strategy: what `ParallelExecutor` asks of a way of running chunks. The
+ * executor owns ordering, chunking, cancellation and accounting; a strategy only runs chunks.
+ * Implement it to run fanout's calls on something of your own (pass the object as
+ * `strategy`); the built-in strategies implement it too, with more of their own (see
+ * `_builtin.ts`).
  *
  * @module
  */
 
 import type { TaskSpec } from "../protocol.ts";
-import type { SharedEntry } from "../shared.ts";
 
-/** Names of the strategies available to `ParallelExecutor`. */
-export type StrategyName = "serial" | "threads" | "processes";
+/**
+ * The built-in strategies, by name: the one list that `StrategyName`, `CE_PARALLEL`'s modes,
+ * the `strategy` option's check and auto's choices are all made from.
+ */
+export const STRATEGY_NAMES = ["serial", "threads", "processes"] as const;
+
+/** Names of the built-in strategies of `ParallelExecutor`. */
+export type StrategyName = typeof STRATEGY_NAMES[number];
 
 /** One chunk: consecutive items of one call. */
 export interface ChunkRequest {
   /** The task to run on each item. */
-  task: TaskSpec;
-  /** Index (in the call's input) of the first item. */
-  base: number;
+  readonly task: TaskSpec;
+  /** Index (in the call's input) of the first item: the item at `k` is task `base + k`. */
+  readonly base: number;
   /** The items. */
-  items: unknown[];
+  readonly items: unknown[];
   /**
-   * Whether the caller needs `ms` (auto chunk sizing does). Timing costs two clock reads per
-   * chunk, a visible part of a one-item round trip; untimed chunks report `NaN`.
+   * Aborting it cancels the chunk: the returned promise rejects with `signal.reason`. Pass it
+   * on to the tasks as `ctx.signal`.
    */
-  timed?: boolean;
-  /** Aborting it cancels the chunk: the returned promise rejects with `signal.reason`. */
-  signal?: AbortSignal;
-  /**
-   * Whether a running chunk may be stopped hard (its thread terminated) on abort. False for
-   * cancellations that are not urgent, e.g. the rest of a call whose first task failed: the
-   * chunk is then asked to stop through its `ctx.signal` and its thread is kept.
-   */
-  hardStop?: () => boolean;
+  readonly signal?: AbortSignal;
   /**
    * Longest the chunk (always one item when set) may run, in ms: past it the chunk rejects
-   * with `TaskTimeoutError` and its worker is stopped where the runtime allows it.
+   * with `TaskTimeoutError`.
    */
-  timeoutMs?: number;
-  /**
-   * The shared values whose handles the items hold: a worker that lacks one gets it with this
-   * chunk. Absent when there are none.
-   */
-  shared?: readonly SharedEntry[];
+  readonly timeoutMs?: number;
   /** The call's base seed, from which each task's `ctx.seed` is mixed. Absent means 0. */
-  seed?: bigint;
-  /**
-   * Called when the chunk starts on a worker, with the worker's number (small, stable for
-   * the worker's life; 0 for serial). Set only while telemetry listens.
-   */
-  onStart?: (worker: number) => void;
+  readonly seed?: bigint;
 }
 
 /** What a finished chunk returns. */
 export interface ChunkResult {
   /** One result per item, in order. */
   values: unknown[];
-  /** Time spent running the items, excluding transport; `NaN` unless the request was `timed`. */
+  /** Time spent running the items, excluding transport, in ms; `NaN` when not measured. */
   ms: number;
 }
 
 /** A way of running chunks. */
 export interface Strategy {
-  /** The strategy's name. */
-  readonly name: StrategyName;
-  /** How many chunks it runs at once. */
+  /** The strategy's name, as `ParallelExecutor.strategy` and telemetry report it. */
+  readonly name: string;
+  /** How many chunks it runs at once (at least 1). */
   readonly concurrency: number;
-  /** Runs one chunk. Rejects with `TaskError`, `WorkerCrashedError`, `NotCloneableError` or the abort reason. */
-  run(request: ChunkRequest): Promise<ChunkResult>;
   /**
-   * Drops a released shared value from every worker that holds it. No chunk holding its handle
-   * is queued or running any more. A strategy whose workers hold no shared values can leave
-   * it out.
+   * Runs one chunk. Rejects with `TaskError` (a task threw), `WorkerError` (what ran it
+   * failed), `NotCloneableError`, or the signal's reason.
    */
-  forget?(id: number): void;
-  /** Workers alive now (a warm pool has some); absent for strategies without workers. */
-  readonly live?: number;
-  /** Workers started so far to replace dead ones. */
-  readonly respawns?: number;
-  /** Workers replaced so far because they were worn (`maxTasksPerWorker`, `idleMemoryLimitMb`). */
-  readonly recycled?: number;
+  run(request: ChunkRequest): Promise<ChunkResult>;
   /** Waits for running chunks, then releases every resource. Idempotent. */
   close(): Promise<void>;
   /** Rejects queued and running chunks with `ExecutorClosedError`, then releases everything. Idempotent. */
