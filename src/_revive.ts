@@ -1,6 +1,7 @@
 /**
- * Rebuilding errors that crossed a thread boundary, and the one wording of a task failure
- * shared by every strategy.
+ * The errors fanout itself raises for a failed task (`TaskError`, `NotCloneableError`), in one
+ * wording shared by every strategy, and `reviveError`: the wire reviver of
+ * `worker/error_wire.js` (where both directions of the wire live), taught fanout's own classes.
  *
  * @module
  */
@@ -8,80 +9,22 @@
 import type { CloneFailure, WireError } from "./protocol.ts";
 import { NotCloneableError, SharedReleasedError, TaskError } from "./errors.ts";
 import { findUncloneable } from "./worker/run_task.js";
-
-type ErrorClass = new (message?: string, options?: { cause?: unknown }) => Error;
-
-const BUILT_IN: Record<string, ErrorClass> = {
-  Error,
-  TypeError,
-  RangeError,
-  SyntaxError,
-  ReferenceError,
-  EvalError,
-  URIError,
-};
+import { reviveError as reviveWire } from "./worker/error_wire.js";
 
 /**
- * Rebuilds an error from its wire form: built-in classes come back as themselves; other
- * classes come back as `Error` carrying the original `name` (or, for a subclass that never
- * set `name`, its class name), with message, stack, `cause` and own properties.
+ * Rebuilds an error from its wire form (see `worker/error_wire.js`), with the library's own
+ * classes as themselves.
  */
 export function reviveError(wire: WireError): unknown {
-  if (wire.thrown !== undefined) return wire.thrown.value;
-  if (wire.name === "SharedReleasedError" && typeof wire.props?.id === "number") {
-    // A task read a handle its worker had already dropped: the library's own class, as here.
-    const error = new SharedReleasedError(wire.props.id, wire.message);
-    if (wire.stack !== undefined) error.stack = wire.stack;
-    return error;
-  }
-  const error = construct(wire);
-  const name = wire.name === "Error" && wire.className !== undefined ? wire.className : wire.name;
-  if (error.name !== name) {
-    Object.defineProperty(error, "name", { value: name, writable: true, configurable: true });
-  }
-  if (wire.stack !== undefined) {
-    Object.defineProperty(error, "stack", {
-      value: wire.stack,
-      writable: true,
-      configurable: true,
-    });
-  }
-  if (wire.cause !== undefined) {
-    Object.defineProperty(error, "cause", {
-      value: reviveNested(wire.cause),
-      writable: true,
-      configurable: true,
-    });
-  }
-  if (wire.props !== undefined) Object.assign(error, wire.props);
+  return reviveWire(wire, ownError);
+}
+
+/** A task read a handle its worker had already dropped: the library's own class, as here. */
+function ownError(wire: WireError): Error | undefined {
+  if (wire.name !== "SharedReleasedError" || typeof wire.props?.id !== "number") return undefined;
+  const error = new SharedReleasedError(wire.props.id, wire.message);
+  if (wire.stack !== undefined) error.stack = wire.stack;
   return error;
-}
-
-/** A nested error (a cause, one of `errors`), or the non-error value that was thrown. */
-function reviveNested(wire: WireError | { value: unknown }): unknown {
-  return "value" in wire && !("message" in wire) ? wire.value : reviveError(wire as WireError);
-}
-
-/**
- * The error object to fill in: the built-in class by name (`AggregateError` and
- * `SuppressedError` with what they hold, `DOMException` with its name), else `Error`.
- */
-function construct(wire: WireError): Error {
-  // `errors` and `suppressed` are only sent for instances (subclasses included).
-  if (wire.errors !== undefined) {
-    return new AggregateError(wire.errors.map(reviveNested), wire.message);
-  }
-  const Suppressed = (globalThis as {
-    SuppressedError?: new (error: unknown, suppressed: unknown, message?: string) => Error;
-  }).SuppressedError;
-  if (wire.suppressed !== undefined && Suppressed !== undefined) {
-    const [error, suppressed] = wire.suppressed;
-    return new Suppressed(reviveNested(error), reviveNested(suppressed), wire.message);
-  }
-  if ((wire.className ?? wire.name) === "DOMException" && typeof DOMException === "function") {
-    return new DOMException(wire.message, wire.name);
-  }
-  return new (BUILT_IN[wire.name] ?? Error)(wire.message);
 }
 
 /**

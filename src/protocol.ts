@@ -1,8 +1,11 @@
 /**
- * How the pool and a thread worker talk. Types and constants only: the worker side
- * (`src/worker/*.js`) is plain JavaScript and refers to these with JSDoc `@import`.
+ * How the pool talks to its workers, threads and processes alike. Types and constants only:
+ * the worker side (`src/worker/*.js`) is plain JavaScript and refers to these with JSDoc
+ * `@import`. Every message is an object discriminated on a string `type`, with fields named
+ * for what they hold; only a thread's payloads (below) go bare, or in the small
+ * `WrappedPayload`, because there the wrapper itself is what a round trip costs.
  *
- * Three channels per worker:
+ * A **thread** has three channels:
  *
  * - **the worker's own port: payloads only.** After the `ready`/`init` handshake, a message
  *   to the worker is the input of one chunk (the bare item, or an array of items) and a
@@ -16,6 +19,14 @@
  *   `cancel` to the worker; `fail`, `cancelled`, `fatal`, `exit` from it.
  * - **a comlink control `MessagePort`** (handed over in `init`): `WorkerControl`, for
  *   preparing a task once per worker, where module import errors and missing exports show.
+ *
+ * A **process** has one channel each way, `ToProcess` and `FromProcess`: Node's and Bun's IPC
+ * channel, or on Deno frames over stdin and stdout (`worker/frames.js`). It shares no memory
+ * with the pool, so each message carries its own header (`run` says which chunk, task and
+ * first index). What a task produces only ever travels inside a message (`values`, `error`),
+ * never as one: on Node and Bun a task's output goes to stdout, not the IPC channel; on Deno
+ * it lacks the per-process token every frame carries (kept where no task can read it), so it
+ * is passed through as output and cannot be read as a message.
  *
  * @module
  */
@@ -89,11 +100,11 @@ export type ToWorkerEvent =
  */
 export interface WrappedPayload {
   /** `[id, value]` of each shared value to keep. */
-  s: [number, unknown][] | undefined;
+  shares: [number, unknown][] | undefined;
   /** Ids of released values to forget first. */
-  f: number[] | undefined;
+  forget: number[] | undefined;
   /** The payload proper. */
-  p: unknown;
+  payload: unknown;
 }
 
 /** Worker → main, on the events port. */
@@ -123,13 +134,10 @@ export interface WorkerControl {
 // The constants live in a .js file so the worker can import them without type stripping.
 export { MS_OFFSET, Payload, Shares, Slot, SLOTS, STATE_BYTES } from "./worker/wire.js";
 
-/**
- * Pool → worker process. A process gets whole messages (Node's and Bun's IPC channel, or
- * frames over stdin on Deno), so unlike threads each carries its own header.
- */
+/** Pool → worker process. */
 export type ToProcess =
   | {
-    t: "run";
+    type: "run";
     /** Chunk id. */
     id: number;
     /** Task id; `spec` comes along the first time this process sees the task. */
@@ -149,19 +157,21 @@ export type ToProcess =
     /** Whether replies should carry `heap` (the pool's `idleMemoryLimitMb`). */
     heap?: boolean;
   }
-  | { t: "cancel"; id: number }
+  /** Abort the chunk's `ctx.signal`; the process answers `cancelled` (or the chunk's end). */
+  | { type: "cancel"; id: number }
   /** Shared values released by the parent: drop them. */
-  | { t: "release"; ids: number[] };
+  | { type: "release"; ids: number[] };
 
 /** Worker process → pool. `index` is the item that was running (-1 when none). */
 export type FromProcess =
-  | { t: "ready" }
+  /** Sent once, when the process can take `run` messages. */
+  | { type: "ready" }
   /** A task's module finished loading (sent once per task and process). */
-  | { t: "loaded"; task: number }
+  | { type: "loaded"; task: number }
   /** `heap` (bytes in use after the chunk) is there when the run message asked for it. */
-  | { t: "done"; id: number; values: unknown[]; ms: number; heap?: number }
+  | { type: "done"; id: number; values: unknown[]; ms: number; heap?: number }
   | {
-    t: "fail";
+    type: "fail";
     id: number;
     index: number;
     error: WireError;
@@ -170,6 +180,8 @@ export type FromProcess =
     clone?: CloneFailure;
     heap?: number;
   }
-  | { t: "cancelled"; id: number; heap?: number }
-  | { t: "fatal"; error: WireError; index: number }
-  | { t: "exit"; code: number; index: number };
+  | { type: "cancelled"; id: number; heap?: number }
+  /** An uncaught error or unhandled rejection; the process exits with code 1 next. */
+  | { type: "fatal"; error: WireError; index: number }
+  /** The task called `process.exit` or `Deno.exit`; the exit status follows. */
+  | { type: "exit"; code: number; index: number };

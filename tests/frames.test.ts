@@ -79,7 +79,7 @@ describe("FrameReader", () => {
 
   for (const chunkSize of [1, 5, 4096]) {
     test(`messages and the output between them come out whole and in order (chunks of ${chunkSize} bytes)`, () => {
-      const values = [{ t: "ready" }, { big: 10n, list: [1, 2, 3] }, new Map([[1, "one"]])];
+      const values = [{ type: "ready" }, { big: 10n, list: [1, 2, 3] }, new Map([[1, "one"]])];
       const stream = concat(
         text("before "),
         encodeFrame(values[0], marker),
@@ -105,7 +105,7 @@ describe("FrameReader", () => {
       new Uint8Array([...OLD_MARKER, 0xff, 0xff, 0xff, 0xff]),
     ],
     ["64 KiB of random bytes with the old marker spliced in", noise("random")],
-    ["another channel's frame", encodeFrame({ t: "ready" }, frameMarker(token(8)))],
+    ["another channel's frame", encodeFrame({ type: "ready" }, frameMarker(token(8)))],
     [
       "the marker's prefix and all but the last byte of the token",
       marker.subarray(0, marker.length - 1),
@@ -113,11 +113,11 @@ describe("FrameReader", () => {
   ];
   for (const [what, bytes] of forged) {
     test(`${what} is passed on as output, and the next frame still arrives`, () => {
-      const stream = concat(bytes, encodeFrame({ t: "done", id: 1 }, marker));
+      const stream = concat(bytes, encodeFrame({ type: "done", id: 1 }, marker));
       for (const chunkSize of [1, 7, stream.length]) {
         const { messages, other, errors } = read(marker, stream, chunkSize);
         assert.deepEqual(errors, [], `chunks of ${chunkSize}`);
-        assert.deepEqual(messages, [{ t: "done", id: 1 }], `chunks of ${chunkSize}`);
+        assert.deepEqual(messages, [{ type: "done", id: 1 }], `chunks of ${chunkSize}`);
         assert.deepEqual(other, bytes, `chunks of ${chunkSize}`);
       }
     });
@@ -130,7 +130,7 @@ describe("FrameReader", () => {
   });
 
   test("a frame cut short by the end of the stream is dropped, not handed on as output", () => {
-    const frame = encodeFrame({ t: "done", values: [1, 2, 3] }, marker);
+    const frame = encodeFrame({ type: "done", values: [1, 2, 3] }, marker);
     const cut = frame.subarray(0, marker.length + 4 + 2);
     const { messages, other, errors } = read(marker, concat(text("x"), cut));
     assert.deepEqual([messages, errors], [[], []]);
@@ -139,14 +139,14 @@ describe("FrameReader", () => {
 
   test("a frame with the token whose body is not V8 data is reported once, and nothing after it is handed on", () => {
     const stream = concat(
-      encodeFrame({ t: "ready" }, marker),
+      encodeFrame({ type: "ready" }, marker),
       marker,
       new Uint8Array([3, 0, 0, 0, 1, 2, 3]),
-      encodeFrame({ t: "done" }, marker),
+      encodeFrame({ type: "done" }, marker),
       text("later output"),
     );
     const { messages, other, errors } = read(marker, stream);
-    assert.deepEqual(messages, [{ t: "ready" }]);
+    assert.deepEqual(messages, [{ type: "ready" }]);
     assert.equal(other.length, 0);
     assert.equal(errors.length, 1);
     assert.ok(errors[0] instanceof TypeError, String(errors[0]));
@@ -258,7 +258,7 @@ describe("a corrupt frame from a Deno worker process", () => {
         entry: CORRUPT_ENTRY,
         onMessage(m) {
           received.push(m);
-          if (m.t === "ready") ready();
+          if (m.type === "ready") ready();
         },
         onProtocolError(error) {
           errors.push(error);
@@ -272,7 +272,10 @@ describe("a corrupt frame from a Deno worker process", () => {
         const error = await within(broken, 20_000, "onProtocolError");
         assert.match(error.message, message);
         assert.ok(error.cause instanceof Error, "the reader's error is the cause");
-        assert.deepEqual(received, [{ t: "ready" }, { t: "echo", message: { mode: "echo" } }]);
+        assert.deepEqual(received, [{ type: "ready" }, {
+          type: "echo",
+          message: { mode: "echo" },
+        }]);
       } finally {
         proc.kill("SIGKILL");
         await proc.exited;

@@ -10,7 +10,7 @@
  * and a frame with it that cannot be decoded fails the process through `onProtocolError`
  * instead of silently stopping the stream. The child's permissions are built by
  * `denoPermissionFlags` (never more than this process has); where they had to be narrowed, one
- * `FANOUT_PERMISSION_NARROWED` warning says so.
+ * `FANOUT_PERMISSION_NARROWED` warning says so. `describeExit` says, in words, how one ended.
  *
  * @module
  */
@@ -23,12 +23,20 @@ import { detect, spawnChild } from "./mod.ts";
 import { denoPermissionFlags } from "./deno.ts";
 import type { DenoWorkerReach } from "./deno.ts";
 import { encodeFrame, frameMarker, FrameReader, TOKEN_BYTES } from "../worker/frames.js";
+import { reviveError } from "../_revive.ts";
 
 /** Where `deno compile` puts a program's modules (its virtual file system). */
 const COMPILED = /\/deno-compile-[^/]+\//;
 
 /** How much of a worker's stderr is kept, to explain how it died (e.g. out of memory). */
 const STDERR_TAIL = 8192;
+
+/** Signals V8 dies with when it runs out of heap (abort on Linux and macOS, trap on some builds). */
+const OOM_SIGNALS = new Set(["SIGABRT", "SIGTRAP", "SIGILL", "SIGSEGV"]);
+const OOM_TEXT = /out of memory|heap limit|allocation failed/i;
+
+/** What a worker process says about its own end, just before it: the item that ran, and why. */
+export type LastWords = Extract<FromProcess, { type: "fatal" | "exit" }>;
 
 /** A running worker process. */
 export interface WorkerProcess {
@@ -168,6 +176,42 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
     ref: () => child.ref(),
     unref: () => void child.unref(),
   };
+}
+
+/**
+ * How a worker process ended, in words, from its exit status, the end of its stderr and what it
+ * said last (`fatal` or `exit`). An out-of-memory death is told apart from a task that merely
+ * printed the words.
+ */
+export function describeExit(
+  exit: ChildExit,
+  last: LastWords | undefined,
+  stderr: string,
+  maxMemoryMb: number | undefined,
+): string {
+  const oomSignal = exit.signal !== null && OOM_SIGNALS.has(exit.signal);
+  if (maxMemoryMb !== undefined && (OOM_TEXT.test(stderr) || oomSignal)) {
+    return `it ran out of memory (maxMemoryMb: ${maxMemoryMb})`;
+  }
+  // Without a cap, V8 still dies at its default heap limit: its last words on stderr say so,
+  // and the exit must look like that death (not a task that merely printed the words).
+  if (
+    OOM_TEXT.test(stderr) && last === undefined &&
+    (exit.signal !== null ? oomSignal : exit.code !== 0)
+  ) {
+    return `it ran out of memory (the runtime's default heap limit${
+      exit.signal === null ? "" : `; killed by ${exit.signal}`
+    }; maxMemoryMb caps a worker's heap lower, idleMemoryLimitMb replaces a worker that grew)`;
+  }
+  if (last?.type === "fatal") {
+    const error = reviveError(last.error);
+    return error instanceof Error
+      ? `uncaught ${error.name}: ${error.message}`
+      : `uncaught ${String(error)}`;
+  }
+  if (exit.signal !== null) return `it was killed by ${exit.signal}`;
+  if (last?.type === "exit") return `the task called exit with code ${last.code}`;
+  return `it exited with code ${exit.code}`;
 }
 
 /**

@@ -32,20 +32,17 @@ import { stopsHard } from "../_abort.ts";
 import type { PoolOptions } from "./_pool.ts";
 import { WorkerShares } from "./_shares.ts";
 import type { ChildExit } from "../runtime/mod.ts";
-import { startWorkerProcess } from "../runtime/worker_process.ts";
+import { describeExit, startWorkerProcess } from "../runtime/worker_process.ts";
 import { workerEntry } from "../runtime/_entries.ts";
-import type { WorkerProcess } from "../runtime/worker_process.ts";
+import type { LastWords, WorkerProcess } from "../runtime/worker_process.ts";
+import { describeKill, KILL_GRACE_MS, killGently } from "../runtime/_kill.ts";
 import { TaskTimeoutError, WorkerCrashedError, WorkerStartError } from "../errors.ts";
 import { cloneError, inputCloneError, loadFailure, reviveError, taskFailure } from "../_revive.ts";
 
+// How a process's end is told (exit status, signal, stderr, its last message); tests use it.
+export { describeExit };
+
 const ENTRY = new URL("../worker/process_entry.js", import.meta.url);
-
-/** Default of `killGraceMs`: how long a process may take to go after SIGTERM. */
-export const KILL_GRACE_MS = 1000;
-
-/** Signals V8 dies with when it runs out of heap (abort on Linux and macOS, trap on some builds). */
-const OOM_SIGNALS = new Set(["SIGABRT", "SIGTRAP", "SIGILL", "SIGSEGV"]);
-const OOM_TEXT = /out of memory|heap limit|allocation failed/i;
 
 /** Options of the process pool: `maxMemoryMb` applies on Deno and Node (the executor warns on Bun). */
 export type ProcessPoolOptions = PoolOptions;
@@ -67,7 +64,7 @@ interface PoolProcess {
   heapBytes: number;
   wait: ReturnType<typeof setTimeout> | undefined;
   /** What the process said about its own end, if anything. */
-  last: Extract<FromProcess, { t: "fatal" | "exit" }> | undefined;
+  last: LastWords | undefined;
 }
 
 /** Runs chunks on a pool of child processes. */
@@ -128,7 +125,7 @@ export class ProcessPool extends Pool<PoolProcess> {
 
   #onMessage(worker: PoolProcess, message: FromProcess): void {
     if (worker.dead) return;
-    switch (message.t) {
+    switch (message.type) {
       case "ready":
         this.ready(worker);
         this.release(worker);
@@ -150,10 +147,10 @@ export class ProcessPool extends Pool<PoolProcess> {
         if (message.heap !== undefined) worker.heapBytes = message.heap;
         // A reply means the load is over, whichever way.
         this.loaded(worker);
-        if (message.t === "done") {
+        if (message.type === "done") {
           const ms = job.request.timed ? message.ms : NaN;
           this.settle(job, undefined, { values: message.values, ms });
-        } else if (message.t === "fail") {
+        } else if (message.type === "fail") {
           if (message.load) worker.prepared.delete(job.taskId);
           this.settle(job, failure(message));
         } else this.settle(job, job.request.signal?.reason);
@@ -179,9 +176,7 @@ export class ProcessPool extends Pool<PoolProcess> {
     this.retire(worker);
     if (job !== undefined && !job.settled) {
       const { base, items } = job.request;
-      const which = items.length > 1
-        ? `one of tasks ${base}–${base + items.length - 1}`
-        : `task ${base}`;
+      const which = whichTask(base, items.length);
       this.settle(
         job,
         new WorkerCrashedError(
@@ -200,8 +195,8 @@ export class ProcessPool extends Pool<PoolProcess> {
     const { task, base, items, timed, shared } = job.request;
     const first = !worker.prepared.has(job.taskId);
     const delivery = worker.shares.plan(shared);
-    const message: Extract<ToProcess, { t: "run" }> = {
-      t: "run",
+    const message: Extract<ToProcess, { type: "run" }> = {
+      type: "run",
       id: job.id,
       task: job.taskId,
       spec: first ? task : undefined,
@@ -242,7 +237,7 @@ export class ProcessPool extends Pool<PoolProcess> {
   forget(id: number): void {
     for (const worker of this.workers) {
       // One ordered channel: the release reaches the process before any later chunk.
-      if (worker.shares.drop(id, true)) this.#send(worker, { t: "release", ids: [id] });
+      if (worker.shares.drop(id, true)) this.#send(worker, { type: "release", ids: [id] });
     }
   }
 
@@ -261,7 +256,7 @@ export class ProcessPool extends Pool<PoolProcess> {
       this.pump();
     } else {
       // Soft: the task sees ctx.signal abort; the process stays busy until it replies.
-      this.#send(worker, { t: "cancel", id: job.id });
+      this.#send(worker, { type: "cancel", id: job.id });
     }
   }
 
@@ -276,9 +271,7 @@ export class ProcessPool extends Pool<PoolProcess> {
         index,
         timeoutMs,
         `Task ${index} ran past its timeout of ${timeoutMs} ms; its process was stopped ` +
-          (grace === 0
-            ? "(SIGKILL at once (killGraceMs 0))"
-            : `(SIGTERM, then SIGKILL after ${grace} ms)`),
+          describeKill(grace),
       ),
     );
     this.retire(worker);
@@ -314,16 +307,14 @@ export class ProcessPool extends Pool<PoolProcess> {
       const index = last !== undefined && last.index >= base && last.index < base + items.length
         ? last.index
         : base;
-      const which = last === undefined && items.length > 1
-        ? `one of tasks ${base}–${base + items.length - 1}`
-        : `task ${index}`;
+      const which = whichTask(base, items.length, last === undefined ? undefined : index);
       this.settle(
         job,
         new WorkerCrashedError(`The worker process running ${which} crashed: ${how}`, {
           index,
-          exitCode: exit.code ?? (last?.t === "exit" ? last.code : undefined),
+          exitCode: exit.code ?? (last?.type === "exit" ? last.code : undefined),
           signal: exit.signal ?? undefined,
-          cause: last?.t === "fatal" ? reviveError(last.error) : undefined,
+          cause: last?.type === "fatal" ? reviveError(last.error) : undefined,
         }),
       );
     }
@@ -361,60 +352,27 @@ export class ProcessPool extends Pool<PoolProcess> {
     this.checkDrained();
   }
 
-  /** SIGTERM, then SIGKILL if it is still there after the grace (at once for a grace of 0). */
+  /** SIGTERM, then SIGKILL after the grace (`killGently`); the pool is drained once it exited. */
   #kill(proc: WorkerProcess): void {
     proc.ref(); // Its exit is awaited: the program waits for it too.
-    const grace = this.options.killGraceMs ?? KILL_GRACE_MS;
-    if (grace === 0) {
-      proc.kill("SIGKILL");
-      this.track(proc.exited);
-      return;
-    }
-    proc.kill("SIGTERM");
-    const timer = setTimeout(() => proc.kill("SIGKILL"), grace);
-    const gone = proc.exited.then(() => clearTimeout(timer));
-    this.track(gone);
+    killGently(proc, this.options.killGraceMs ?? KILL_GRACE_MS);
+    this.track(proc.exited);
   }
 }
 
 /** The error for a `fail` message. */
-function failure(message: Extract<FromProcess, { t: "fail" }>): unknown {
+function failure(message: Extract<FromProcess, { type: "fail" }>): unknown {
   const cause = reviveError(message.error);
   if (message.load) return loadFailure(message.index, cause);
   if (message.clone !== undefined) return cloneError("result", message.index, message.clone, cause);
   return taskFailure(message.index, cause, message.error.capturedName);
 }
 
-/** How a worker process ended, in words. */
-export function describeExit(
-  exit: ChildExit,
-  last: PoolProcess["last"],
-  stderr: string,
-  maxMemoryMb: number | undefined,
-): string {
-  const oomSignal = exit.signal !== null && OOM_SIGNALS.has(exit.signal);
-  if (maxMemoryMb !== undefined && (OOM_TEXT.test(stderr) || oomSignal)) {
-    return `it ran out of memory (maxMemoryMb: ${maxMemoryMb})`;
-  }
-  // Without a cap, V8 still dies at its default heap limit: its last words on stderr say so,
-  // and the exit must look like that death (not a task that merely printed the words).
-  if (
-    OOM_TEXT.test(stderr) && last === undefined &&
-    (exit.signal !== null ? oomSignal : exit.code !== 0)
-  ) {
-    return `it ran out of memory (the runtime's default heap limit${
-      exit.signal === null ? "" : `; killed by ${exit.signal}`
-    }; maxMemoryMb caps a worker's heap lower, idleMemoryLimitMb replaces a worker that grew)`;
-  }
-  if (last?.t === "fatal") {
-    const error = reviveError(last.error);
-    return error instanceof Error
-      ? `uncaught ${error.name}: ${error.message}`
-      : `uncaught ${String(error)}`;
-  }
-  if (exit.signal !== null) return `it was killed by ${exit.signal}`;
-  if (last?.t === "exit") return `the task called exit with code ${last.code}`;
-  return `it exited with code ${exit.code}`;
+/** `task 3`, or `one of tasks 3–7` for a chunk of several when which one ran is unknown. */
+function whichTask(base: number, count: number, index?: number): string {
+  return index === undefined && count > 1
+    ? `one of tasks ${base}–${base + count - 1}`
+    : `task ${index ?? base}`;
 }
 
 /**

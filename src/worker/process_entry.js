@@ -18,10 +18,12 @@
  */
 
 /** @import { FromProcess, ToProcess } from "../protocol.ts" */
-/** @import { TaskFn } from "./run_task.js" */
+/** @import { TaskFn } from "./load_task.js" */
 
 import process from "node:process";
-import { Chunk, findBadResult, heapInUse, loadTask, runItems, serializeError } from "./run_task.js";
+import { Chunk, findBadResult, heapInUse, runItems } from "./run_task.js";
+import { loadTask } from "./load_task.js";
+import { serializeError } from "./error_wire.js";
 import { encodeFrame, frameMarker, FrameReader, TOKEN_BYTES } from "./frames.js";
 import { attachRefs, forgetShares, receiveShares } from "./shared_refs.js";
 
@@ -96,7 +98,7 @@ function sendAndExit(message, code) {
 /** @param {unknown} code */
 const reportExit = (code) => {
   try {
-    send({ t: "exit", code: typeof code === "number" ? code : 0, index: running });
+    send({ type: "exit", code: typeof code === "number" ? code : 0, index: running });
   } catch {
     // The parent is gone: nothing to tell.
   }
@@ -119,18 +121,18 @@ if (deno !== undefined) {
 
 /** @param {unknown} error */
 const fatal = (error) =>
-  sendAndExit({ t: "fatal", error: serializeError(error), index: running }, 1);
+  sendAndExit({ type: "fatal", error: serializeError(error), index: running }, 1);
 process.on("uncaughtException", fatal);
 process.on("unhandledRejection", fatal);
 
 /** @param {ToProcess} message */
 function onMessage(message) {
-  if (message.t === "cancel") {
+  if (message.type === "cancel") {
     cancelledId = message.id;
     if (current?.id === message.id) current.abort();
     return;
   }
-  if (message.t === "release") return forgetShares(message.ids);
+  if (message.type === "release") return forgetShares(message.ids);
   const { id, task, spec, base, items, timed, seed } = message;
   measureHeap = message.heap === true;
   if (message.shares !== undefined) receiveShares(message.shares, undefined, true);
@@ -142,12 +144,12 @@ function onMessage(message) {
     prepared.set(task, loading);
     loading.catch(() => prepared.delete(task));
     // The pool bounds the load on its own clock, and starts the task's only after it.
-    loading.then(() => send({ t: "loaded", task }), () => {});
+    loading.then(() => send({ type: "loaded", task }), () => {});
   }
   loading.then(
     (fn) => runChunk(id, fn, base, items, timed, seed ?? 0n),
     (error) =>
-      send({ t: "fail", id, index: base, error: serializeError(error), load: true, ...heap() }),
+      send({ type: "fail", id, index: base, error: serializeError(error), load: true, ...heap() }),
   );
 }
 
@@ -179,21 +181,21 @@ function runChunk(id, fn, base, items, timed, seed) {
     at: (index) => (running = index),
     fail(index, error) {
       end();
-      send({ t: "fail", id, index, error: serializeError(error), ...heap() });
+      send({ type: "fail", id, index, error: serializeError(error), ...heap() });
     },
     stopped() {
       end();
-      send({ t: "cancelled", id, ...heap() });
+      send({ type: "cancelled", id, ...heap() });
     },
     done(values) {
       end();
       const ms = timed ? performance.now() - start : NaN;
       try {
-        send({ t: "done", id, values, ms, ...heap() });
+        send({ type: "done", id, values, ms, ...heap() });
       } catch (error) {
         const bad = findBadResult(values);
         send({
-          t: "fail",
+          type: "fail",
           id,
           index: base + bad.offset,
           error: serializeError(error),
@@ -209,7 +211,7 @@ if (ipc) {
   process.on("message", (message) => onMessage(/** @type {ToProcess} */ (message)));
   // The parent went away: nobody is left to take results.
   process.on("disconnect", () => exitNow(0));
-  send({ t: "ready" });
+  send({ type: "ready" });
 } else {
   readStdin().catch(fatal);
 }
@@ -244,7 +246,7 @@ async function readStdin() {
           new Error(`The channel from the parent was corrupt: ${error.message}`, { cause: error }),
         ),
     });
-    send({ t: "ready" });
+    send({ type: "ready" });
     if (head.length > TOKEN_BYTES) reader.push(head.subarray(TOKEN_BYTES));
   }
   // The parent went away: nobody is left to take results.

@@ -11,10 +11,12 @@
  */
 
 /** @import { FromWorkerEvent, InitMessage, StartMessage, TaskSpec, ToWorkerEvent, WrappedPayload } from "../protocol.ts" */
-/** @import { TaskFn } from "./run_task.js" */
+/** @import { TaskFn } from "./load_task.js" */
 
 import { expose } from "comlink";
-import { Chunk, findBadResult, heapInUse, loadTask, runItems, serializeError } from "./run_task.js";
+import { Chunk, findBadResult, heapInUse, runItems } from "./run_task.js";
+import { loadTask } from "./load_task.js";
+import { serializeError } from "./error_wire.js";
 import { MS_OFFSET, Payload, Shares, Slot, SLOTS } from "./wire.js";
 import { attachRefs, forgetShares, receiveShares } from "./shared_refs.js";
 import { seedFromWords } from "./seed.js";
@@ -203,8 +205,8 @@ function onPayload(payload) {
   const shared = header[Slot.RUN_SHARED];
   if (shared & Shares.WRAPPED) {
     const wrapped = /** @type {WrappedPayload} */ (payload);
-    receiveShares(wrapped.s, wrapped.f);
-    payload = wrapped.p;
+    receiveShares(wrapped.shares, wrapped.forget);
+    payload = wrapped.payload;
   }
   const items = one ? [payload] : /** @type {unknown[]} */ (payload);
   if (shared & Shares.REFS) attachRefs(items);
