@@ -20,67 +20,34 @@
  */
 
 import { releaseProxy, wrap } from "comlink";
-import type { Remote } from "comlink";
 import type {
   FromWorkerEvent,
   InitMessage,
-  Port,
   StartMessage,
   ToWorkerEvent,
   WorkerControl,
   WrappedPayload,
 } from "../protocol.ts";
-import { MS_OFFSET, Payload, Shares, Slot, SLOTS, STATE_BYTES } from "../protocol.ts";
-import type { ThreadExit, ThreadFactory, ThreadHandle } from "../runtime/mod.ts";
+import { Payload, Shares, Slot, SLOTS, STATE_BYTES } from "../protocol.ts";
+import { newWorker, stopChildren } from "./_thread_worker.ts";
+import type { PoolWorker } from "./_thread_worker.ts";
+import type { ThreadExit, ThreadFactory } from "../runtime/mod.ts";
 import { workerEntry } from "../runtime/_entries.ts";
 import { KILL_GRACE_MS } from "../runtime/_kill.ts";
 import type { Job as Job_ } from "./_jobs.ts";
 import { Pool } from "./_pool.ts";
 import { stopsHard } from "../_abort.ts";
 import type { PoolOptions } from "./_pool.ts";
-import { WorkerShares } from "./_shares.ts";
 import { seedWords } from "../worker/seed.js";
 import { TaskTimeoutError, WorkerCrashedError, WorkerStartError } from "../errors.ts";
 import { cloneError, inputCloneError, loadFailure, reviveError, taskFailure } from "../_revive.ts";
 
 const ENTRY = new URL("../worker/thread_entry.js", import.meta.url);
 
-/**
- * How long a thread that started child processes (a nested pool) gets to stop them before it
- * is terminated, beyond their own kill grace: a terminated thread can no longer reap its
- * children, which would stay behind as zombies of this process.
- */
-const STOP_GRACE_MS = 2000;
-
 type Job = Job_<PoolWorker>;
 
 /** Options of the thread pool: `maxMemoryMb` is Node's `resourceLimits` (the executor warns elsewhere). */
 export type ThreadPoolOptions = PoolOptions;
-
-interface PoolWorker {
-  /** Its number in the pool, for telemetry. */
-  readonly no: number;
-  readonly handle: ThreadHandle;
-  /** The shared header (see `Slot` in protocol.ts). */
-  readonly header: Int32Array;
-  /** Run time of the last chunk, written by the worker. */
-  readonly runMs: Float64Array;
-  ready: boolean;
-  dead: boolean;
-  control: Remote<WorkerControl> | undefined;
-  ports: Port[];
-  events: Port | undefined;
-  readonly prepared: Set<number>;
-  readonly shares: WorkerShares;
-  /** The job it is running; kept after a cooperative cancel until the worker replies. */
-  job: Job | undefined;
-  fatal: unknown;
-  tasks: number;
-  heapBytes: number;
-  wait: ReturnType<typeof setTimeout> | undefined;
-  /** Settles the graceful stop of a thread with child processes, when it says it is done. */
-  stopped: (() => void) | undefined;
-}
 
 /** Runs chunks on a pool of worker threads. */
 export class ThreadPool extends Pool<PoolWorker> {
@@ -105,30 +72,11 @@ export class ThreadPool extends Pool<PoolWorker> {
       return this.failQueue(error);
     }
     const state = new SharedArrayBuffer(STATE_BYTES);
-    const header = new Int32Array(state, 0, SLOTS);
     const handle = this.#factory.create(entry, `fanout-thread-${this.workers.size + 1}`, {
       maxMemoryMb: this.options.maxMemoryMb,
-      state: header,
+      state: new Int32Array(state, 0, SLOTS),
     });
-    const worker: PoolWorker = {
-      no: this.nextNumber(),
-      handle,
-      header,
-      runMs: new Float64Array(state, MS_OFFSET, 1),
-      ready: false,
-      dead: false,
-      control: undefined,
-      ports: [],
-      events: undefined,
-      prepared: new Set(),
-      shares: new WorkerShares(),
-      job: undefined,
-      fatal: undefined,
-      tasks: 0,
-      heapBytes: 0,
-      wait: undefined,
-      stopped: undefined,
-    };
+    const worker = newWorker(this.nextNumber(), handle, state);
     this.enlist(worker);
     handle.onMessage((message) =>
       worker.ready
@@ -277,7 +225,11 @@ export class ThreadPool extends Pool<PoolWorker> {
     try {
       if (delivery === undefined) worker.handle.postMessage(payload);
       else {
-        const wrapped: WrappedPayload = { s: delivery.shares, f: delivery.forget, p: payload };
+        const wrapped: WrappedPayload = {
+          shares: delivery.shares,
+          forget: delivery.forget,
+          payload,
+        };
         worker.handle.postMessage(wrapped);
         worker.shares.sent(delivery);
       }
@@ -404,7 +356,9 @@ export class ThreadPool extends Pool<PoolWorker> {
     this.hold(worker, true);
     // A thread that already died cannot answer, nor reap anything any more.
     const children = !gone && worker.ready && Atomics.load(worker.header, Slot.CHILDREN) > 0;
-    const stopping = children ? this.#stopChildren(worker) : Promise.resolve();
+    const stopping = children
+      ? stopChildren(worker, this.options.killGraceMs ?? KILL_GRACE_MS)
+      : Promise.resolve();
     this.track(
       stopping.then(() => {
         worker.control?.[releaseProxy]();
@@ -413,25 +367,5 @@ export class ThreadPool extends Pool<PoolWorker> {
       }).catch(() => {}),
     );
     this.checkDrained();
-  }
-
-  /** Asks a thread to terminate the executors its tasks made; resolves when it has, or later. */
-  #stopChildren(worker: PoolWorker): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(
-        resolve,
-        (this.options.killGraceMs ?? KILL_GRACE_MS) + STOP_GRACE_MS,
-      );
-      worker.stopped = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const stop: ToWorkerEvent = { type: "stop" };
-      try {
-        worker.events?.postMessage(stop);
-      } catch {
-        resolve();
-      }
-    });
   }
 }
