@@ -26,7 +26,7 @@ export type { Explanation, ImapOptions, MapOptions, SubmitOptions } from "./src/
 export { STRATEGY_NAMES } from "./src/strategy/types.ts";
 export type { StrategyName } from "./src/strategy/types.ts";
 export { tasks } from "./src/task.ts";
-export { sharedArray } from "./src/shared.ts";
+export { sharedArray } from "./src/shared_array.ts";
 export { parseParallelEnv } from "./src/env.ts";
 export type { EnvConfig, ParallelConfig, StrategyChoice } from "./src/config.ts";
 export type {
@@ -40,7 +40,8 @@ export type {
 export type { ChunkRequest, ChunkResult, Strategy } from "./src/strategy/types.ts";
 export type { TaskSpec } from "./src/protocol.ts";
 export type { SharedEntry } from "./src/shared.ts";
-export { call, KeyedTaskError, ParallelError, runParallel } from "./src/deterministic.ts";
+export { call, runParallel } from "./src/run_parallel.ts";
+export { KeyedTaskError, ParallelError } from "./src/run_parallel_errors.ts";
 export { seedFor } from "./src/seeds.ts";
 export type {
   Call,
@@ -48,8 +49,9 @@ export type {
   OrderValue,
   RunParallelOptions,
   Thunk,
-} from "./src/deterministic.ts";
-export type { Shared, SharedTypedArray, SharedValue, TypedArrayConstructor } from "./src/shared.ts";
+} from "./src/run_parallel.ts";
+export type { Shared, SharedValue } from "./src/shared.ts";
+export type { SharedTypedArray, TypedArrayConstructor } from "./src/shared_array.ts";
 export type {
   ModuleTasks,
   Task,

@@ -32,6 +32,63 @@ export const runtime = detect().name;
 /** Every strategy the contract suite runs against. */
 export const STRATEGIES = ["serial", "threads", "processes"] as const;
 
+/** What {@linkcode forEachStrategy} may loop over: a built-in strategy, or `"auto"`. */
+export type StrategyUnderTest = StrategyName | "auto";
+
+/** Defines one test, as {@linkcode test} does. */
+export type DefineTest = (
+  name: string,
+  fn: () => void | Promise<void>,
+  timeout?: number,
+) => void;
+
+/** Registers the tests of one strategy, defining them through `test`. */
+export type StrategyBody<S> = (strategy: S, test: DefineTest) => void;
+
+/** How {@linkcode forEachStrategy} treats a strategy that cannot run here. */
+export interface ForEachStrategyOptions<S> {
+  /** Why `strategy`'s tests cannot run on this runtime, or `undefined` if they can. */
+  skip?: (strategy: S) => string | undefined;
+}
+
+/**
+ * Defines a strategy's tests once for each of `strategies`: `body(strategy, test)` registers
+ * them, in a `describe` of its own or as tests that name the strategy.
+ *
+ * A strategy for which `options.skip` gives a reason still registers every test, each
+ * reported as skipped (`(skipped: <reason>)` in its name, and as its skip reason), so the
+ * count of tests is the same on every runtime. Its body must define its tests through the
+ * `test` it is given for that.
+ *
+ * @param strategies The strategies, in the order their tests run.
+ * @param options `skip`, for strategies that cannot run on this runtime.
+ * @param body Registers the tests of one strategy.
+ */
+export function forEachStrategy<const S extends StrategyUnderTest>(
+  strategies: readonly S[],
+  body: StrategyBody<S>,
+): void;
+export function forEachStrategy<const S extends StrategyUnderTest>(
+  strategies: readonly S[],
+  options: ForEachStrategyOptions<S>,
+  body: StrategyBody<S>,
+): void;
+export function forEachStrategy<S extends StrategyUnderTest>(
+  strategies: readonly S[],
+  ...args: [StrategyBody<S>] | [ForEachStrategyOptions<S>, StrategyBody<S>]
+): void {
+  const [options, body] = args.length === 1 ? [{}, args[0]] : args;
+  for (const strategy of strategies) {
+    const reason = options.skip?.(strategy);
+    body(
+      strategy,
+      reason === undefined
+        ? test
+        : (name) => it(`${name} (skipped: ${reason})`, { skip: reason }, () => {}),
+    );
+  }
+}
+
 /** Generous per-test bound: a hang fails the test with a message instead of stalling the run. */
 const TEST_TIMEOUT_MS = 90_000;
 

@@ -12,7 +12,7 @@ import type { ParallelExecutionEvent, TelemetryEvent } from "../mod.ts";
 import { decide, estimateBytes, LARGE_INPUT_BYTES } from "../src/strategy/auto.ts";
 import type { Workload } from "../src/strategy/auto.ts";
 import { detect } from "../src/runtime/mod.ts";
-import { rejection, show, test } from "./_helpers.ts";
+import { forEachStrategy, rejection, show, test } from "./_helpers.ts";
 
 const auto = tasks<typeof import("./fixtures/auto_work.ts")>(
   new URL("./fixtures/auto_work.ts", import.meta.url),
@@ -293,7 +293,7 @@ describe("configuration precedence and CE_PARALLEL", () => {
 });
 
 describe("fallback to serial", () => {
-  for (const strategy of ["threads", "processes"] as const) {
+  forEachStrategy(["threads", "processes"], (strategy) => {
     test(`forceSerialOnFailure runs the rest serially when a worker dies (${strategy})`, async () => {
       const events: TelemetryEvent[] = [];
       await using ex = new ParallelExecutor({
@@ -325,7 +325,7 @@ describe("fallback to serial", () => {
       const error = await rejection(ex.map(auto.crashInWorker, [1, 2], { chunkSize: 1 }));
       assert.ok(error instanceof WorkerCrashedError, show(error));
     });
-  }
+  });
 
   test("a task's own error is not a reason to fall back", async () => {
     await using ex = new ParallelExecutor({ strategy: "threads", forceSerialOnFailure: true });

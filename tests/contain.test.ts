@@ -13,7 +13,14 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { programReport, programResult, runProgram, runtime, test } from "./_helpers.ts";
+import {
+  forEachStrategy,
+  programReport,
+  programResult,
+  runProgram,
+  runtime,
+  test,
+} from "./_helpers.ts";
 
 const PARENT = fileURLToPath(new URL("./fixtures/contain_parent.ts", import.meta.url));
 
@@ -26,7 +33,7 @@ describe("containment on the calling thread", () => {
       ? [{ mode: "deno-exit", what: /it called exit\(4\)/, exitCode: 4 }]
       : []),
   ];
-  for (const strategy of ["auto", "serial"]) {
+  forEachStrategy(["auto", "serial"], (strategy) => {
     for (const { mode, what, exitCode } of kinds) {
       test(
         `${strategy}: a task that crashes with ${mode} on the calling thread fails with WorkerCrashedError, and the program lives on`,
@@ -52,9 +59,9 @@ describe("containment on the calling thread", () => {
         60_000,
       );
     }
-  }
+  });
 
-  for (const strategy of ["auto", "serial"]) {
+  forEachStrategy(["auto", "serial"], (strategy) => {
     test(
       `${strategy}: an unhandled rejection noticed after its task returned is contained, with a warning`,
       async () => {
@@ -70,7 +77,7 @@ describe("containment on the calling thread", () => {
       },
       60_000,
     );
-  }
+  });
 
   // Node shows a task's context in its error events: an error outside it is never a task's.
   // Deno (for a timer's throw) and Bun (for microtasks and rejections) lose it, and there an

@@ -13,6 +13,7 @@ import { waitForSlot } from "./fixtures/wait.ts";
 import {
   boardFor,
   collect,
+  forEachStrategy,
   read,
   rejection,
   release,
@@ -26,7 +27,7 @@ import {
 /** Upper bound of a gated task's wait; the tests release it long before. */
 const GATE_MS = 30_000;
 
-for (const strategy of STRATEGIES) {
+forEachStrategy(STRATEGIES, (strategy) => {
   describe(`contract (${strategy})`, () => {
     const options = { strategy, maxWorkers: 2 } as const;
     /** Whether tasks run beside each other (threads, processes) rather than one by one. */
@@ -375,4 +376,4 @@ for (const strategy of STRATEGIES) {
       assert.ok(produced < 100_000, `the input was read ${produced} items deep after the break`);
     });
   });
-}
+});

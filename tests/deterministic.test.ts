@@ -17,7 +17,7 @@ import {
   tasks,
 } from "../mod.ts";
 import type { Thunk } from "../mod.ts";
-import { rejection, show, STRATEGIES, test, work } from "./_helpers.ts";
+import { forEachStrategy, rejection, show, STRATEGIES, test, work } from "./_helpers.ts";
 
 const seeded = tasks<typeof import("./fixtures/seeded.ts")>(
   new URL("./fixtures/seeded.ts", import.meta.url),
@@ -256,7 +256,7 @@ describe("runParallel", () => {
     assert.deepEqual(started, [0, 1]);
   });
 
-  for (const strategy of STRATEGIES) {
+  forEachStrategy(STRATEGIES, (strategy) => {
     test(`calls run on the executor (${strategy}), mixed with thunks`, async () => {
       await using ex = new ParallelExecutor({ strategy, maxWorkers: 2 });
       const result = await runParallel<number, number, number[]>(
@@ -278,7 +278,7 @@ describe("runParallel", () => {
         "a call's error is what the task threw",
       );
     });
-  }
+  });
 
   test("call() takes a seed, so calls need not share the executor's", async () => {
     await using ex = new ParallelExecutor({ strategy: "threads", maxWorkers: 2, seed: 5 });
@@ -332,7 +332,7 @@ describe("seeds", () => {
     assert.throws(() => seedFor(1, {} as unknown as string), TypeError);
   });
 
-  for (const strategy of STRATEGIES) {
+  forEachStrategy(STRATEGIES, (strategy) => {
     test(`ctx.seed is seedFor(seed, index) on ${strategy}, per call and per executor`, async () => {
       await using ex = new ParallelExecutor({ strategy, maxWorkers: 2, seed: 99 });
       const items = Array.from({ length: 12 }, (_, i) => i);
@@ -349,7 +349,7 @@ describe("seeds", () => {
       await using plain = new ParallelExecutor({ strategy, maxWorkers: 1 });
       assert.equal(await plain.submit(seeded.seedOf, null), seedFor(0, 0), "the default seed is 0");
     });
-  }
+  });
 
   test("a bad seed is refused with TypeError or RangeError", () => {
     assert.throws(() => new ParallelExecutor({ seed: -1 }), RangeError);

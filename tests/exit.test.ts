@@ -3,11 +3,11 @@
  * executor and disposes it with `await using` exits by itself. Each case runs a child process of the same runtime.
  */
 
-import { describe, it } from "node:test";
+import { describe } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { detect } from "../src/runtime/mod.ts";
-import { PROGRAM_WATCHDOG_MS, runProgram, test } from "./_helpers.ts";
+import { forEachStrategy, PROGRAM_WATCHDOG_MS, runProgram, test } from "./_helpers.ts";
 import type { ProgramResult } from "./_helpers.ts";
 
 const CHILD = fileURLToPath(new URL("./fixtures/child.ts", import.meta.url));
@@ -69,14 +69,13 @@ describe("process exit", () => {
   }, 60_000);
 
   const FORGOTTEN = fileURLToPath(new URL("./fixtures/forgotten.ts", import.meta.url));
-  for (const strategy of ["threads", "processes", "auto"]) {
+  // Deno's Web Workers have no unref(): an idle thread keeps a Deno program alive.
+  const cannotUnref = (strategy: string): string | undefined =>
+    detect().name === "deno" && strategy !== "processes"
+      ? "Deno's Web Workers cannot be unref'd (documented in the guide)"
+      : undefined;
+  forEachStrategy(["threads", "processes", "auto"], { skip: cannotUnref }, (strategy, test) => {
     const name = `a program that forgets to close its ${strategy} executor still exits by itself`;
-    // Deno's Web Workers have no unref(): an idle thread keeps a Deno program alive.
-    if (detect().name === "deno" && strategy !== "processes") {
-      const reason = "Deno's Web Workers cannot be unref'd (documented in the guide)";
-      it(`${name} (skipped: ${reason})`, { skip: reason }, () => {});
-      continue;
-    }
     test(name, async () => {
       const result = await runProgram(FORGOTTEN, [strategy]);
       const report = `\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
@@ -88,7 +87,7 @@ describe("process exit", () => {
       assert.equal(result.code, 0, report);
       assert.match(result.stdout, /^fanout-forgotten (6|400)$/m, report);
     }, 60_000);
-  }
+  });
 
   if (detect().name === "deno") {
     test(

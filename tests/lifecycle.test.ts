@@ -18,6 +18,7 @@ import {
   assertPidsGone,
   boardFor,
   collect,
+  forEachStrategy,
   holders,
   read,
   rejection,
@@ -31,7 +32,7 @@ import {
   work,
 } from "./_helpers.ts";
 
-for (const strategy of STRATEGIES) {
+forEachStrategy(STRATEGIES, (strategy) => {
   describe(`lifecycle (${strategy})`, () => {
     /** Whether tasks run beside each other (threads, processes) rather than one by one. */
     const parallel = strategy !== "serial";
@@ -423,4 +424,4 @@ for (const strategy of STRATEGIES) {
       }
     }
   });
-}
+});

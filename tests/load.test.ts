@@ -15,6 +15,7 @@ import {
   tasks,
 } from "../mod.ts";
 import {
+  forEachStrategy,
   PROGRAM_WATCHDOG_MS,
   rejection,
   runProgram,
@@ -36,7 +37,7 @@ const NEVER_URL = new URL("./fixtures/never_loads.ts", import.meta.url).href;
 /** Far below what the tests wait for, far above a normal load. */
 const LOAD_TIMEOUT_MS = 300;
 
-for (const strategy of ["threads", "processes"] as const) {
+forEachStrategy(["threads", "processes"], (strategy) => {
   describe(`loading (${strategy})`, () => {
     const options = { strategy, maxWorkers: 1, loadTimeoutMs: LOAD_TIMEOUT_MS } as const;
 
@@ -105,7 +106,7 @@ for (const strategy of ["threads", "processes"] as const) {
       assert.deepEqual(await ex.map(slow.square, [1, 2], { timeoutMs: 100 }), [1, 4]);
     });
   });
-}
+});
 
 describe("loading (serial)", () => {
   test(

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { ParallelExecutor } from "../mod.ts";
 import type { ExecutorOptions } from "../mod.ts";
 import { detect } from "../src/runtime/mod.ts";
-import { rejection, show, STRATEGIES, test, work } from "./_helpers.ts";
+import { forEachStrategy, rejection, show, STRATEGIES, test, work } from "./_helpers.ts";
 
 /** [options, expected class, option name, how the value appears in the message] */
 const BAD_OPTIONS: [
@@ -67,7 +67,7 @@ describe("options", () => {
     });
   }
 
-  for (const strategy of STRATEGIES) {
+  forEachStrategy(STRATEGIES, (strategy) => {
     test(`map() and imap() reject a bad per-call chunkSize (${strategy})`, async () => {
       await using ex = new ParallelExecutor({ strategy, maxWorkers: 2 });
       assertNamesOption(
@@ -100,7 +100,7 @@ describe("options", () => {
       }
       assert.equal(ex.closed, true);
     });
-  }
+  });
 
   test("the defaults are the auto strategy and one worker per usable CPU", async () => {
     await using ex = new ParallelExecutor();

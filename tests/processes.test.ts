@@ -8,7 +8,7 @@
  * temporary directory (see fixtures/proc.ts) and the test polls for it, bounded.
  */
 
-import { describe, it } from "node:test";
+import { describe } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -17,6 +17,7 @@ import type { ExecutorOptions } from "../mod.ts";
 import { liveProcessPids } from "../src/runtime/mod.ts";
 import { isAlive, removeDir, tempDir, waitForPids, waitUntilGone } from "./fixtures/proc.ts";
 import {
+  forEachStrategy,
   programReport,
   programResult,
   rejection,
@@ -30,11 +31,6 @@ import {
 const proc = tasks<typeof import("./fixtures/proc.ts")>(
   new URL("./fixtures/proc.ts", import.meta.url),
 );
-
-/** Registers a test that cannot run here, saying why in its name and its skip reason. */
-function skip(name: string, reason: string): void {
-  it(`${name} (skipped: ${reason})`, { skip: reason }, () => {});
-}
 
 /** Fails if any of `pids` is still among the processes fanout has started and not reaped. */
 function assertNotTracked(pids: number[], what: string): void {
@@ -235,16 +231,20 @@ describe("processes", () => {
 
   // ---- maxMemoryMb ----------------------------------------------------------------------------
 
-  for (const strategy of ["processes", "threads"] as const) {
+  /**
+   * Whether `strategy` caps a worker's heap on this runtime. V8's heap limit: Deno and Node
+   * processes take --max-old-space-size, Node threads take resourceLimits. Bun
+   * (JavaScriptCore) and Deno's Web Workers have no such knob.
+   */
+  const capped = (strategy: "processes" | "threads"): boolean =>
+    strategy === "processes" ? runtime !== "bun" : runtime === "node";
+  const uncapped = (strategy: "processes" | "threads"): string | undefined =>
+    capped(strategy)
+      ? undefined
+      : `${runtime} ${strategy} have no memory cap, so the allocation would not stop`;
+  forEachStrategy(["processes", "threads"], { skip: uncapped }, (strategy, test) => {
     const name =
       `a ${strategy} task that allocates past maxMemoryMb fails with WorkerCrashedError saying so, and the executor recovers`;
-    // V8's heap limit: Deno and Node processes take --max-old-space-size, Node threads take
-    // resourceLimits. Bun (JavaScriptCore) and Deno's Web Workers have no such knob.
-    const capped = strategy === "processes" ? runtime !== "bun" : runtime === "node";
-    if (!capped) {
-      skip(name, `${runtime} ${strategy} have no memory cap, so the allocation would not stop`);
-      continue;
-    }
     test(name, async () => {
       await using ex = new ParallelExecutor({ strategy, maxWorkers: 1, maxMemoryMb: 64 });
       const dir = tempDir();
@@ -269,7 +269,7 @@ describe("processes", () => {
         removeDir(dir);
       }
     }, 120_000);
-  }
+  });
 
   const BAD_MEMORY: [unknown, typeof RangeError | typeof TypeError, string][] = [
     [0, RangeError, "0"],
@@ -300,9 +300,8 @@ describe("processes", () => {
   }
 
   // Whether maxMemoryMb warns is decided once per process, so each case runs in a fresh one.
-  for (const strategy of ["processes", "threads"] as const) {
-    const capped = strategy === "processes" ? runtime !== "bun" : runtime === "node";
-    const what = capped
+  forEachStrategy(["processes", "threads"], (strategy) => {
+    const what = capped(strategy)
       ? "is applied without a warning"
       : "is ignored with one FANOUT_NO_MEMORY_CAP warning per process";
     test(`maxMemoryMb on ${runtime} ${strategy} ${what}`, async () => {
@@ -316,11 +315,11 @@ describe("processes", () => {
       );
       assert.equal(
         warnings.length,
-        capped ? 0 : 1,
+        capped(strategy) ? 0 : 1,
         `FANOUT_NO_MEMORY_CAP warnings from two executors in one process: ${show(warnings)}`,
       );
     }, 60_000);
-  }
+  });
 });
 
 // ---- running a program of the same runtime -------------------------------------------------

@@ -9,7 +9,7 @@ import { describe } from "node:test";
 import assert from "node:assert/strict";
 import { ParallelExecutor, runCommands, tasks, TaskTimeoutError } from "../mod.ts";
 import { describeExit } from "../src/strategy/processes.ts";
-import { rejection, show, test } from "./_helpers.ts";
+import { forEachStrategy, rejection, show, test } from "./_helpers.ts";
 
 const recycle = tasks<typeof import("./fixtures/recycle_work.ts")>(
   new URL("./fixtures/recycle_work.ts", import.meta.url),
@@ -25,7 +25,7 @@ function runs(ids: string[]): number[] {
   return [...counts.values()];
 }
 
-for (const strategy of ["threads", "processes"] as const) {
+forEachStrategy(["threads", "processes"], (strategy) => {
   describe(`recycling (${strategy})`, () => {
     test("maxTasksPerWorker replaces a worker after that many tasks", async () => {
       await using ex = new ParallelExecutor({ strategy, maxWorkers: 1, maxTasksPerWorker: 2 });
@@ -57,7 +57,7 @@ for (const strategy of ["threads", "processes"] as const) {
       60_000,
     );
   });
-}
+});
 
 describe("killGraceMs", () => {
   test("runCommands: killGraceMs 0 sends SIGKILL at once, the default grace SIGTERM first", async () => {

@@ -18,7 +18,16 @@ import {
 import type { Shared } from "../mod.ts";
 import { STARTED } from "./fixtures/work.ts";
 import { waitForSlot } from "./fixtures/wait.ts";
-import { boardFor, collect, rejection, release, show, STRATEGIES, test } from "./_helpers.ts";
+import {
+  boardFor,
+  collect,
+  forEachStrategy,
+  rejection,
+  release,
+  show,
+  STRATEGIES,
+  test,
+} from "./_helpers.ts";
 
 const shared = tasks<typeof import("./fixtures/shared_work.ts")>(
   new URL("./fixtures/shared_work.ts", import.meta.url),
@@ -58,7 +67,7 @@ function key(): string {
   return `k${++keys}-${Math.random().toString(36).slice(2)}`;
 }
 
-for (const strategy of STRATEGIES) {
+forEachStrategy(STRATEGIES, (strategy) => {
   describe(`shared payloads (${strategy})`, () => {
     const options = { strategy, maxWorkers: 2 } as const;
     const parallel = strategy !== "serial";
@@ -297,7 +306,7 @@ for (const strategy of STRATEGIES) {
       assert.equal(error.index, 1);
     });
   });
-}
+});
 
 describe("share() and sharedArray()", () => {
   test("typed arrays, DataViews and ArrayBuffers move into shared memory once", async () => {

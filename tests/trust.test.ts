@@ -16,7 +16,15 @@ import {
   tasks,
 } from "../mod.ts";
 import type { ExecutorOptions, StrategyName, TaskRef } from "../mod.ts";
-import { collect, rejection, runtime, show, STRATEGIES, test } from "./_helpers.ts";
+import {
+  collect,
+  forEachStrategy,
+  rejection,
+  runtime,
+  show,
+  STRATEGIES,
+  test,
+} from "./_helpers.ts";
 import { liveThreadCount } from "../src/runtime/mod.ts";
 
 const trust = tasks<typeof import("./fixtures/trust_work.ts")>(
@@ -52,7 +60,7 @@ function brokenIterable(kind: "sync" | "async"): Iterable<number> & AsyncIterabl
       & AsyncIterable<number>;
 }
 
-for (const strategy of [...STRATEGIES, "auto"] as const) {
+forEachStrategy([...STRATEGIES, "auto"], (strategy) => {
   describe(`trust (${strategy})`, () => {
     const options: ExecutorOptions = { strategy, maxWorkers: 2 };
     const isolated = strategy === "threads" || strategy === "processes";
@@ -198,7 +206,7 @@ for (const strategy of [...STRATEGIES, "auto"] as const) {
       });
     }
   });
-}
+});
 
 describe("trust: options at the boundary", () => {
   const strategies: StrategyName[] = ["serial", "threads"];
@@ -265,7 +273,7 @@ describe("trust: options at the boundary", () => {
     }
   });
 
-  for (const strategy of strategies) {
+  forEachStrategy(strategies, (strategy) => {
     test(`a missing export's message lists the module's functions, not its classes (${strategy})`, async () => {
       await using ex = new ParallelExecutor({ strategy, maxWorkers: 1 });
       const missing = await rejection(ex.submit(byName.nope, 1));
@@ -275,7 +283,7 @@ describe("trust: options at the boundary", () => {
       const klass = await rejection(ex.submit(byName.Account, 1));
       assert.match((klass as Error).message, /to export a function `Account`, got a class/);
     });
-  }
+  });
 
   test("runCommands refuses an empty command name as it refuses an empty cmd", async () => {
     for (const cmd of [[], [""], ["", "x"]]) {
@@ -327,7 +335,7 @@ describe("trust: inline functions on each runtime", () => {
   const LABEL = "x";
   const LIMITS = { max: 10 };
 
-  for (const strategy of ["serial", "threads"] as const) {
+  forEachStrategy(["serial", "threads"], (strategy) => {
     test(`an inline function that captures a const primitive: Bun inlines it, Node and Deno refuse it (${strategy})`, async () => {
       await using ex = new ParallelExecutor({ strategy, maxWorkers: 1 });
       const call = ex.map((n: number) => `${LABEL}${n * FACTOR}`, [1, 2]);
@@ -347,5 +355,5 @@ describe("trust: inline functions on each runtime", () => {
       assert.ok(error instanceof TaskError, show(error));
       assert.match(error.message, /uses `LIMITS`, which is not defined inside it/);
     });
-  }
+  });
 });

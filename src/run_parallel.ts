@@ -1,15 +1,17 @@
 /**
- * Deterministic aggregation and reproducible seeds: the parallel answer is the serial answer,
- * bit for bit, errors included.
+ * `runParallel` and `call`: keyed tasks run with bounded concurrency, their results merged in
+ * an order that depends only on the keys, so the parallel answer is the serial answer, bit for
+ * bit, errors included.
  *
  * ```
  * tasks [key, thunk | call(task, input)] ──► validate every thunk and order key (nothing runs
  *        │                                   yet), sort by (orderKey(key), submit index)
+ *        │                                   (_order.ts)
  *        ▼
  * run, at most maxWorkers at once ──► every outcome kept by submit index (completion order
  *        │                            is never looked at)
  *        ▼
- * any failed? ──yes──► ParallelError, its errors in the sorted order
+ * any failed? ──yes──► ParallelError, its errors in the sorted order (run_parallel_errors.ts)
  *        └─────no───► mergeFn(pairs in the sorted order)
  * ```
  *
@@ -20,10 +22,15 @@
 
 import type { ParallelExecutor } from "./executor.ts";
 import type { TaskFunction, TaskRef } from "./task.ts";
-import { describe } from "./_checks.ts";
+import { checkFunction, checkKeys, checkSignal, describe } from "./_checks.ts";
+import { onAbort } from "./_abort.ts";
 import { ExecutorClosedError, TaskError, TaskTimeoutError } from "./errors.ts";
-import type { FanoutErrorOptions } from "./errors.ts";
+import { KeyedTaskError, ParallelError } from "./run_parallel_errors.ts";
+import { showKey, sortedOrder } from "./_order.ts";
+import type { OrderValue } from "./_order.ts";
 import { detect } from "./runtime/mod.ts";
+
+export type { OrderValue } from "./_order.ts";
 
 /** A zero-argument function run in the calling isolate; it may return a promise. */
 export type Thunk<R> = () => R | Promise<R>;
@@ -55,9 +62,6 @@ export interface CallOptions {
    */
   timeoutMs?: number;
 }
-
-/** A value `orderKey` may return: numbers (and bigints), strings, or arrays of them compared element by element. */
-export type OrderValue = number | bigint | string | readonly OrderValue[];
 
 /** Options of {@linkcode runParallel}. */
 export interface RunParallelOptions<K, R, M> {
@@ -93,91 +97,10 @@ export interface RunParallelOptions<K, R, M> {
   signal?: AbortSignal;
 }
 
+/** The keys of {@linkcode RunParallelOptions}. */
 const OPTIONS = ["maxWorkers", "mergeFn", "orderKey", "executor", "signal"];
-
-/**
- * One failed task of a {@linkcode runParallel}: its `key`, the thrown error's type
- * (`excType`, the error's `name`, or for a thrown non-error its `typeof`) and `message` (the
- * error's own message). `index` is the task's submit index; `cause` is the thrown value.
- * See {@linkcode ParallelError} for an example.
- */
-export class KeyedTaskError<K = unknown> extends TaskError {
-  static {
-    this.prototype.name = "KeyedTaskError";
-  }
-  /** The task's key. */
-  readonly key: K;
-  /** The thrown error's `name` (`"RangeError"`), or `typeof` the thrown value if not an error. */
-  readonly excType: string;
-
-  /**
-   * Creates the error of one failed task.
-   *
-   * @param key The task's key.
-   * @param index The task's submit index.
-   * @param excType The thrown error's type.
-   * @param message The thrown error's message.
-   * @param options `cause`: the thrown value.
-   */
-  constructor(
-    key: K,
-    index: number,
-    excType: string,
-    message: string,
-    options?: FanoutErrorOptions,
-  ) {
-    super(index, message, options);
-    this.key = key;
-    this.excType = excType;
-  }
-}
-
-/**
- * Some tasks of a {@linkcode runParallel} failed. `errors` holds one {@linkcode KeyedTaskError}
- * per failed task, sorted like the results would have been (by `orderKey`, then submit
- * index), so a run gives the same list every time.
- *
- * @example The failures, in key order
- * ```ts
- * import { KeyedTaskError, ParallelError, runParallel } from "@fanout/fanout";
- * import assert from "node:assert/strict";
- *
- * const error = await runParallel([
- *   ["b", () => { throw new RangeError("b is too big"); }],
- *   ["c", () => 3],
- *   ["a", () => Promise.reject(new TypeError("a is no number"))],
- * ]).catch((e) => e);
- * assert.ok(error instanceof ParallelError);
- * assert.ok(error.errors[0] instanceof KeyedTaskError);
- * assert.deepEqual(
- *   error.errors.map((e: KeyedTaskError) => [e.key, e.excType, e.message]),
- *   [["a", "TypeError", "a is no number"], ["b", "RangeError", "b is too big"]],
- * );
- * ```
- */
-export class ParallelError<K = unknown> extends AggregateError {
-  static {
-    this.prototype.name = "ParallelError";
-  }
-  /** The failed tasks, in order. */
-  declare readonly errors: KeyedTaskError<K>[];
-
-  /**
-   * Creates the error of a run.
-   *
-   * @param errors The failed tasks, in order.
-   * @param total How many tasks ran.
-   */
-  constructor(errors: KeyedTaskError<K>[], total: number) {
-    const first = errors[0];
-    super(
-      errors,
-      `${errors.length} of ${total} tasks failed; the first in order is key ${
-        showKey(first?.key)
-      }: ${first?.excType}: ${first?.message}`,
-    );
-  }
-}
+/** The keys of {@linkcode CallOptions}. */
+const CALL_OPTIONS = ["seed", "timeoutMs"];
 
 class TaskCall<R> implements Call<R> {
   readonly task: TaskRef<unknown, R> | TaskFunction<unknown, R>;
@@ -225,14 +148,7 @@ export function call<I, O>(
   input: I,
   options: CallOptions = {},
 ): Call<O> {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Expected \`options\` to be an object, got ${describe(options)}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (key !== "seed" && key !== "timeoutMs") {
-      throw new TypeError(`Expected call() options among \`seed\`, \`timeoutMs\`, got \`${key}\``);
-    }
-  }
+  checkKeys("options", options, CALL_OPTIONS);
   return new TaskCall<O>(
     task as TaskRef<unknown, O> | TaskFunction<unknown, O>,
     input,
@@ -310,7 +226,7 @@ export async function runParallel<K, R, M = [K, R][]>(
 }
 
 /** Runs every entry, at most `limit` at once, and keeps each outcome by submit index. */
-function runAll<K, R>(
+async function runAll<K, R>(
   entries: readonly (readonly [K, Thunk<R> | Call<R>])[],
   limit: number,
   executor: ParallelExecutor | undefined,
@@ -318,36 +234,36 @@ function runAll<K, R>(
 ): Promise<Outcome[]> {
   const outcomes = new Array<Outcome>(entries.length);
   let next = 0;
-  return new Promise<Outcome[]>((resolve, reject) => {
-    let running = 0;
-    let stopped = false;
-    const onAbort = (): void => {
-      stopped = true;
-      reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    const finish = (): void => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve(outcomes);
-    };
-    const pump = (): void => {
-      while (!stopped && running < limit && next < entries.length) {
-        const at = next++;
-        running++;
-        start(entries[at][1], executor, signal).then(
-          (value) => (outcomes[at] = { ok: true, value }),
-          (error: unknown) => (outcomes[at] = { ok: false, error }),
-        ).then(() => {
-          running--;
-          if (stopped) return;
-          if (next < entries.length) pump();
-          else if (running === 0) finish();
-        });
-      }
-    };
-    if (entries.length === 0) finish();
-    else pump();
-  });
+  let running = 0;
+  let stopped = false;
+  let removeAbort = (): void => {};
+  try {
+    return await new Promise<Outcome[]>((resolve, reject) => {
+      removeAbort = onAbort(signal, () => {
+        stopped = true;
+        reject(signal!.reason);
+      });
+      const pump = (): void => {
+        while (!stopped && running < limit && next < entries.length) {
+          const at = next++;
+          running++;
+          start(entries[at][1], executor, signal).then(
+            (value) => (outcomes[at] = { ok: true, value }),
+            (error: unknown) => (outcomes[at] = { ok: false, error }),
+          ).then(() => {
+            running--;
+            if (stopped) return;
+            if (next < entries.length) pump();
+            else if (running === 0) resolve(outcomes);
+          });
+        }
+      };
+      if (entries.length === 0) resolve(outcomes);
+      else pump();
+    });
+  } finally {
+    removeAbort();
+  }
 }
 
 /** Starts one task; a thunk that throws synchronously becomes a rejection. */
@@ -407,57 +323,6 @@ function toEntries<K, R>(
   return entries;
 }
 
-/** Submit indices sorted by `orderKey(key)`, ties by index. */
-function sortedOrder<K>(keys: readonly K[], orderKey: (key: K) => OrderValue): number[] {
-  const values = keys.map((key) => {
-    const value = orderKey(key);
-    checkOrderValue(key, value, value);
-    return value;
-  });
-  return keys.map((_, at) => at).sort((a, b) =>
-    compareOrder(values[a], values[b], keys[a], keys[b]) || a - b
-  );
-}
-
-function checkOrderValue(key: unknown, value: unknown, whole: unknown): void {
-  if (typeof value === "string" || typeof value === "bigint") return;
-  if (typeof value === "number" && !Number.isNaN(value)) return;
-  if (Array.isArray(value)) {
-    for (const inner of value) checkOrderValue(key, inner, whole);
-    return;
-  }
-  throw new TypeError(
-    `Expected orderKey to return a number, bigint, string or an array of them for key ${
-      showKey(key)
-    }, got ${whole === value ? describe(value) : `${describe(value)} inside an array`}`,
-  );
-}
-
-function kindOf(value: OrderValue): string {
-  return typeof value === "bigint" ? "number" : Array.isArray(value) ? "array" : typeof value;
-}
-
-function compareOrder(a: OrderValue, b: OrderValue, keyA: unknown, keyB: unknown): number {
-  const kind = kindOf(a);
-  if (kind !== kindOf(b)) {
-    throw new TypeError(
-      `Expected orderKey to return values of one kind, got a ${kind} for key ${
-        showKey(keyA)
-      } and a ${kindOf(b)} for key ${showKey(keyB)}, which cannot be ordered`,
-    );
-  }
-  if (kind === "array") {
-    const x = a as readonly OrderValue[];
-    const y = b as readonly OrderValue[];
-    for (let i = 0; i < x.length && i < y.length; i++) {
-      const c = compareOrder(x[i], y[i], keyA, keyB);
-      if (c !== 0) return c;
-    }
-    return x.length - y.length;
-  }
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /** The record of one failed task: a call's own task error is unwrapped to what the task threw. */
 function keyedError<K>(key: K, index: number, error: unknown): KeyedTaskError<K> {
   const thrown = error instanceof TaskError && !(error instanceof TaskTimeoutError) &&
@@ -470,51 +335,33 @@ function keyedError<K>(key: K, index: number, error: unknown): KeyedTaskError<K>
   return new KeyedTaskError(key, index, typeof thrown, String(thrown), { cause: thrown });
 }
 
-function showKey(key: unknown): string {
-  if (typeof key === "string") return JSON.stringify(key);
-  if (typeof key === "bigint") return `${key}n`;
-  if (typeof key === "number" || typeof key === "boolean" || key == null) return String(key);
-  try {
-    return JSON.stringify(key) ?? String(key);
-  } catch {
-    return String(key);
-  }
-}
-
 function checkOptions(options: unknown): void {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Expected \`options\` to be an object, got ${describe(options)}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (!OPTIONS.includes(key)) {
-      throw new TypeError(
-        `Expected options among ${OPTIONS.map((k) => `\`${k}\``).join(", ")}, got \`${key}\``,
-      );
-    }
-  }
+  checkKeys("options", options, OPTIONS);
   const o = options as RunParallelOptions<unknown, unknown, unknown>;
-  if (o.maxWorkers !== undefined) {
-    const n = o.maxWorkers;
-    if (typeof n !== "number" || Number.isNaN(n)) {
-      throw new TypeError(`Expected \`maxWorkers\` to be a number, got ${describe(n)}`);
-    }
-    if (n > 1 && !Number.isInteger(n) && n !== Infinity) {
-      throw new RangeError(
-        `Expected \`maxWorkers\` to be an integer (or Infinity; 1 or less runs in order), got ${n}`,
-      );
-    }
-  }
-  for (const name of ["mergeFn", "orderKey"] as const) {
-    if (o[name] !== undefined && typeof o[name] !== "function") {
-      throw new TypeError(`Expected \`${name}\` to be a function, got ${describe(o[name])}`);
-    }
-  }
+  checkMaxWorkers(o.maxWorkers);
+  checkFunction("mergeFn", o.mergeFn);
+  checkFunction("orderKey", o.orderKey);
+  // Any object with a submit() would do; the message names what the option is for.
   if (o.executor !== undefined && typeof o.executor?.submit !== "function") {
     throw new TypeError(
       `Expected \`executor\` to be a ParallelExecutor, got ${describe(o.executor)}`,
     );
   }
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
-    throw new TypeError(`Expected \`signal\` to be an AbortSignal, got ${describe(o.signal)}`);
+  checkSignal(o.signal);
+}
+
+/**
+ * Not `checkInteger`: here 1 or less (zero and negatives included) is allowed, and means one
+ * task at a time, as a plain loop would run them.
+ */
+function checkMaxWorkers(n: unknown): void {
+  if (n === undefined) return;
+  if (typeof n !== "number" || Number.isNaN(n)) {
+    throw new TypeError(`Expected \`maxWorkers\` to be a number, got ${describe(n)}`);
+  }
+  if (n > 1 && !Number.isInteger(n) && n !== Infinity) {
+    throw new RangeError(
+      `Expected \`maxWorkers\` to be an integer (or Infinity; 1 or less runs in order), got ${n}`,
+    );
   }
 }
