@@ -144,3 +144,8 @@ export function toTaskSpec(task: unknown): TaskSpec {
 export function taskKey(task: TaskSpec): string {
   return task.kind === "module" ? `m:${task.url}#${task.name}` : `f:${task.source}`;
 }
+
+/** What a load timeout names: the module's URL, or the inline function. */
+export function moduleOf(task: TaskSpec): string {
+  return task.kind === "module" ? task.url : "(an inline function)";
+}

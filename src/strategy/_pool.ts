@@ -1,5 +1,6 @@
 /**
- * What the thread and process pools have in common: the queue, handing jobs to idle workers,
+ * What the thread and process pools have in common: jobs (a chunk waiting for, or running on,
+ * a worker) and their task ids, the queue, handing jobs to idle workers,
  * starting workers for what is left (never more than `concurrency`, never more than the work
  * queued), draining on `close()`, cancelling on `terminate()`, and waiting until every
  * worker is gone. A subclass says how to start, feed, stop and abort its kind of worker.
@@ -9,11 +10,48 @@
 
 import type { ChunkResult, StrategyName } from "./types.ts";
 import type { BuiltInRequest, BuiltInStrategy } from "./_builtin.ts";
-import type { Job } from "./_jobs.ts";
-import { moduleOf, TaskIds } from "./_jobs.ts";
+import type { TaskSpec } from "../protocol.ts";
+import { moduleOf, taskKey } from "../task.ts";
 import { onAbort } from "../_abort.ts";
 import type { WorkerShares } from "./_shares.ts";
 import { ExecutorClosedError, LoadTimeoutError } from "../errors.ts";
+
+/** A chunk request in a pool, from `run()` until it settles. */
+export interface Job<W> {
+  readonly request: BuiltInRequest;
+  readonly taskId: number;
+  readonly resolve: (result: ChunkResult) => void;
+  readonly reject: (error: unknown) => void;
+  /** Chunk id, set when the job is given to a worker. */
+  id: number;
+  worker: W | undefined;
+  settled: boolean;
+  /** Removes the abort listener. */
+  unlisten: () => void;
+  /** The timeout's timer, while it runs on a worker with `timeoutMs`. */
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** Small numeric ids for tasks, so a worker prepares each task once and messages stay short. */
+export class TaskIds {
+  readonly #byKey = new Map<string, number>();
+  readonly #bySpec = new WeakMap<TaskSpec, number>();
+
+  /** The id of `task`; equal tasks from different call sites share one. */
+  of(task: TaskSpec): number {
+    // Specs are cached per task by the executor, so the object is the cheap key.
+    let id = this.#bySpec.get(task);
+    if (id !== undefined) return id;
+    const key = taskKey(task);
+    id = this.#byKey.get(key);
+    if (id === undefined) {
+      id = this.#byKey.size + 1;
+      this.#byKey.set(key, id);
+    }
+    this.#bySpec.set(task, id);
+    return id;
+  }
+}
 
 /** What every pool is started with (see `ParallelConfig` for each). */
 export interface PoolOptions {

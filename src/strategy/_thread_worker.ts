@@ -10,7 +10,7 @@ import type { Remote } from "comlink";
 import type { Port, ToWorkerEvent, WorkerControl } from "../protocol.ts";
 import { MS_OFFSET, SLOTS } from "../protocol.ts";
 import type { ThreadHandle } from "../runtime/mod.ts";
-import type { Job } from "./_jobs.ts";
+import type { Job } from "./_pool.ts";
 import { WorkerShares } from "./_shares.ts";
 
 /**

@@ -26,7 +26,7 @@
  */
 
 import type { FromProcess, ToProcess } from "../protocol.ts";
-import type { Job as Job_ } from "./_jobs.ts";
+import type { Job as Job_ } from "./_pool.ts";
 import { Pool } from "./_pool.ts";
 import { stopsHard } from "../_abort.ts";
 import type { PoolOptions } from "./_pool.ts";

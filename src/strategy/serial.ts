@@ -16,14 +16,14 @@ import type { TaskSpec } from "../protocol.ts";
 import type { ChunkResult } from "./types.ts";
 import type { BuiltInRequest, BuiltInStrategy } from "./_builtin.ts";
 import { onAbort } from "../_abort.ts";
-import { taskKey } from "../task.ts";
+import { moduleOf, taskKey } from "../task.ts";
 import { capturedName, loadTask } from "../worker/load_task.js";
 import { mixSeed } from "../worker/seed.js";
 import type { TaskFn } from "../worker/load_task.js";
 import { loadFailure, taskFailure } from "../_revive.ts";
 import { ExecutorClosedError, LoadTimeoutError, TaskTimeoutError } from "../errors.ts";
 import { contained, release, unrefTimer, Watch } from "../runtime/_contain.ts";
-import { moduleOf } from "./_jobs.ts";
+
 import { setImmediate } from "node:timers";
 
 /** Longest stretch of work between two returns to the event loop, so timers and aborts run. */

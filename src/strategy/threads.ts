@@ -34,7 +34,7 @@ import type { PoolWorker } from "./_thread_worker.ts";
 import type { ThreadExit, ThreadFactory } from "../runtime/mod.ts";
 import { workerEntry } from "../runtime/_entries.ts";
 import { KILL_GRACE_MS } from "../runtime/_kill.ts";
-import type { Job as Job_ } from "./_jobs.ts";
+import type { Job as Job_ } from "./_pool.ts";
 import { Pool } from "./_pool.ts";
 import { stopsHard } from "../_abort.ts";
 import type { PoolOptions } from "./_pool.ts";
