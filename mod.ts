@@ -60,13 +60,8 @@ export type {
   TaskInput,
   TaskRef,
 } from "./src/task.ts";
-export {
-  commandsAsCompleted,
-  JobHaltedError,
-  JobKilledError,
-  JobSkippedError,
-  runCommands,
-} from "./src/commands.ts";
+export { commandsAsCompleted, runCommands } from "./src/run_commands.ts";
+export { JobHaltedError, JobKilledError, JobSkippedError } from "./src/commands/errors.ts";
 export type {
   BatchResult,
   CommandJob,
@@ -74,7 +69,7 @@ export type {
   CommandProgress,
   HaltMode,
   JobResult,
-} from "./src/commands.ts";
+} from "./src/run_commands.ts";
 export {
   ExecutorClosedError,
   LoadTimeoutError,

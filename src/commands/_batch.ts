@@ -1,0 +1,384 @@
+/**
+ * The running stage of a batch of `runCommands`: launches the planned jobs (at most
+ * `maxWorkers` at once), runs each attempt as a child process, retries, halts, stops, and
+ * hands every result to a {@linkcode Sink} once its progress call settled.
+ *
+ * Every job's result goes through the progress queue before it is delivered, so a batch ends
+ * only after the last progress call settled, and no call can come after it. Skipped jobs (after
+ * a halt) are delivered last, without a progress call: they never ran.
+ *
+ * @module
+ */
+
+import { statSync } from "node:fs";
+import { spawnChild } from "../runtime/mod.ts";
+import type { ChildExit, ChildHandle } from "../runtime/mod.ts";
+import { killGently } from "../runtime/_kill.ts";
+import { onAbort } from "../_abort.ts";
+import { SpawnError } from "../errors.ts";
+import type { CommandProgress, JobResult } from "../run_commands.ts";
+import { JobKilledError, JobSkippedError } from "./errors.ts";
+import { Capture } from "./_capture.ts";
+import type { Plan, PlannedJob } from "./_plan.ts";
+
+/** Why a batch stopped early: an abort, a throwing `onProgress`, or a left loop (no error). */
+export interface Stop {
+  readonly error: unknown;
+}
+
+/** Where a batch hands its results. */
+export interface Sink {
+  /** A job's result, once its progress call (if any) settled. */
+  result(result: JobResult): void;
+  /** Called once, when nothing runs any more: without `stop` when every job was delivered. */
+  end(stop: Stop | undefined): void;
+}
+
+/** Why a running command is being killed. */
+type KillReason = "timeout" | "halt" | "stop";
+
+/** One started process of a job. */
+class Run {
+  #why: KillReason | undefined;
+  #exited = false;
+  readonly #handle: ChildHandle;
+  readonly #graceMs: number;
+
+  constructor(handle: ChildHandle, graceMs: number) {
+    this.#handle = handle;
+    this.#graceMs = graceMs;
+    handle.exited.then(() => {
+      this.#exited = true;
+    });
+  }
+
+  /** Why it was killed, if it was killed before it exited. */
+  get why(): KillReason | undefined {
+    return this.#why;
+  }
+
+  /** SIGTERM now, SIGKILL after the grace; nothing once it exited or a kill is under way. */
+  kill(why: KillReason): void {
+    if (this.#why !== undefined || this.#exited) return;
+    this.#why = why;
+    killGently(this.#handle, this.#graceMs);
+  }
+}
+
+/** One attempt's outcome. */
+interface Attempt {
+  readonly exit: ChildExit;
+  readonly error: Error | undefined;
+  readonly stdout: Capture;
+  readonly stderr: Capture;
+  readonly timedOut: boolean;
+  readonly killedByHalt: boolean;
+}
+
+/** A finished job waiting for its progress call. */
+interface Finished {
+  readonly result: JobResult;
+  readonly progress: CommandProgress;
+}
+
+/** One batch: launches jobs, retries, halts, stops, and reports through a `Sink`. */
+export class Batch {
+  readonly #plan: Plan;
+  readonly #sink: Sink;
+  #next = 0;
+  /** Jobs launched and not finished (spawning, running, or between attempts). */
+  #active = 0;
+  readonly #runs = new Set<Run>();
+  #done = 0;
+  #failed = 0;
+  #halt: JobResult | undefined;
+  #stop: Stop | undefined;
+  readonly #progress: Finished[] = [];
+  #pumping = false;
+  #ended = false;
+  readonly #endedPromise: Promise<void>;
+  #resolveEnded!: () => void;
+  /** Removes the abort listener of `start()`, once the batch ended. */
+  #stopListening: (() => void) | undefined;
+
+  constructor(plan: Plan, sink: Sink) {
+    this.#plan = plan;
+    this.#sink = sink;
+    this.#endedPromise = new Promise((resolve) => {
+      this.#resolveEnded = resolve;
+    });
+  }
+
+  start(): void {
+    const signal = this.#plan.signal;
+    if (signal?.aborted) {
+      this.#stop = { error: signal.reason };
+    } else {
+      this.#stopListening = onAbort(signal, () => this.#cancel({ error: signal!.reason }));
+      this.#launch();
+    }
+    this.#settleIfIdle();
+  }
+
+  /** Stops the batch without an error (a left loop) and waits until nothing runs. */
+  cancel(): Promise<void> {
+    this.#cancel({ error: undefined });
+    return this.#endedPromise;
+  }
+
+  #cancel(stop: Stop): void {
+    if (this.#ended || this.#stop !== undefined) return;
+    this.#stop = stop;
+    for (const run of this.#runs) run.kill("stop");
+    this.#settleIfIdle();
+  }
+
+  #launch(): void {
+    while (
+      this.#stop === undefined && this.#halt === undefined &&
+      this.#active < this.#plan.maxWorkers && this.#next < this.#plan.jobs.length
+    ) {
+      const index = this.#next++;
+      this.#active++;
+      this.#runJob(index).then(
+        (result) => this.#finish(result),
+        // Not expected: every failure of a job is caught into its result.
+        (error) => {
+          this.#active--;
+          this.#cancel({ error });
+          this.#settleIfIdle();
+        },
+      );
+    }
+  }
+
+  async #runJob(index: number): Promise<JobResult> {
+    const job = this.#plan.jobs[index];
+    const started = performance.now();
+    let attempts = 0;
+    let attempt: Attempt;
+    for (;;) {
+      attempts++;
+      attempt = await this.#attempt(job);
+      if (
+        succeeded(attempt) || attempts > this.#plan.retries ||
+        this.#stop !== undefined || this.#halt !== undefined
+      ) break;
+    }
+    const error = attempt.killedByHalt
+      ? new JobKilledError(
+        index,
+        this.#halt!.index,
+        `Job ${index} (${formatCmd(job.cmd)}) was killed: ${haltCause(this.#halt!)}`,
+      )
+      : attempt.error;
+    return {
+      index,
+      cmd: job.cmd,
+      exitCode: attempt.exit.code,
+      signal: attempt.exit.signal,
+      stdout: attempt.stdout.text(),
+      stderr: attempt.stderr.text(),
+      truncated: attempt.stdout.truncated || attempt.stderr.truncated,
+      durationMs: performance.now() - started,
+      timedOut: attempt.timedOut,
+      error,
+      attempts,
+    };
+  }
+
+  async #attempt(job: PlannedJob): Promise<Attempt> {
+    const stdout = new Capture(this.#plan.maxOutputBytes);
+    const stderr = new Capture(this.#plan.maxOutputBytes);
+    let handle: ChildHandle;
+    try {
+      handle = await spawnChild({
+        cmd: job.argv,
+        cwd: job.cwd,
+        env: job.env,
+        stdin: job.stdin === undefined ? "ignore" : "pipe",
+        stdout: "pipe",
+        stderr: "pipe",
+        onStdout: (chunk) => stdout.push(chunk),
+        onStderr: (chunk) => stderr.push(chunk),
+      });
+    } catch (error) {
+      const exit = { code: null, signal: null };
+      const err = startError(job, error);
+      return { exit, error: err, stdout, stderr, timedOut: false, killedByHalt: false };
+    }
+    const run = new Run(handle, this.#plan.killGraceMs);
+    this.#runs.add(run);
+    if (this.#stop !== undefined) run.kill("stop");
+    else if (this.#halt !== undefined && this.#plan.halt === "now") run.kill("halt");
+    const timer = job.timeoutMs === Infinity
+      ? undefined
+      : setTimeout(() => run.kill("timeout"), job.timeoutMs);
+    if (job.stdin !== undefined) {
+      // A command may close its stdin or exit without reading it: its exit status tells.
+      try {
+        if (job.stdin.length > 0) handle.write(job.stdin);
+      } catch {
+        // See above.
+      }
+      try {
+        handle.end();
+      } catch {
+        // See above.
+      }
+    }
+    const exit = await handle.closed;
+    clearTimeout(timer);
+    this.#runs.delete(run);
+    return {
+      exit,
+      error: undefined,
+      stdout,
+      stderr,
+      timedOut: run.why === "timeout",
+      killedByHalt: run.why === "halt",
+    };
+  }
+
+  #finish(result: JobResult): void {
+    this.#active--;
+    this.#done++;
+    if (!isSuccess(result)) {
+      this.#failed++;
+      if (this.#plan.halt !== "never" && this.#halt === undefined && this.#stop === undefined) {
+        this.#halt = result;
+        if (this.#plan.halt === "now") { for (const run of this.#runs) run.kill("halt"); }
+      }
+    }
+    this.#progress.push({
+      result,
+      progress: {
+        done: this.#done,
+        failed: this.#failed,
+        running: this.#active,
+        total: this.#plan.jobs.length,
+        job: result,
+      },
+    });
+    this.#launch();
+    void this.#pump();
+  }
+
+  /** Makes the progress calls one at a time, in finish order, and delivers each result. */
+  async #pump(): Promise<void> {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    const onProgress = this.#plan.onProgress;
+    for (;;) {
+      if (this.#stop !== undefined) break;
+      const item = this.#progress.shift();
+      if (item === undefined) break;
+      if (onProgress !== undefined) {
+        try {
+          await onProgress(item.progress);
+        } catch (error) {
+          this.#cancel({ error });
+          break;
+        }
+        if (this.#stop !== undefined) break;
+      }
+      this.#sink.result(item.result);
+    }
+    this.#pumping = false;
+    this.#settleIfIdle();
+  }
+
+  /** Ends the batch once no job is active, no progress call runs and none is due. */
+  #settleIfIdle(): void {
+    if (this.#ended || this.#active > 0 || this.#pumping) return;
+    if (this.#stop === undefined) {
+      if (this.#progress.length > 0) return;
+      if (this.#halt === undefined && this.#next < this.#plan.jobs.length) return;
+    }
+    this.#ended = true;
+    this.#stopListening?.();
+    if (this.#stop === undefined && this.#halt !== undefined) {
+      for (let index = this.#next; index < this.#plan.jobs.length; index++) {
+        this.#sink.result(this.#skipped(index, this.#halt));
+      }
+    }
+    this.#sink.end(this.#stop);
+    this.#resolveEnded();
+  }
+
+  #skipped(index: number, halt: JobResult): JobResult {
+    const cmd = this.#plan.jobs[index].cmd;
+    return {
+      index,
+      cmd,
+      exitCode: null,
+      signal: null,
+      stdout: "",
+      stderr: "",
+      truncated: false,
+      durationMs: 0,
+      timedOut: false,
+      error: new JobSkippedError(
+        index,
+        halt.index,
+        `Job ${index} (${formatCmd(cmd)}) was not started: ${haltCause(halt)}`,
+      ),
+      attempts: 0,
+    };
+  }
+}
+
+/** Whether a job succeeded: exit code 0, without an error or a timeout. */
+export function isSuccess(result: JobResult): boolean {
+  return result.exitCode === 0 && result.error === undefined && !result.timedOut;
+}
+
+function succeeded(attempt: Attempt): boolean {
+  return attempt.exit.code === 0 && attempt.error === undefined && !attempt.timedOut &&
+    !attempt.killedByHalt;
+}
+
+/**
+ * The error of a failed start. The runtimes report a missing `cwd` as a missing executable;
+ * this says which it was.
+ */
+function startError(job: PlannedJob, error: unknown): Error {
+  if (
+    error instanceof SpawnError && job.cwd !== undefined &&
+    (error.code === "ENOENT" || error.code === "ENOTDIR") && !isDirectory(job.cwd)
+  ) {
+    return new SpawnError(
+      error.command,
+      `Expected \`cwd\` to be a directory, but ${JSON.stringify(job.cwd)} is not one`,
+      { code: error.code, cause: error },
+    );
+  }
+  return error instanceof Error ? error : new Error(String(error), { cause: error });
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Why a batch halted, for the messages of skipped and killed jobs. */
+function haltCause(failed: JobResult): string {
+  const how = failed.error !== undefined
+    ? `could not start (${failed.error.message})`
+    : failed.timedOut
+    ? `timed out (${failed.signal ?? "exited"})`
+    : failed.signal !== null
+    ? `was killed by ${failed.signal}`
+    : `exited with code ${failed.exitCode}`;
+  return `the batch halted after job ${failed.index} (${formatCmd(failed.cmd)}) ${how}`;
+}
+
+/** A command for messages: shell-like, shortened. */
+function formatCmd(cmd: readonly string[]): string {
+  const text = cmd.map((arg) => /^[\w@%+=:,./-]+$/.test(arg) ? arg : JSON.stringify(arg))
+    .join(" ");
+  return text.length > 80 ? `\`${text.slice(0, 77)}...\`` : `\`${text}\``;
+}
