@@ -125,3 +125,19 @@ export function afterPipes(pid: number, exited: Promise<ChildExit>, drains: Drai
     return exit;
   });
 }
+
+/**
+ * A child's `kill`, as the `ChildHandle` contract wants it: SIGTERM by default, and nothing
+ * (no throw) once the child has exited.
+ */
+export function quietKill(child: { kill(signal: "SIGTERM" | "SIGKILL"): unknown }): (
+  signal?: "SIGTERM" | "SIGKILL",
+) => void {
+  return (signal = "SIGTERM") => {
+    try {
+      child.kill(signal);
+    } catch {
+      // It has already exited.
+    }
+  };
+}

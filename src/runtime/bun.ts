@@ -9,7 +9,7 @@
 import process from "node:process";
 import type { ChildExit, ChildHandle, SpawnOptions, ThreadFactory, ThreadHandle } from "./types.ts";
 import { startWebThread, webHandle } from "./_web.ts";
-import { afterPipes, drain, spawnError } from "./_spawn.ts";
+import { afterPipes, drain, quietKill, spawnError } from "./_spawn.ts";
 import type { Drain } from "./_spawn.ts";
 import { CAPABILITIES } from "./_capabilities.ts";
 
@@ -115,13 +115,7 @@ export function bunSpawn(options: SpawnOptions): Promise<ChildHandle> {
     pid: child.pid,
     exited,
     closed: afterPipes(child.pid, exited, drains),
-    kill(signal = "SIGTERM") {
-      try {
-        child.kill(signal);
-      } catch {
-        // It has already exited.
-      }
-    },
+    kill: quietKill(child),
     send(message) {
       child.send(message);
     },

@@ -22,7 +22,7 @@ import type {
 } from "./types.ts";
 import { Slot } from "../worker/wire.js";
 import { startWebThread, webHandle } from "./_web.ts";
-import { afterPipes, drain, spawnError } from "./_spawn.ts";
+import { afterPipes, drain, quietKill, spawnError } from "./_spawn.ts";
 import type { Drain } from "./_spawn.ts";
 import { CAPABILITIES } from "./_capabilities.ts";
 
@@ -113,13 +113,7 @@ export function denoSpawn(options: SpawnOptions): Promise<ChildHandle> {
     pid: child.pid,
     exited,
     closed: afterPipes(child.pid, exited, drains),
-    kill(signal = "SIGTERM") {
-      try {
-        child.kill(signal);
-      } catch {
-        // It has already exited.
-      }
-    },
+    kill: quietKill(child),
     send() {
       throw new TypeError("Deno child processes have no IPC channel: use stdin and stdout");
     },

@@ -21,7 +21,7 @@
 /** @import { TaskFn } from "./load_task.js" */
 
 import process from "node:process";
-import { Chunk, findBadResult, heapInUse, runItems } from "./run_task.js";
+import { Chunk, heapInUse, resultCloneFailure, runItems } from "./run_task.js";
 import { loadTask } from "./load_task.js";
 import { serializeError } from "./error_wire.js";
 import { encodeFrame, frameMarker, FrameReader, TOKEN_BYTES } from "./frames.js";
@@ -193,15 +193,7 @@ function runChunk(id, fn, base, items, timed, seed) {
       try {
         send({ type: "done", id, values, ms, ...heap() });
       } catch (error) {
-        const bad = findBadResult(values);
-        send({
-          type: "fail",
-          id,
-          index: base + bad.offset,
-          error: serializeError(error),
-          clone: { path: bad.path, what: bad.what },
-          ...heap(),
-        });
+        send({ ...resultCloneFailure(id, base, values, error), ...heap() });
       }
     },
   });

@@ -12,8 +12,10 @@
  */
 
 /** @import { TaskFn } from "./load_task.js" */
+/** @import { CloneFailure, WireError } from "../protocol.ts" */
 
 import { mixSeed } from "./seed.js";
+import { serializeError } from "./error_wire.js";
 
 const abortedGetter = /** @type {() => boolean} */ (
   /** @type {PropertyDescriptor} */ (Object.getOwnPropertyDescriptor(
@@ -168,15 +170,25 @@ export function runItems(fn, chunk, base, items, hooks) {
 }
 
 /**
- * Where in `values` structured clone failed, for a result that could not be sent.
+ * The "fail" message for results that could not be sent: which item's result, where in it
+ * structured clone failed, and the error it threw.
  *
- * @param {unknown[]} values
- * @returns {{ offset: number, path: string, what: string }}
+ * @param {number} id The chunk's id.
+ * @param {number} base The index of the chunk's first item.
+ * @param {unknown[]} values The results.
+ * @param {unknown} error What sending them threw.
+ * @returns {{ type: "fail", id: number, index: number, error: WireError, clone: CloneFailure }}
  */
-export function findBadResult(values) {
+export function resultCloneFailure(id, base, values, error) {
   const offset = Math.max(values.findIndex((v) => findUncloneable(v, "result") !== undefined), 0);
   const found = findUncloneable(values[offset], "result");
-  return { offset, path: found?.path ?? "result", what: found?.what ?? "a value" };
+  return {
+    type: "fail",
+    id,
+    index: base + offset,
+    error: serializeError(error),
+    clone: { path: found?.path ?? "result", what: found?.what ?? "a value" },
+  };
 }
 
 /**

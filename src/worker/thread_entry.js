@@ -14,7 +14,7 @@
 /** @import { TaskFn } from "./load_task.js" */
 
 import { expose } from "comlink";
-import { Chunk, findBadResult, heapInUse, runItems } from "./run_task.js";
+import { Chunk, heapInUse, resultCloneFailure, runItems } from "./run_task.js";
 import { loadTask } from "./load_task.js";
 import { serializeError } from "./error_wire.js";
 import { MS_OFFSET, Payload, Shares, Slot, SLOTS } from "./wire.js";
@@ -181,14 +181,7 @@ function runChunk(id, fn, base, items, one, timed) {
       try {
         post(one ? values[0] : values);
       } catch (error) {
-        const bad = findBadResult(values);
-        postEvent({
-          type: "fail",
-          id,
-          index: base + bad.offset,
-          error: serializeError(error),
-          clone: { path: bad.path, what: bad.what },
-        });
+        postEvent(resultCloneFailure(id, base, values, error));
       }
     },
   });
