@@ -1,8 +1,10 @@
 /**
  * Baselines written directly against each runtime's raw worker API, with none of the pool's
  * machinery: the global `Worker` on Deno and Bun, `node:worker_threads` on Node (the same
- * transports the pool uses). The benches report the pool's figures as ratios to these,
- * measured in the same process.
+ * transports the pool uses). The scenarios report the pool's figures as ratios to these,
+ * measured in the same process. Three bare workers: `_bare_worker.js` (`n + 1`),
+ * `_bare_cpu_worker.js` (`work.spin`) and `_bare_sum_worker.ts` (range sums over a shared
+ * array, the ceiling of the shared-payload scenario).
  *
  * @module
  */
@@ -24,6 +26,7 @@ export type BareWorker = RawWorker<number, number>;
 
 const WORKER_URL = new URL("./_bare_worker.js", import.meta.url);
 const CPU_WORKER_URL = new URL("./_bare_cpu_worker.js", import.meta.url);
+const SUM_WORKER_URL = new URL("./_bare_sum_worker.ts", import.meta.url);
 const hasWebWorker = typeof (globalThis as { Worker?: unknown }).Worker === "function";
 
 /**
@@ -170,4 +173,61 @@ export function bareRunEach(workers: BareWorker[], items: readonly number[]): Pr
       send();
     }
   });
+}
+
+/** A bare pool of raw workers that all hold the same shared `Float64Array`. */
+export interface BareSumPool {
+  /**
+   * Sums the ranges: range `k` goes to worker `k % workers`, each worker gets its ranges in
+   * one message and answers once: the least messaging any pool can do.
+   *
+   * @returns The sums, in range order.
+   */
+  sum(ranges: readonly { start: number; end: number }[]): Promise<number[]>;
+  /** Milliseconds the workers spent summing in the last `sum`, added up. */
+  readonly lastBusyMs: number;
+  /** Terminates the workers. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `count` raw `_bare_sum_worker.ts` workers and hands each the array (which must be
+ * over a `SharedArrayBuffer`, so that posting it copies nothing).
+ */
+export async function startBareSumPool(count: number, data: Float64Array): Promise<BareSumPool> {
+  if (!(data.buffer instanceof SharedArrayBuffer)) {
+    throw new TypeError("Expected the bare pool's array to be over a SharedArrayBuffer");
+  }
+  const workers = await Promise.all(
+    Array.from({ length: count }, () => startRawWorker(SUM_WORKER_URL)),
+  );
+  const ask = (worker: RawWorker, message: unknown): Promise<unknown> =>
+    new Promise((resolve) => {
+      worker.onReply(resolve);
+      worker.post(message);
+    });
+  await Promise.all(workers.map((w) => ask(w, data)));
+  let busy = 0;
+  return {
+    get lastBusyMs() {
+      return busy;
+    },
+    async sum(ranges) {
+      const mine = workers.map((_, w) => ranges.filter((_, k) => k % workers.length === w));
+      const replies = await Promise.all(
+        workers.map((worker, w) => ask(worker, mine[w].flatMap((r) => [r.start, r.end]))),
+      );
+      const out = new Array<number>(ranges.length);
+      busy = 0;
+      replies.forEach((reply, w) => {
+        const { sums, ms } = reply as { sums: number[]; ms: number };
+        sums.forEach((s, j) => (out[w + j * workers.length] = s));
+        busy += ms;
+      });
+      return out;
+    },
+    async stop() {
+      await Promise.all(workers.map((w) => w.terminate()));
+    },
+  };
 }

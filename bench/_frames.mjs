@@ -1,6 +1,6 @@
 /**
  * The bare baseline's framing for Deno (length-prefixed `node:v8` messages, no marker), shared
- * by the parent side in processes.ts and the child in _bare_process.mjs.
+ * by the parent side in _bare_spawn.ts and the child in _bare_process.mjs.
  *
  * @module
  */

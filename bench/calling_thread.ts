@@ -18,7 +18,7 @@
 
 import process from "node:process";
 import { pathToFileURL } from "node:url";
-import { median } from "./_stats.ts";
+import { median, timeAsync } from "./_measure.ts";
 import { detect } from "../src/runtime/mod.ts";
 
 type Mod = typeof import("../mod.ts");
@@ -44,22 +44,16 @@ async function plainAwaits(): Promise<number> {
   return sum;
 }
 
-async function time(fn: () => unknown): Promise<number> {
-  const start = performance.now();
-  await fn();
-  return performance.now() - start;
-}
-
 async function measure(mod: Mod): Promise<{ map: number; submit: number }> {
   await using ex = new mod.ParallelExecutor({ strategy: "serial" });
   const map: number[] = [];
   const submit: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const base = await time(plainLoop);
-    map.push((await time(() => ex.map(trivial, items))) / base);
-    const baseAwait = await time(plainAwaits);
+    const base = await timeAsync(plainLoop);
+    map.push((await timeAsync(() => ex.map(trivial, items))) / base);
+    const baseAwait = await timeAsync(plainAwaits);
     submit.push(
-      (await time(async () => {
+      (await timeAsync(async () => {
         for (let i = 0; i < SUBMITS; i++) await ex.submit(trivial, i);
       })) / baseAwait,
     );

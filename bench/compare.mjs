@@ -1,11 +1,11 @@
 // @ts-check
 /**
- * `npm run bench`: runs `bench/run.ts` (parts a to e), `bench/processes.ts` (parts p1 to p3),
- * `bench/shared.ts` (parts s1 to s4) and `bench/ablation.ts` (workloads tiny, small, cpu,
- * skewed, payload and io, then their suite) under Deno, Bun and Node 24 (the copies in
- * node_modules/.bin), one runtime after the other, and prints one table per runtime and a
- * summary. Part c (round-trip latency) runs in a
- * separate process pinned to one CPU with `taskset -c 0`; part p1 (the process round trip)
+ * `npm run bench`: runs every scenario through `bench/run.ts` under Deno, Bun and Node 24 (the
+ * copies in node_modules/.bin), one runtime after the other, and prints one table per runtime
+ * and a summary: throughput, round_trip and startup (parts a to e), processes (p1 to p3),
+ * shared_payloads (s1 to s4) and auto (workloads tiny, small, cpu, skewed, payload and io,
+ * then their suite), each group in a process of its own. Part c (round-trip latency) runs in
+ * a separate process pinned to one CPU with `taskset -c 0`; part p1 (the process round trip)
  * runs unpinned with the other parts, and once more pinned.
  *
  * Plain JavaScript so that any Node, including the system's Node 20, can start it.
@@ -14,115 +14,72 @@
  * npm run bench                       # everything, default sizes
  * npm run bench -- --quick            # smaller sizes
  * node bench/compare.mjs --runtimes deno,node --only a,c --cycles 200
- * node bench/compare.mjs --only p1,p2,p3 --calls 1000      # processes.ts only
- * node bench/compare.mjs --only s1,s2,s3,s4 --sum-reps 20  # shared.ts only
- * node bench/compare.mjs --only tiny,small,cpu,skewed,payload,io   # ablation.ts only
+ * node bench/compare.mjs --only processes --calls 1000     # p1 to p3
+ * node bench/compare.mjs --only s1,s2,s3,s4 --sum-reps 20  # shared_payloads
+ * node bench/compare.mjs --only auto                       # tiny to io, and the suite
  * ```
- * Flags other than `--runtimes`, `--only` and `--no-pin` are passed on: `--quick` and
- * `--watchdog-ms` to every script, processes.ts's, shared.ts's and ablation.ts's own sizes
- * (each script's `flags`) to that script, and the rest to `run.ts`.
+ * `--only` takes part letters and scenario names. Flags other than `--runtimes`, `--only` and
+ * `--no-pin` are passed on to every run of `run.ts`, where each scenario reads its own sizes
+ * (`--quick`, `--watchdog-ms` and `--workers` are shared by several).
  * The merged reports are saved to bench/results/ (git-ignored).
  *
  * @module
  */
 
-/** @import { Figure, Report } from "./_table.js" */
+/** @import { Figure, Report } from "./_report.js" */
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { formatReport, formatValue, REPORT_MARKER } from "./_table.js";
+import { formatReport, formatValue, REPORT_MARKER } from "./_report.js";
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
 const BIN = join(ROOT, "node_modules", ".bin");
 
 /**
- * The bench scripts, in the order they run. `pinned`: parts that run only in their own process
- * under `taskset -c 0`; `alsoPinned`: parts that run with the others and once more pinned.
- * `flags`: the size flags only this script takes (each followed by a value); `rest`: the
- * script also takes every flag no other script claims. `info`: its figures without a target
- * still go in the summary, when they have a ratio.
+ * The runs of `run.ts` per runtime, in the order they run, each in a process of its own; the
+ * part letters name its rows. `pinned`: parts that run only in their own process under
+ * `taskset -c 0`; `alsoPinned`: parts that run with the others and once more pinned. `info`:
+ * its figures without a target still go in the summary, when they have a ratio.
+ * `scenarios`: which scenario holds which parts (`--only` takes these names too).
  *
- * @type {{ file: string, parts: string[], pinned: string[], alsoPinned: string[],
- *   flags: string[], rest: boolean, info: boolean }[]}
+ * @type {{ scenarios: Record<string, string[]>, pinned: string[], alsoPinned: string[],
+ *   info: boolean }[]}
  */
-const SCRIPTS = [
+const GROUPS = [
   {
-    file: join(BENCH, "run.ts"),
-    parts: ["a", "b", "c", "d", "e"],
+    scenarios: { throughput: ["a", "b"], round_trip: ["c"], startup: ["d", "e"] },
     pinned: ["c"],
     alsoPinned: [],
-    flags: [],
-    rest: true,
     info: false,
   },
+  { scenarios: { processes: ["p1", "p2", "p3"] }, pinned: [], alsoPinned: ["p1"], info: true },
   {
-    file: join(BENCH, "processes.ts"),
-    parts: ["p1", "p2", "p3"],
-    pinned: [],
-    alsoPinned: ["p1"],
-    flags: ["--calls", "--warmup", "--rounds", "--pool-starts", "--map-items", "--map-reps"],
-    rest: false,
-    info: true,
-  },
-  {
-    file: join(BENCH, "shared.ts"),
-    parts: ["s1", "s2", "s3", "s4"],
+    scenarios: { shared_payloads: ["s1", "s2", "s3", "s4"] },
     pinned: [],
     alsoPinned: [],
-    flags: [
-      "--payload-mb",
-      "--small-mb",
-      "--sum-tasks",
-      "--sum-warmup",
-      "--sum-reps",
-      "--clone-reps",
-      "--proc-mb",
-      "--proc-reps",
-    ],
-    rest: false,
     info: true,
   },
   {
-    file: join(BENCH, "ablation.ts"),
     // "suite" (the targets over the workloads that ran) always runs after them.
-    parts: ["tiny", "small", "cpu", "skewed", "payload", "io", "suite"],
+    scenarios: { auto: ["tiny", "small", "cpu", "skewed", "payload", "io", "suite"] },
     pinned: [],
     alsoPinned: [],
-    flags: [
-      "--tiny-items",
-      "--small-items",
-      "--small-us",
-      "--cpu-items",
-      "--cpu-ms",
-      "--skew-items",
-      "--skew-ms",
-      "--skew-slow",
-      "--shared-mb",
-      "--shared-tasks",
-      "--shared-passes",
-      "--io-items",
-      "--io-ms",
-      "--warm-maps",
-      "--warm-reps",
-      "--sample-ms",
-      "--cold-reps",
-    ],
-    rest: false,
     info: false,
   },
 ];
-const PARTS = SCRIPTS.flatMap((s) => s.parts);
+/** @param {typeof GROUPS[number]} group */
+const partsOf = (group) => Object.values(group.scenarios).flat();
+const PARTS = GROUPS.flatMap(partsOf);
+/** @type {Record<string, string[]>} */
+const SCENARIOS = Object.assign({}, ...GROUPS.map((g) => g.scenarios));
 /** Parts whose untargeted figures with a ratio go in the summary. */
-const INFO_PARTS = SCRIPTS.filter((s) => s.info).flatMap((s) => s.parts);
-/** Size flags some script claims; the others go to the `rest` script. */
-const CLAIMED_FLAGS = SCRIPTS.flatMap((s) => s.flags);
-/** Flags every script takes. */
-const SHARED_FLAGS = ["--quick", "--watchdog-ms"];
-/** How long one bench script process may take before it is killed. */
+const INFO_PARTS = GROUPS.filter((g) => g.info).flatMap(partsOf);
+const RUN = join(BENCH, "run.ts");
+/** How long one run.ts process may take before it is killed. */
 const RUN_LIMIT_MS = 20 * 60_000;
 /** How long a process may linger after printing its report before it counts as not exiting. */
 const EXIT_GRACE_MS = 15_000;
@@ -148,8 +105,10 @@ function parseCommandLine() {
       : [arg, undefined];
     const value = () => inline ?? args[++i] ?? "";
     if (name === "--runtimes") runtimes = value().split(",").map((s) => s.trim()).filter(Boolean);
-    else if (name === "--only") parts = value().split(",").map((s) => s.trim()).filter(Boolean);
-    else if (name === "--no-pin") pin = false;
+    else if (name === "--only") {
+      parts = value().split(",").map((s) => s.trim()).filter(Boolean)
+        .flatMap((p) => SCENARIOS[p] ?? [p]);
+    } else if (name === "--no-pin") pin = false;
     else forward.push(arg);
   }
   for (const rt of runtimes) {
@@ -162,7 +121,9 @@ function parseCommandLine() {
   for (const p of parts) {
     if (!PARTS.includes(p)) {
       throw new RangeError(
-        `Expected \`--only\` to list parts among ${PARTS.join(", ")}, got ${JSON.stringify(p)}`,
+        `Expected \`--only\` to list scenarios or parts among ${
+          [...Object.keys(SCENARIOS), ...PARTS].join(", ")
+        }, got ${JSON.stringify(p)}`,
       );
     }
   }
@@ -170,33 +131,7 @@ function parseCommandLine() {
 }
 
 /**
- * The forwarded flags one script takes: the shared ones, its own sizes, and, for the `rest`
- * script (run.ts), every flag no script claims.
- *
- * @param {string[]} forward
- * @param {typeof SCRIPTS[number]} script
- * @returns {string[]}
- */
-function flagsFor(forward, script) {
-  /** @type {string[]} */
-  const out = [];
-  for (let i = 0; i < forward.length; i++) {
-    const arg = forward[i];
-    const name = arg.includes("=") ? arg.slice(0, arg.indexOf("=")) : arg;
-    // A flag without "=" takes the next argument as its value, unless it is a switch.
-    const next = !arg.includes("=") && name !== "--quick" && forward[i + 1] !== undefined &&
-        !forward[i + 1].startsWith("--")
-      ? [forward[++i]]
-      : [];
-    const mine = SHARED_FLAGS.includes(name) || script.flags.includes(name) ||
-      (script.rest && !CLAIMED_FLAGS.includes(name));
-    if (mine) out.push(arg, ...next);
-  }
-  return out;
-}
-
-/**
- * Runs one bench script process and returns its report.
+ * Runs one run.ts process and returns its report.
  *
  * @param {string[]} command
  * @param {string} label
@@ -260,7 +195,7 @@ function hasTaskset() {
 }
 
 /**
- * Runs every part for one runtime: per script, the unpinned parts in one process, then the
+ * Runs every part for one runtime: per group, the unpinned parts in one process, then the
  * pinned ones in another.
  *
  * @param {string} runtime
@@ -277,24 +212,20 @@ async function runRuntime(runtime, plan, taskset) {
   const pinNotes = [];
   const pinning = plan.pin && taskset !== undefined;
   const why = plan.pin ? "taskset not found" : "--no-pin given";
-  for (const script of SCRIPTS) {
-    const wanted = script.parts.filter((p) => plan.parts.includes(p));
+  for (const group of GROUPS) {
+    const wanted = partsOf(group).filter((p) => plan.parts.includes(p));
     if (wanted.length === 0) continue;
-    const name = script.file.replace(BENCH + "/", "");
-    const base = [
-      ...COMMANDS[runtime](script.file),
-      "--json",
-      ...flagsFor(plan.forward, script),
-    ];
-    const main = wanted.filter((p) => !script.pinned.includes(p));
-    const pinned = wanted.filter((p) => script.pinned.includes(p) || script.alsoPinned.includes(p));
+    const name = Object.keys(group.scenarios).join(", ");
+    const base = [...COMMANDS[runtime](RUN), "--json", ...plan.forward];
+    const main = wanted.filter((p) => !group.pinned.includes(p));
+    const pinned = wanted.filter((p) => group.pinned.includes(p) || group.alsoPinned.includes(p));
     if (main.length > 0) {
       const r = await runOnce([...base, "--only", main.join(",")], `${runtime} ${name} (${main})`);
       problems.push(...r.problems);
       if (r.report) reports.push(r.report);
     }
-    const onlyPinned = pinned.filter((p) => script.pinned.includes(p));
-    const alsoPinned = pinned.filter((p) => script.alsoPinned.includes(p));
+    const onlyPinned = pinned.filter((p) => group.pinned.includes(p));
+    const alsoPinned = pinned.filter((p) => group.alsoPinned.includes(p));
     // Without taskset, a part that also ran unpinned is not run again.
     const toRun = pinning ? pinned : onlyPinned;
     if (!pinning && alsoPinned.length > 0) {

@@ -1,6 +1,7 @@
 /**
  * What the process strategy costs, each figure against a baseline measured in the same
- * process, in interleaved rounds (the machine is shared and noisy):
+ * process, in interleaved rounds (the machine is shared and noisy). No targets: these figures
+ * say what isolation costs.
  *
  * - p1. one warm `submit(work.noop)` round trip on 1 worker: processes against threads, and
  *   against a bare child echoing the same message on the same transport (`_bare_process.mjs`);
@@ -10,50 +11,42 @@
  * - p3. `map` over 20,000 trivial items on 2 workers: processes against threads.
  *
  * ```sh
- * node_modules/.bin/deno run -A bench/processes.ts [--quick] [--only p1,p2] [--json]
- * node_modules/.bin/bun bench/processes.ts
- * node_modules/.bin/node bench/processes.ts
- * taskset -c 0 node_modules/.bin/node bench/processes.ts --only p1
+ * node_modules/.bin/deno run -A bench/run.ts processes [--quick] [--calls 1000]
+ * taskset -c 0 node_modules/.bin/node bench/run.ts p1
  * ```
- *
- * Sizes come from flags, else from `FANOUT_BENCH_<FLAG>` environment variables (e.g.
- * `FANOUT_BENCH_CALLS=1000`), else from the defaults (or the `--quick` ones). Their names
- * differ from `run.ts`'s, so that `compare.mjs` can tell whose they are.
  *
  * @module
  */
 
-import { spawn as spawnNode } from "node:child_process";
-import { benchLog, fail, parseBenchOptions, readText, runParts } from "./_cli.ts";
-import type { BenchOptions, PartResult, SizeSpec } from "./_cli.ts";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
-import { frame, unframer } from "./_frames.mjs";
-import { ParallelExecutor, tasks } from "../mod.ts";
-import { detect, liveProcessPids, liveThreadCount } from "../src/runtime/mod.ts";
-import type { CpuSample } from "./_stats.ts";
-import { describeLoad, mean, median, sampleCpuWithChildren, withWatchdog } from "./_stats.ts";
-import type { Figure } from "./_table.js";
+import { ParallelExecutor } from "../mod.ts";
+import { detect, liveProcessPids } from "../src/runtime/mod.ts";
+import { bareSpawn, startBareProcess } from "./_bare_spawn.ts";
+import type { BareProcess } from "./_bare_spawn.ts";
+import type { Figure, PartResult, Scenario, SizeSpec } from "./_measure.ts";
+import {
+  benchLog,
+  bounded,
+  closeWithin,
+  expectValues,
+  fail,
+  jsTasks,
+  load,
+  mean,
+  median,
+  noise,
+  paired,
+  timeEach,
+  versus,
+  withWatchdog,
+  workTasks,
+} from "./_measure.ts";
+import { trivialItems } from "./throughput.ts";
+import { submitTrips, tripFigures } from "./round_trip.ts";
 
-const workTasks = tasks<typeof import("./work.ts")>(new URL("./work.ts", import.meta.url));
-const jsTasks = tasks<typeof import("./work_js.js")>(new URL("./work_js.js", import.meta.url));
-const READY_SCRIPT = fileURLToPath(new URL("./_ready.mjs", import.meta.url));
-const BARE_PROCESS_SCRIPT = fileURLToPath(new URL("./_bare_process.mjs", import.meta.url));
+type Size = "calls" | "warmup" | "rounds" | "poolStarts" | "mapItems" | "mapReps" | "watchdogMs";
 
-const PARTS = ["p1", "p2", "p3"] as const;
-type Part = typeof PARTS[number];
-
-interface Sizes {
-  calls: number;
-  warmup: number;
-  rounds: number;
-  poolStarts: number;
-  mapItems: number;
-  mapReps: number;
-  watchdogMs: number;
-}
-
-const SIZES: Record<keyof Sizes, SizeSpec> = {
+const SIZES: Record<Size, SizeSpec> = {
   calls: { flag: "calls", full: 3_000, quick: 1_000, help: "p1: timed round trips of each kind" },
   warmup: { flag: "warmup", full: 500, quick: 200, help: "p1: warm-up calls of each kind" },
   rounds: { flag: "rounds", full: 10, quick: 5, help: "p1: interleaved rounds" },
@@ -68,34 +61,9 @@ const SIZES: Record<keyof Sizes, SizeSpec> = {
   },
 };
 
-type Options = BenchOptions<keyof Sizes, Part>;
-
-function parseOptions(argv: string[]): Options {
-  return parseBenchOptions(argv, "processes.ts", PARTS, SIZES);
-}
+type Sizes = Record<Size, number>;
 
 const log = benchLog("processes");
-
-/**
- * A CPU reading in which "this process" includes its child processes: the reaped ones
- * (`cutime` + `cstime` of /proc/self/stat) and the live pool processes (their own
- * /proc/<pid>/stat), so that a worker process's CPU is not counted as another's load.
- */
-function load(): CpuSample | undefined {
-  return sampleCpuWithChildren(readText, liveProcessPids());
-}
-
-/** `describeLoad` over {@linkcode load} readings. */
-function noise(from: CpuSample | undefined, to: CpuSample | undefined): string {
-  return describeLoad(from, to).replace("this process", "this process and its children");
-}
-
-/** "median of paired ratios 1.23 (1.20, 1.25, …)". */
-function paired(ratios: number[]): string {
-  return `median of paired ratios ${median(ratios).toFixed(2)} (${
-    ratios.map((r) => r.toFixed(2)).join(", ")
-  })`;
-}
 
 /** How many CPUs this process may use, for figure names: the pinned run is its own row. */
 function cpuLabel(): string {
@@ -103,188 +71,38 @@ function cpuLabel(): string {
   return cpus === 1 ? "1 CPU" : `${cpus} CPUs`;
 }
 
-/**
- * Disposes an executor: `close()` normally, `terminate()` after a failure (a hung call would
- * keep `close()` waiting). Bounded either way, so that a bench never becomes a hang.
- */
-async function dispose(ex: ParallelExecutor, failed: boolean, limitMs: number): Promise<void> {
-  const done = failed ? ex.terminate() : ex.close();
-  await withWatchdog(done, limitMs, "disposing an executor").catch(async (error) => {
-    log(`${error}; terminating`);
-    await withWatchdog(ex.terminate(), limitMs, "terminate()").catch(() => {});
+/** The message the pool sends for a `submit` (src/protocol.ts): what the bare child echoes. */
+const SUBMIT_MESSAGE = { type: "run", id: 0, task: 1, base: 0, items: [undefined], timed: false };
+
+/** `count` round trips with a bare child, each echoing {@linkcode SUBMIT_MESSAGE}: µs each. */
+export function echoTrips(bare: BareProcess, count: number): Promise<number[]> {
+  return timeEach(count, (i) => bare.ping({ ...SUBMIT_MESSAGE, id: i }), (reply, i) => {
+    if ((reply as { id?: number }).id !== i) fail("bare process echo");
   });
-}
-
-// ---------------------------------------------------------------------------------------------
-// The runtimes' own spawn APIs, for the bare baselines
-
-interface BunSubprocess {
-  readonly stdout: ReadableStream<Uint8Array>;
-  readonly exited: Promise<number>;
-  send(message: unknown): void;
-  kill(): void;
-}
-
-interface BunGlobal {
-  spawn(cmd: string[], options: Record<string, unknown>): BunSubprocess;
-}
-
-function bunGlobal(): BunGlobal {
-  return (globalThis as unknown as { Bun: BunGlobal }).Bun;
-}
-
-/** A bare child process that echoes messages (`_bare_process.mjs`). */
-interface BareProcess {
-  /** Sends a message and resolves with the echo. */
-  ping(message: unknown): Promise<unknown>;
-  /** Closes its channel and waits for it to exit. */
-  stop(): Promise<void>;
-}
-
-/**
- * Starts `_bare_process.mjs` on the transport the process strategy uses here (IPC with
- * structured serialization on Node and Bun; length-prefixed `node:v8` frames over
- * stdin/stdout on Deno) and waits for its "ready".
- */
-async function startBareProcess(): Promise<BareProcess> {
-  const { name, execPath } = detect();
-  let handler: ((message: unknown) => void) | undefined;
-  let onReady!: () => void;
-  let onFail!: (error: Error) => void;
-  const ready = new Promise<void>((resolve, reject) => {
-    onReady = resolve;
-    onFail = reject;
-  });
-  const receive = (message: unknown): void => {
-    if (handler === undefined) {
-      if (message === "ready") onReady();
-      return;
-    }
-    const resolve = handler;
-    handler = undefined;
-    resolve(message);
-  };
-  const exitedEarly = (code: unknown): void =>
-    onFail(new Error(`the bare process exited with ${code} before it was ready`));
-  if (name === "deno") {
-    const child = new Deno.Command(execPath, {
-      args: ["run", BARE_PROCESS_SCRIPT],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    const reading = (async () => {
-      const push = unframer(receive);
-      for await (const chunk of child.stdout) push(chunk);
-    })();
-    child.status.then((status) => exitedEarly(status.code));
-    await ready;
-    return {
-      ping: (message) =>
-        new Promise((resolve) => {
-          handler = resolve;
-          writer.write(frame(message));
-        }),
-      stop: async () => {
-        await writer.close();
-        await reading;
-        await child.status;
-      },
-    };
-  }
-  if (name === "bun") {
-    const child = bunGlobal().spawn([execPath, BARE_PROCESS_SCRIPT], {
-      stdin: "ignore",
-      stdout: "inherit",
-      stderr: "inherit",
-      ipc: (message: unknown) => receive(message),
-      serialization: "advanced",
-    });
-    child.exited.then(exitedEarly);
-    await ready;
-    return {
-      ping: (message) =>
-        new Promise((resolve) => {
-          handler = resolve;
-          child.send(message);
-        }),
-      stop: async () => {
-        child.kill();
-        await child.exited;
-      },
-    };
-  }
-  const child = spawnNode(execPath, [BARE_PROCESS_SCRIPT], {
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-    serialization: "advanced",
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.on("message", receive);
-  child.once("error", onFail);
-  child.once("exit", exitedEarly);
-  await ready;
-  return {
-    ping: (message) =>
-      new Promise((resolve) => {
-        handler = resolve;
-        child.send(message as object);
-      }),
-    stop: async () => {
-      child.disconnect();
-      await exited;
-    },
-  };
 }
 
 // ---------------------------------------------------------------------------------------------
 // p1. Warm submit() round trip: processes against threads
 
-async function partP1(o: Options): Promise<{ figures: Figure[]; notes: string[] }> {
-  const proc = new ParallelExecutor({ strategy: "processes", maxWorkers: 1 });
-  const thr = new ParallelExecutor({ strategy: "threads", maxWorkers: 1 });
-  let bare: BareProcess | undefined;
+async function roundTrip(o: Sizes): Promise<PartResult> {
+  await using proc = bounded({ strategy: "processes", maxWorkers: 1 }, o.watchdogMs, "p1");
+  await using thr = bounded({ strategy: "threads", maxWorkers: 1 }, o.watchdogMs, "p1");
+  const bare = await withWatchdog(startBareProcess(), o.watchdogMs, "p1: bare process start");
   const procUs: number[] = [];
   const thrUs: number[] = [];
   const bareUs: number[] = [];
   const ratios: number[] = [];
   const bareRatios: number[] = [];
   const per = Math.max(1, Math.ceil(o.calls / o.rounds));
-  /** Times `count` sequential, awaited calls of `call`, adding each one's µs to `into`. */
-  const timed = async (
-    call: (i: number) => Promise<void>,
-    count: number,
-    into?: number[],
-  ): Promise<number> => {
-    const own: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const start = performance.now();
-      await call(i);
-      own.push((performance.now() - start) * 1000);
-    }
-    into?.push(...own);
-    return median(own);
-  };
-  const submitOn = (ex: ParallelExecutor) => async (): Promise<void> => {
-    await ex.submit(workTasks.noop, undefined);
-  };
-  let failed = true;
   try {
-    bare = await withWatchdog(startBareProcess(), o.watchdogMs, "p1: bare process start");
-    const b = bare;
-    // The message the pool sends for a submit, echoed back.
-    const ping = async (i: number): Promise<void> => {
-      const reply = await b.ping({ t: "run", id: i, task: 1, base: 0, items: [undefined] });
-      if ((reply as { id?: number }).id !== i) fail("bare process echo");
-    };
     const kinds = [
-      { label: "processes", run: submitOn(proc), into: procUs },
-      { label: "threads", run: submitOn(thr), into: thrUs },
-      { label: "bare process", run: ping, into: bareUs },
+      { label: "processes", trips: (n: number) => submitTrips(proc.ex, n), into: procUs },
+      { label: "threads", trips: (n: number) => submitTrips(thr.ex, n), into: thrUs },
+      { label: "bare process", trips: (n: number) => echoTrips(bare, n), into: bareUs },
     ];
     log(`p1: warm-up (${o.warmup} calls of each kind)`);
     for (const k of kinds) {
-      await withWatchdog(timed(k.run, o.warmup), o.watchdogMs, `p1: ${k.label} warm-up`);
+      await withWatchdog(k.trips(o.warmup), o.watchdogMs, `p1: ${k.label} warm-up`);
     }
     for (let round = 0; round < o.rounds; round++) {
       const before = load();
@@ -292,10 +110,9 @@ async function partP1(o: Options): Promise<{ figures: Figure[]; notes: string[] 
       const medians = new Map<string, number>();
       for (let j = 0; j < kinds.length; j++) {
         const k = kinds[(j + round) % kinds.length];
-        medians.set(
-          k.label,
-          await withWatchdog(timed(k.run, per, k.into), o.watchdogMs, `p1: ${k.label} round`),
-        );
+        const us = await withWatchdog(k.trips(per), o.watchdogMs, `p1: ${k.label} round`);
+        k.into.push(...us);
+        medians.set(k.label, median(us));
       }
       const [p, t, r] = kinds.map((k) => medians.get(k.label)!);
       ratios.push(p / t);
@@ -306,11 +123,8 @@ async function partP1(o: Options): Promise<{ figures: Figure[]; notes: string[] 
           noise(before, load()),
       );
     }
-    failed = false;
   } finally {
-    await dispose(proc, failed, o.watchdogMs);
-    await dispose(thr, failed, o.watchdogMs);
-    if (bare !== undefined) await withWatchdog(bare.stop(), o.watchdogMs, "p1: bare stop");
+    await withWatchdog(bare.stop(), o.watchdogMs, "p1: bare stop");
   }
   const cpus = detect().cpus;
   const pinned = cpus === 1
@@ -325,39 +139,27 @@ async function partP1(o: Options): Promise<{ figures: Figure[]; notes: string[] 
     : "IPC channel, structured serialization";
   return {
     figures: [
-      {
-        part: "p1",
-        name: `${name} (median)`,
-        value: median(procUs),
-        unit: "µs",
-        baseline: { name: "threads", value: median(thrUs), unit: "µs" },
-        ratio: median(procUs) / median(thrUs),
-        ratioLabel: "vs threads",
-        note: `one sequential, awaited submit(work.noop) on a warm 1-worker pool, against the ` +
-          `same on threads; ${procUs.length} calls of each after ${o.warmup} warm-up, ` +
-          `interleaved in ${o.rounds} rounds; ${paired(ratios)} (per-round medians); ${pinned}`,
-      },
-      {
-        part: "p1",
-        name: `${name} (mean)`,
-        value: mean(procUs),
-        unit: "µs",
-        baseline: { name: "threads", value: mean(thrUs), unit: "µs" },
-        ratio: mean(procUs) / mean(thrUs),
-        ratioLabel: "vs threads",
-      },
-      {
+      ...tripFigures(
+        "p1",
+        name,
+        procUs,
+        { name: "threads", samples: thrUs },
+        "vs threads",
+        {
+          note: `one sequential, awaited submit(work.noop) on a warm 1-worker pool, against the ` +
+            `same on threads; ${procUs.length} calls of each after ${o.warmup} warm-up, ` +
+            `interleaved in ${o.rounds} rounds; ${paired(ratios)} (per-round medians); ${pinned}`,
+        },
+      ),
+      versus(median, procUs, { name: "bare process ping-pong", samples: bareUs }, {
         part: "p1",
         name: `${name} (median) vs a bare process`,
-        value: median(procUs),
         unit: "µs",
-        baseline: { name: "bare process ping-pong", value: median(bareUs), unit: "µs" },
-        ratio: median(procUs) / median(bareUs),
         ratioLabel: "vs bare",
         note: `what fanout adds to its transport: the same message echoed by a bare child ` +
           `(_bare_process.mjs; ${transport}), in the same rounds; ${paired(bareRatios)}; ` +
           `bare mean ${mean(bareUs).toFixed(1)} µs`,
-      },
+      }),
     ],
     notes: [],
   };
@@ -366,112 +168,59 @@ async function partP1(o: Options): Promise<{ figures: Figure[]; notes: string[] 
 // ---------------------------------------------------------------------------------------------
 // p2. Pool start + first task, against a bare spawn of the same runtime
 
+/** The first tasks of part p2. */
+export const FIRST_TASKS: { label: string; run(ex: ParallelExecutor): Promise<void> }[] = [
+  {
+    label: "submit(work.noop), .ts module",
+    run: async (ex) => {
+      if (await ex.submit(workTasks.noop, undefined) !== undefined) fail("first noop");
+    },
+  },
+  {
+    label: "submit(work_js.inc), .js module",
+    run: async (ex) => {
+      if (await ex.submit(jsTasks.inc, 1) !== 2) fail("first inc");
+    },
+  },
+];
+
 /**
- * Reads `stream` until "ready" has come, noting when; then to its end.
+ * A new 1-process pool until its first task resolved, and its `close()`, within `limitMs`
+ * each; terminated if the task fails.
  *
- * @returns When "ready" came (`performance.now()`), or `undefined` if it never did.
+ * @returns The ms until the first task's result, and those of the `close()` after it.
  */
-async function readUntilReady(stream: ReadableStream<Uint8Array>): Promise<number | undefined> {
-  const reader = stream.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  let at: number | undefined;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return at;
-    if (at === undefined) {
-      text += decoder.decode(value, { stream: true });
-      if (text.includes("ready")) at = performance.now();
-    }
+export async function startProcess(
+  first: typeof FIRST_TASKS[number],
+  limitMs: number,
+): Promise<{ startMs: number; closeMs: number }> {
+  const t0 = performance.now();
+  const ex = new ParallelExecutor({ strategy: "processes", maxWorkers: 1 });
+  try {
+    await withWatchdog(first.run(ex), limitMs, `p2: ${first.label}`);
+  } catch (error) {
+    await closeWithin(ex, limitMs, "p2", true).catch(() => {});
+    throw error;
   }
+  const t1 = performance.now();
+  await closeWithin(ex, limitMs, `p2: ${first.label}`);
+  return { startMs: t1 - t0, closeMs: performance.now() - t1 };
 }
 
-/**
- * Spawns the runtime's own executable on `_ready.mjs` with the runtime's own spawn API, and
- * times it from the spawn call until "ready" is read on its stdout, and until it has exited.
- */
-async function bareSpawn(): Promise<{ readyMs: number; exitMs: number }> {
-  const { name, execPath } = detect();
-  const start = performance.now();
-  let ready: number | undefined;
-  if (name === "deno") {
-    const child = new Deno.Command(execPath, {
-      args: ["run", READY_SCRIPT],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    ready = await readUntilReady(child.stdout);
-    const status = await child.status;
-    if (!status.success) throw new Error(`bare deno child exited with code ${status.code}`);
-  } else if (name === "bun") {
-    const child = bunGlobal().spawn([execPath, READY_SCRIPT], {
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "inherit",
-    });
-    ready = await readUntilReady(child.stdout);
-    const code = await child.exited;
-    if (code !== 0) throw new Error(`bare bun child exited with code ${code}`);
-  } else {
-    await new Promise<void>((resolve, reject) => {
-      const child = spawnNode(execPath, [READY_SCRIPT], { stdio: ["ignore", "pipe", "inherit"] });
-      let text = "";
-      child.stdout.setEncoding("utf8");
-      child.stdout.on("data", (chunk: string) => {
-        if (ready !== undefined) return;
-        text += chunk;
-        if (text.includes("ready")) ready = performance.now();
-      });
-      child.on("error", reject);
-      child.on("close", (code) => {
-        if (code === 0) resolve();
-        else reject(new Error(`bare node child exited with code ${code}`));
-      });
-    });
-  }
-  const end = performance.now();
-  if (ready === undefined) throw new Error("the bare child never printed ready");
-  return { readyMs: ready - start, exitMs: end - start };
-}
-
-async function partP2(o: Options): Promise<{ figures: Figure[]; notes: string[] }> {
-  const variants = [
-    {
-      label: "submit(work.noop), .ts module",
-      run: async (ex: ParallelExecutor) => {
-        if (await ex.submit(workTasks.noop, undefined) !== undefined) fail("first noop");
-      },
-    },
-    {
-      label: "submit(work_js.inc), .js module",
-      run: async (ex: ParallelExecutor) => {
-        if (await ex.submit(jsTasks.inc, 1) !== 2) fail("first inc");
-      },
-    },
-  ];
-  const starts = variants.map((): number[] => []);
-  const closes = variants.map((): number[] => []);
-  const ratios = variants.map((): number[] => []);
+async function poolStart(o: Sizes): Promise<PartResult> {
+  const starts = FIRST_TASKS.map((): number[] => []);
+  const closes = FIRST_TASKS.map((): number[] => []);
+  const ratios = FIRST_TASKS.map((): number[] => []);
   const bareReady: number[] = [];
   const bareExit: number[] = [];
   let leaks = 0;
   log("p2: one unmeasured start of each, to fill file caches");
   await withWatchdog(bareSpawn(), o.watchdogMs, "p2: bare spawn");
-  for (const v of variants) {
-    const ex = new ParallelExecutor({ strategy: "processes", maxWorkers: 1 });
-    let failed = true;
-    try {
-      await withWatchdog(v.run(ex), o.watchdogMs, `p2: ${v.label}`);
-      failed = false;
-    } finally {
-      await dispose(ex, failed, o.watchdogMs);
-    }
-  }
+  for (const v of FIRST_TASKS) await startProcess(v, o.watchdogMs);
   for (let s = 0; s < o.poolStarts; s++) {
     const before = load();
     // Rotate the order (bare, then each variant), so that noise hits all of them alike.
-    const steps = [-1, ...variants.keys()];
+    const steps = [-1, ...FIRST_TASKS.keys()];
     const order = steps.map((_, k) => steps[(k + s) % steps.length]);
     const sample: number[] = [];
     for (const k of order) {
@@ -481,35 +230,17 @@ async function partP2(o: Options): Promise<{ figures: Figure[]; notes: string[] 
         bareExit.push(bare.exitMs);
         continue;
       }
-      const v = variants[k];
-      const t0 = performance.now();
-      const ex = new ParallelExecutor({ strategy: "processes", maxWorkers: 1 });
-      let failed = true;
-      let t1 = NaN;
-      try {
-        await withWatchdog(v.run(ex), o.watchdogMs, `p2: ${v.label}`);
-        t1 = performance.now();
-        failed = false;
-      } finally {
-        if (failed) await dispose(ex, true, o.watchdogMs);
-      }
-      await withWatchdog(ex.close(), o.watchdogMs, `p2: ${v.label}: close()`).catch(
-        async (error) => {
-          await dispose(ex, true, o.watchdogMs);
-          throw error;
-        },
-      );
-      const t2 = performance.now();
-      starts[k].push(t1 - t0);
-      closes[k].push(t2 - t1);
-      sample[k] = t1 - t0;
+      const { startMs, closeMs } = await startProcess(FIRST_TASKS[k], o.watchdogMs);
+      starts[k].push(startMs);
+      closes[k].push(closeMs);
+      sample[k] = startMs;
       if (liveProcessPids().length !== 0) leaks++;
     }
     const bare = bareReady[bareReady.length - 1];
-    for (const k of variants.keys()) ratios[k].push(sample[k] / bare);
+    for (const k of FIRST_TASKS.keys()) ratios[k].push(sample[k] / bare);
     log(
       `p2: start ${s + 1}/${o.poolStarts}: bare spawn → ready ${bare.toFixed(1)} ms; ` +
-        variants.map((v, k) =>
+        FIRST_TASKS.map((v, k) =>
           `${v.label} ${sample[k].toFixed(1)} ms (close ${closes[k].at(-1)!.toFixed(1)} ms)`
         ).join("; ") + `; ${noise(before, load())}`,
     );
@@ -519,7 +250,7 @@ async function partP2(o: Options): Promise<{ figures: Figure[]; notes: string[] 
     `${Math.min(...ms).toFixed(1)}–${Math.max(...ms).toFixed(1)} ms`;
   return {
     figures: [
-      ...variants.map((v, k): Figure => ({
+      ...FIRST_TASKS.map((v, k): Figure => ({
         part: "p2",
         name: `pool start (1 process) + first ${v.label}`,
         value: median(starts[k]),
@@ -537,7 +268,7 @@ async function partP2(o: Options): Promise<{ figures: Figure[]; notes: string[] 
             paired(ratios[k])
           }`,
       })),
-      ...variants.map((v, k): Figure => ({
+      ...FIRST_TASKS.map((v, k): Figure => ({
         part: "p2",
         name: `close() after the first ${v.label}`,
         value: median(closes[k]),
@@ -560,55 +291,45 @@ async function partP2(o: Options): Promise<{ figures: Figure[]; notes: string[] 
 
 const MAP_WORKERS = 2;
 
-async function partP3(o: Options): Promise<{ figures: Figure[]; notes: string[] }> {
-  const items = Array.from({ length: o.mapItems }, (_, i) => i);
-  const check = (values: number[], what: string): void => {
-    if (values.length !== items.length) fail(`${what}: ${values.length} results`);
-    for (let i = 0; i < items.length; i++) if (values[i] !== i + 1) fail(`${what}: item ${i}`);
-  };
+async function manyItems(o: Sizes): Promise<PartResult> {
+  const { items, expected } = trivialItems(o.mapItems);
   const options = { maxWorkers: MAP_WORKERS, chunkSize: "auto" } as const;
-  const proc = new ParallelExecutor({ strategy: "processes", ...options });
-  const thr = new ParallelExecutor({ strategy: "threads", ...options });
+  await using proc = bounded({ strategy: "processes", ...options }, o.watchdogMs, "p3");
+  await using thr = bounded({ strategy: "threads", ...options }, o.watchdogMs, "p3");
   /** One map, checked; items/s. */
   const rate = async (ex: ParallelExecutor, what: string): Promise<number> => {
     const start = performance.now();
     const values = await withWatchdog(ex.map(workTasks.inc, items), o.watchdogMs, what);
     const ms = performance.now() - start;
-    check(values, what);
+    expectValues(values, expected, what);
     return o.mapItems / (ms / 1000);
   };
   const procRates: number[] = [];
   const thrRates: number[] = [];
   const ratios: number[] = [];
-  let failed = true;
-  try {
-    log(`p3: warm-up (one map of ${o.mapItems} items on each, starting the pools)`);
-    await rate(proc, "p3: processes warm-up");
-    await rate(thr, "p3: threads warm-up");
-    for (let rep = 0; rep < o.mapReps; rep++) {
-      const before = load();
-      let p: number;
-      let t: number;
-      if (rep % 2 === 0) {
-        p = await rate(proc, "p3: processes map");
-        t = await rate(thr, "p3: threads map");
-      } else {
-        t = await rate(thr, "p3: threads map");
-        p = await rate(proc, "p3: processes map");
-      }
-      procRates.push(p);
-      thrRates.push(t);
-      ratios.push(p / t);
-      log(
-        `p3: rep ${rep + 1}/${o.mapReps}: processes ${Math.round(p)} items/s, threads ` +
-          `${Math.round(t)} items/s; ${noise(before, load())}`,
-      );
+  log(`p3: warm-up (one map of ${o.mapItems} items on each, starting the pools)`);
+  await rate(proc.ex, "p3: processes warm-up");
+  await rate(thr.ex, "p3: threads warm-up");
+  for (let rep = 0; rep < o.mapReps; rep++) {
+    const before = load();
+    let p: number;
+    let t: number;
+    if (rep % 2 === 0) {
+      p = await rate(proc.ex, "p3: processes map");
+      t = await rate(thr.ex, "p3: threads map");
+    } else {
+      t = await rate(thr.ex, "p3: threads map");
+      p = await rate(proc.ex, "p3: processes map");
     }
-    failed = false;
-  } finally {
-    await dispose(proc, failed, o.watchdogMs);
-    await dispose(thr, failed, o.watchdogMs);
+    procRates.push(p);
+    thrRates.push(t);
+    ratios.push(p / t);
+    log(
+      `p3: rep ${rep + 1}/${o.mapReps}: processes ${Math.round(p)} items/s, threads ` +
+        `${Math.round(t)} items/s; ${noise(before, load())}`,
+    );
   }
+  const count = (x: number): string => Math.round(x).toLocaleString("en-US");
   return {
     figures: [{
       part: "p3",
@@ -622,34 +343,23 @@ async function partP3(o: Options): Promise<{ figures: Figure[]; notes: string[] 
       ratioLabel: "vs threads",
       note: `work.inc through map() on warm pools, chunkSize "auto", against the same on ` +
         `threads; median of ${o.mapReps} interleaved maps (best: processes ${
-          Math.round(Math.max(...procRates)).toLocaleString("en-US")
-        }, threads ${Math.round(Math.max(...thrRates)).toLocaleString("en-US")} items/s); ${
-          paired(ratios)
-        }`,
+          count(Math.max(...procRates))
+        }, threads ${count(Math.max(...thrRates))} items/s); ${paired(ratios)}`,
     }],
     notes: [],
   };
 }
 
-// ---------------------------------------------------------------------------------------------
-
-const RUNNERS: Record<Part, (o: Options) => Promise<PartResult>> = {
-  p1: partP1,
-  p2: partP2,
-  p3: partP3,
+/** Parts p1 (round trip), p2 (start-up) and p3 (throughput) of `strategy: "processes"`. */
+export const processes: Scenario<Size> = {
+  name: "processes",
+  sizes: SIZES,
+  parts: { p1: roundTrip, p2: poolStart, p3: manyItems },
+  children: true,
 };
 
-async function main(): Promise<void> {
-  const o = parseOptions(process.argv.slice(2));
-  await runParts(o, RUNNERS, { sample: load, describe: noise }, log, () => {
-    const pids = liveProcessPids();
-    return [
-      ...(pids.length === 0 ? [] : [`worker processes still alive at the end: ${pids}`]),
-      ...(liveThreadCount() === 0
-        ? []
-        : [`${liveThreadCount()} worker thread(s) still alive at the end of the run`]),
-    ];
-  });
+// Run as a script, this file runs its scenario through run.ts. Not awaited at the top level:
+// run.ts imports this module, which must finish evaluating first.
+if (import.meta.main) {
+  import("./run.ts").then(({ main }) => main(process.argv.slice(2), "processes"));
 }
-
-await main();

@@ -2,8 +2,8 @@
 /**
  * The trivial task again, in plain JavaScript: a worker that imports it pays no type
  * stripping (Node strips the types of every `.ts` module a fresh thread loads, ~28 ms the
- * first time). `bench/run.ts` times pool start-up with this module, with `work.ts` and with
- * an inline function, to show that cost separately.
+ * first time). The start-up scenarios (`startup.ts`, `processes.ts`) time a pool's start with
+ * this module, with `work.ts` and with an inline function, to show that cost separately.
  *
  * @module
  */

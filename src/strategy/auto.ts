@@ -27,7 +27,7 @@ import type { BuiltInRequest } from "./_builtin.ts";
 import { Mean } from "../chunking.ts";
 import { SoftStop } from "../_abort.ts";
 
-/** Round trip of one chunk to a warm thread and back, in ms (bench/run.ts part c). */
+/** Round trip of one chunk to a warm thread and back, in ms (bench/round_trip.ts, part c). */
 export const ROUND_TRIP_MS = 0.03;
 
 /** Threads must beat serial by this factor. */

@@ -1,10 +1,10 @@
 /**
- * Bytes a process sends, counted by `strace`, for `shared.ts`'s part s4 where
- * `/proc/self/io`'s `wchar` is blind: it counts `write(2)` and friends, not `sendto(2)` or
- * `sendmsg(2)`, and Bun's IPC channel sends with `sendto` (Node's, through libuv, writes with
- * `writev`; Deno's frames go down a pipe with `write`).
+ * Bytes a process sends, counted by `strace`, for part s4 of the shared-payload scenario
+ * (`shared_payloads.ts`), where `/proc/self/io`'s `wchar` is blind: it counts `write(2)` and
+ * friends, not `sendto(2)` or `sendmsg(2)`, and Bun's IPC channel sends with `sendto` (Node's,
+ * through libuv, writes with `writev`; Deno's frames go down a pipe with `write`).
  *
- * The bench runs itself again under `strace -f` with {@linkcode TRACE_OUT_ENV} set; that run
+ * The part runs `run.ts` again under `strace -f` with {@linkcode TRACE_OUT_ENV} set; that run
  * writes a marker to `/dev/null` at the start and end of each measured window
  * ({@linkcode WindowMarks}) and saves the ids of its own threads, and this side sums the
  * return values of every write and send those threads made between the markers.

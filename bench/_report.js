@@ -1,7 +1,8 @@
 // @ts-check
 /**
- * The report format shared by `run.ts` (which measures) and `compare.mjs` (which runs
- * `run.ts` on every runtime). Plain JavaScript so that `compare.mjs` can load it on Node 20.
+ * A bench report and how it prints: what `run.ts` (which runs the scenarios) writes and
+ * `compare.mjs` (which runs `run.ts` on every runtime) reads. Plain JavaScript so that
+ * `compare.mjs` can load it on Node 20; the scenarios reach it through `_measure.ts`.
  *
  * @module
  */
@@ -10,7 +11,7 @@
  * One measured figure, with the same-run baseline it is compared to.
  *
  * @typedef {object} Figure
- * @property {string} part Which figure of the bench plan: "a" to "e".
+ * @property {string} part The part of its scenario, the label of its row: "a", "p1", "tiny"…
  * @property {string} name What was measured.
  * @property {number} value The measurement.
  * @property {string} unit "ms", "µs", "items/s" or "count".
