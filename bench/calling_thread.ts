@@ -1,6 +1,6 @@
 /**
  * What running tasks on the calling thread costs: the serial strategy (and `"auto"` while it
- * runs tasks there) contains each task it runs (src/strategy/_contain.ts: an
+ * runs tasks there) contains each task it runs (src/runtime/_contain.ts: an
  * `AsyncLocalStorage` context per task, exit and error hooks while tasks run). Each figure is
  * the time of a fanout call ÷ a plain loop doing the same work, in the same process.
  *
