@@ -22,7 +22,13 @@
 
 export { ParallelExecutor } from "./src/executor.ts";
 export type { ExecutorOptions } from "./src/executor.ts";
-export type { Explanation, ImapOptions, MapOptions, SubmitOptions } from "./src/config.ts";
+export type {
+  Explanation,
+  ImapOptions,
+  MapOptions,
+  SubmitOptions,
+  WarmupOptions,
+} from "./src/config.ts";
 export { STRATEGY_NAMES } from "./src/strategy/types.ts";
 export type { StrategyName } from "./src/strategy/types.ts";
 export { tasks } from "./src/task.ts";

@@ -11,6 +11,7 @@
 
 import type { Strategy, StrategyName } from "./strategy/types.ts";
 import type { TelemetryEvent } from "./telemetry.ts";
+import type { TaskFunction, TaskRef } from "./task.ts";
 
 /** How work runs: a strategy by name, `"auto"` to choose per call, or a strategy of your own. */
 export type StrategyChoice = "auto" | StrategyName | Strategy;
@@ -256,4 +257,14 @@ export interface SubmitOptions {
    * @default {the executor's `seed`}
    */
   seed?: number | bigint;
+}
+
+/** Options of {@linkcode ParallelExecutor.prototype.warmup}. */
+export interface WarmupOptions {
+  /**
+   * Tasks to load in every worker ahead of the first call (their modules imported, inline
+   * functions compiled), so that no call pays for it. On processes the module loads with a
+   * process's first chunk instead, as it always does.
+   */
+  tasks?: readonly (TaskRef<never, unknown> | TaskFunction<never, unknown>)[];
 }

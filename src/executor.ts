@@ -17,13 +17,21 @@ import type { CallKind } from "./_options.ts";
 import { resolveCall, resolveSettings } from "./_options.ts";
 import { Core } from "./_core.ts";
 import { Route } from "./_route.ts";
+import { directStrategy, submitDirect } from "./_submit.ts";
 import { collect, iterate, Pipeline } from "./_pipeline.ts";
 import { AutoRunner } from "./strategy/auto.ts";
 import { SoftStop } from "./_abort.ts";
 import { MAX_CHUNK } from "./chunking.ts";
 import { ExecutorClosedError } from "./errors.ts";
+import { checkKeys, describe } from "./_checks.ts";
 
-import type { Explanation, ImapOptions, MapOptions, SubmitOptions } from "./config.ts";
+import type {
+  Explanation,
+  ImapOptions,
+  MapOptions,
+  SubmitOptions,
+  WarmupOptions,
+} from "./config.ts";
 
 /** Options of {@linkcode ParallelExecutor}: every option, with its default, is in `ParallelConfig`. */
 export type ExecutorOptions = ParallelConfig;
@@ -136,6 +144,51 @@ export class ParallelExecutor implements AsyncDisposable {
       workers: route.workers,
       inProcess: route.strategy === "serial",
     };
+  }
+
+  /**
+   * Starts the pool ahead of work: every worker, up to `maxWorkers`, and, with `tasks`, their
+   * modules loaded in each thread, so that a service pays start-up before its first request
+   * rather than during it. Without it a pool starts one worker per queued chunk, when the
+   * chunk comes. Calling it again starts nothing more; calls may run meanwhile.
+   *
+   * What it starts follows the strategy: the thread or process pool; for `"auto"` the thread
+   * pool (auto's choice for most parallel work); nothing for `"serial"` or a strategy of your
+   * own.
+   *
+   * @example Start the threads before serving
+   * ```ts
+   * import { ParallelExecutor } from "@fanout/fanout";
+   * import assert from "node:assert/strict";
+   *
+   * await using ex = new ParallelExecutor({ strategy: "threads", maxWorkers: 2 });
+   * const double = (n: number) => n * 2;
+   * await ex.warmup({ tasks: [double] });
+   * assert.equal(await ex.submit(double, 21), 42);
+   * ```
+   *
+   * @throws {ExecutorClosedError} (rejects) If the executor is closed.
+   * @throws {WorkerStartError} (rejects) If no worker could start.
+   */
+  warmup(options: WarmupOptions = {}): Promise<void> {
+    try {
+      const core = this.#core;
+      checkKeys("warmup options", options, ["tasks"]);
+      const tasks = options.tasks ?? [];
+      if (!Array.isArray(tasks)) {
+        throw new TypeError(
+          `Expected warmup's tasks to be an array of tasks, got ${describe(tasks)}`,
+        );
+      }
+      const specs = tasks.map((task) => this.#spec(task));
+      if (core.closed) throw new ExecutorClosedError();
+      const choice = core.settings.choice;
+      if (typeof choice !== "string" || choice === "serial") return Promise.resolve();
+      const pool = core.builtIn(choice === "auto" ? "threads" : choice);
+      return pool.warmup?.(specs) ?? Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -261,16 +314,25 @@ export class ParallelExecutor implements AsyncDisposable {
       const call = resolveCall("submit", this.#core.settings, options);
       const spec = this.#spec(task);
       if (this.#core.closed) throw new ExecutorClosedError();
+      const direct = directStrategy(this.#core);
+      if (direct !== undefined) return submitDirect(this.#core, direct, spec, input, call);
       const route = new Route(this.#core, "submit", spec, [input], call.timeoutMs);
       const { signal, timeoutMs, seed } = call;
-      return route.runner.run({ task: spec, base: 0, items: [input], signal, timeoutMs, seed })
-        .then((result) => {
-          route.end(true);
-          return result.values[0] as O;
-        }, (error: unknown) => {
-          route.end(false, error);
-          throw error;
-        });
+      return route.runner.run({
+        task: spec,
+        base: 0,
+        items: [input],
+        signal,
+        timeoutMs,
+        seed,
+        single: true,
+      }).then((result) => {
+        route.end(true);
+        return result.values[0] as O;
+      }, (error: unknown) => {
+        route.end(false, error);
+        throw error;
+      });
     } catch (error) {
       return Promise.reject(error);
     }

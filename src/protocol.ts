@@ -119,6 +119,14 @@ export type FromWorkerEvent =
   /** The answer to `stop`: the executors made by its tasks are terminated. */
   | { type: "stopped" };
 
+/** One failed item of a batch of submits (`Payload.EACH`): its position and its error. */
+export interface EachFailure {
+  at: number;
+  error: WireError;
+  /** Set when its result could not be cloned. */
+  clone?: CloneFailure;
+}
+
 /** Where a result that could not be cloned went wrong. */
 export interface CloneFailure {
   path: string;

@@ -168,6 +168,14 @@ export class SharedRegistry {
     return new SharedHandle<SharedValue<T>>(state);
   }
 
+  /**
+   * Whether no handle can be in any input: this registry never made one, and no other
+   * executor's is alive. A call begun now has nothing to pin.
+   */
+  get quiet(): boolean {
+    return !this.#made && unfreed === 0;
+  }
+
   /** A call begins; `end(pin)` when it has settled. */
   begin(): CallPin {
     const pin = { epoch: this.#epoch };

@@ -6,6 +6,7 @@
  */
 
 import type { SharedEntry } from "../shared.ts";
+import type { TaskSpec } from "../protocol.ts";
 import type { ChunkRequest, ChunkResult, Strategy, StrategyName } from "./types.ts";
 
 /** A chunk as the executor hands it to a built-in strategy. */
@@ -25,6 +26,23 @@ export interface BuiltInRequest extends ChunkRequest {
    * worker's life; 0 for serial). Set only while telemetry listens.
    */
   readonly onStart?: (worker: number) => void;
+  /**
+   * A `submit()`: one item, run as a call of its own (index 0, its own seed). A pool may send
+   * it to a worker together with other queued submits of the same task (see `Batch` in
+   * `_pool.ts`); each is still settled on its own.
+   */
+  readonly single?: boolean;
+  /**
+   * Set on a batch of coalesced submits only: each item is its own call (index 0, seed
+   * `seeds[k]`, absent means 0), and one item's error fails that item alone.
+   */
+  readonly each?: { readonly seeds: readonly (bigint | undefined)[] | undefined };
+}
+
+/** What a built-in strategy returns for a chunk; a batch of submits adds its failed items. */
+export interface BuiltInResult extends ChunkResult {
+  /** For `each` chunks: the error of every item that failed, by position; the rest succeeded. */
+  failures?: Map<number, unknown>;
 }
 
 /** A built-in strategy. */
@@ -32,10 +50,20 @@ export interface BuiltInStrategy extends Strategy {
   readonly name: StrategyName;
   run(request: BuiltInRequest): Promise<ChunkResult>;
   /**
+   * `run()` settling the caller's own promise, where the strategy offers it (the pools).
+   */
+  enqueue?(
+    request: BuiltInRequest,
+    resolve: (result: BuiltInResult) => void,
+    reject: (error: unknown) => void,
+  ): void;
+  /**
    * Drops a released shared value from every worker that holds it. No chunk holding its handle
    * is queued or running any more.
    */
   forget(id: number): void;
+  /** Starts every worker and loads `tasks` in each (the pools; see `ParallelExecutor.warmup`). */
+  warmup?(tasks: readonly TaskSpec[]): Promise<void>;
   /** Workers alive now (a warm pool has some; 0 for serial). */
   readonly live: number;
   /** Workers started so far to replace dead ones. */

@@ -9,18 +9,25 @@
  */
 
 import type { ChunkResult, StrategyName } from "./types.ts";
-import type { BuiltInRequest, BuiltInStrategy } from "./_builtin.ts";
+import type { BuiltInRequest, BuiltInResult, BuiltInStrategy } from "./_builtin.ts";
+import { Deque } from "../_deque.ts";
 import type { TaskSpec } from "../protocol.ts";
 import { moduleOf, taskKey } from "../task.ts";
 import { onAbort } from "../_abort.ts";
 import type { WorkerShares } from "./_shares.ts";
-import { ExecutorClosedError, LoadTimeoutError } from "../errors.ts";
+import { ExecutorClosedError, LoadTimeoutError, WorkerStartError } from "../errors.ts";
+
+/**
+ * Most submits one batch carries. Past a few hundred trivial items the round trip is a
+ * negligible share of a batch, and smaller batches spread the tail of a burst evenly.
+ */
+export const MAX_BATCH = 1024;
 
 /** A chunk request in a pool, from `run()` until it settles. */
 export interface Job<W> {
   readonly request: BuiltInRequest;
   readonly taskId: number;
-  readonly resolve: (result: ChunkResult) => void;
+  readonly resolve: (result: BuiltInResult) => void;
   readonly reject: (error: unknown) => void;
   /** Chunk id, set when the job is given to a worker. */
   id: number;
@@ -30,6 +37,8 @@ export interface Job<W> {
   unlisten: () => void;
   /** The timeout's timer, while it runs on a worker with `timeoutMs`. */
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** For a batch of coalesced submits (see `Pool.take`): the submits, in the batch's order. */
+  members?: Job<W>[];
 }
 
 /** Small numeric ids for tasks, so a worker prepares each task once and messages stay short. */
@@ -82,6 +91,8 @@ export interface PoolMember {
   heapBytes: number;
   /** While it starts, or loads a task's module: the timer that bounds the wait. */
   wait: ReturnType<typeof setTimeout> | undefined;
+  /** Called once it leaves the pool (for `warmup()`, which must not wait on a dead worker). */
+  onGone?: (() => void)[];
 }
 
 /** A pool of workers of one kind. */
@@ -91,7 +102,12 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   protected readonly options: PoolOptions;
   protected readonly workers: Set<W> = new Set();
   protected readonly idle: W[] = [];
-  protected readonly queue: Job<W>[] = [];
+  /** Jobs waiting for a worker; an aborted one stays until it is reached, and is skipped. */
+  protected readonly queue: Deque<Job<W>> = new Deque();
+  /** Whether queued submits of one task go to a worker together (the worker supports `each`). */
+  protected coalesce = false;
+  /** Queued jobs not settled yet. */
+  #waiting = 0;
   protected readonly taskIds: TaskIds = new TaskIds();
   /** Workers started but not ready yet. */
   protected starting = 0;
@@ -108,6 +124,10 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   #recycled = 0;
   /** Recycled workers not replaced yet: their replacements are not respawns. */
   #owed = 0;
+  /** `warmup()` calls waiting until no worker is starting. */
+  #whenStarted: (() => void)[] = [];
+  /** Why the last worker that died before it was ready did not start. */
+  protected startError: unknown;
 
   /**
    * @param maxWorkers Most workers the pool runs at once.
@@ -136,28 +156,86 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
    * calls `abort(job)`.
    */
   run(request: BuiltInRequest): Promise<ChunkResult> {
-    if (this.closed) return Promise.reject(new ExecutorClosedError());
-    const signal = request.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<ChunkResult>((resolve, reject) => {
-      const job: Job<W> = {
-        request,
-        taskId: this.taskIds.of(request.task),
-        resolve,
-        reject,
-        id: 0,
-        worker: undefined,
-        settled: false,
-        unlisten: noop,
-        timer: undefined,
-      };
-      job.unlisten = onAbort(signal, () => this.abort(job));
-      this.queue.push(job);
-      this.pump();
-    });
+    return new Promise<ChunkResult>((resolve, reject) => this.enqueue(request, resolve, reject));
+  }
+
+  /** `run()` for a caller that makes its own promise (a submit: one promise instead of two). */
+  enqueue(
+    request: BuiltInRequest,
+    resolve: (result: BuiltInResult) => void,
+    reject: (error: unknown) => void,
+  ): void {
+    if (this.closed) return reject(new ExecutorClosedError());
+    if (request.signal?.aborted) return reject(request.signal.reason);
+    const job: Job<W> = {
+      request,
+      taskId: this.taskIds.of(request.task),
+      resolve,
+      reject,
+      id: 0,
+      worker: undefined,
+      settled: false,
+      unlisten: noop,
+      timer: undefined,
+    };
+    if (request.signal !== undefined) job.unlisten = onAbort(request.signal, () => this.abort(job));
+    this.queue.push(job);
+    this.#waiting++;
+    this.pump();
   }
 
   abstract forget(id: number): void;
+
+  /**
+   * Starts every worker up to `concurrency` and waits until each is ready; then loads `tasks`
+   * in each, where the pool can (`preload`). A second call while the first runs, or after,
+   * starts nothing more: it waits for the same workers.
+   *
+   * @throws {ExecutorClosedError} If the pool is closed.
+   * @throws {WorkerStartError} If no worker could start.
+   */
+  async warmup(tasks: readonly TaskSpec[] = []): Promise<void> {
+    if (this.closed) throw new ExecutorClosedError();
+    while (this.workers.size < this.concurrency) {
+      const before = this.workers.size;
+      this.spawn();
+      if (this.workers.size === before) break; // It could not even be started.
+    }
+    if (this.starting > 0) await new Promise<void>((resolve) => this.#whenStarted.push(resolve));
+    const ready = [...this.workers].filter((worker) => worker.ready);
+    if (ready.length === 0) {
+      if (this.closed) throw new ExecutorClosedError();
+      throw this.startError ?? new WorkerStartError("No worker of the pool could start");
+    }
+    await Promise.all(ready.flatMap((worker) => tasks.map((task) => this.#preload(worker, task))));
+  }
+
+  /** Loads `task` in `worker`, bounded by `loadTimeoutMs`; a worker that dies meanwhile is skipped. */
+  async #preload(worker: W, task: TaskSpec): Promise<void> {
+    const id = this.taskIds.of(task);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timedOut = false;
+    const gone = new Promise<void>((resolve) => (worker.onGone ??= []).push(resolve));
+    const limit = this.options.loadTimeoutMs;
+    if (limit !== undefined) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        this.retire(worker); // Stuck in the import: it would serve nothing.
+        this.pump();
+      }, limit);
+    }
+    try {
+      await Promise.race([this.preload(worker, id, task), gone]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (timedOut) throw new LoadTimeoutError(0, moduleOf(task), limit!);
+  }
+
+  /** Loads task `id` in `worker` ahead of its first chunk; pools that cannot, resolve. */
+  protected preload(_worker: W, _id: number, _task: TaskSpec): Promise<void> {
+    return Promise.resolve();
+  }
 
   /** Starts one worker (calling `enlist`). */
   protected abstract spawn(): void;
@@ -176,7 +254,7 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   protected abstract hold(worker: W, busy: boolean): void;
 
   /** Settles a job once: with `result` when given, else rejecting with `error`. */
-  protected settle(job: Job<W>, error: unknown, result?: ChunkResult): void {
+  protected settle(job: Job<W>, error: unknown, result?: BuiltInResult): void {
     if (job.settled) return;
     job.settled = true;
     clearTimeout(job.timer);
@@ -187,10 +265,10 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
 
   /** Hands queued jobs to idle workers, and starts workers for what is left. */
   protected pump(): void {
-    while (this.queue.length > 0 && this.idle.length > 0) {
-      this.#give(this.idle.pop()!, this.queue.shift()!);
+    while (this.#waiting > 0 && this.idle.length > 0) {
+      this.#give(this.idle.pop()!, this.#take()!);
     }
-    let wanted = this.queue.length - this.starting;
+    let wanted = this.#waiting - this.starting;
     while (wanted-- > 0 && this.workers.size < this.concurrency) this.spawn();
     this.checkDrained();
   }
@@ -208,13 +286,113 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
       this.pump();
       return;
     }
-    const next = this.queue.shift();
+    const next = this.#take();
     if (next !== undefined) this.#give(worker, next);
     else {
       this.idle.push(worker);
       this.hold(worker, false);
       if (this.closed) this.checkDrained();
     }
+  }
+
+  /**
+   * The next queued job, skipping aborted ones. Where the pool coalesces, a submit takes the
+   * submits of the same task queued right behind it along, as one batch: a share of what
+   * waits (so the tail of a burst still spreads over every worker), at most `MAX_BATCH`. A
+   * submit that finds an idle worker goes alone, at once: nothing waits for company.
+   */
+  #take(): Job<W> | undefined {
+    let first: Job<W> | undefined;
+    while (first === undefined || first.settled) {
+      first = this.queue.shift();
+      if (first === undefined) return undefined;
+    }
+    this.#waiting--;
+    if (!this.coalesce || !coalescable(first.request) || this.#waiting === 0) return first;
+    const more = Math.min(MAX_BATCH - 1, Math.ceil(this.#waiting / (2 * this.concurrency)));
+    const members = [first];
+    while (members.length <= more) {
+      const next = this.queue.peek();
+      if (next === undefined) break;
+      if (next.settled) {
+        this.queue.shift();
+        continue;
+      }
+      if (next.taskId !== first.taskId || !coalescable(next.request)) break;
+      this.queue.shift();
+      this.#waiting--;
+      members.push(next);
+    }
+    return members.length === 1 ? first : this.#batch(members);
+  }
+
+  /** One job carrying `members`, each settled on its own when the batch settles. */
+  #batch(members: Job<W>[]): Job<W> {
+    const items = new Array<unknown>(members.length);
+    let seeds: (bigint | undefined)[] | undefined;
+    let timed = false;
+    let started: ((no: number) => void)[] | undefined;
+    for (let k = 0; k < members.length; k++) {
+      const request = members[k].request;
+      items[k] = request.items[0];
+      if (request.seed) (seeds ??= new Array(members.length))[k] = request.seed;
+      if (request.timed) timed = true;
+      if (request.onStart !== undefined) (started ??= []).push(request.onStart);
+    }
+    const first = members[0];
+    const request: BuiltInRequest = {
+      task: first.request.task,
+      base: 0,
+      items,
+      timed,
+      each: { seeds },
+      onStart: started && ((no) => {
+        for (const onStart of started) onStart(no);
+      }),
+    };
+    return {
+      request,
+      taskId: first.taskId,
+      resolve: (result) => {
+        const { failures, values } = result;
+        const ms = result.ms / members.length;
+        for (let k = 0; k < members.length; k++) {
+          if (failures?.has(k)) this.settle(members[k], failures.get(k));
+          else this.settle(members[k], undefined, { values: [values[k]], ms });
+        }
+      },
+      reject: (error) => {
+        for (const member of members) this.settle(member, error);
+      },
+      id: 0,
+      worker: undefined,
+      settled: false,
+      unlisten: noop,
+      timer: undefined,
+      members,
+    };
+  }
+
+  /**
+   * Settles a batch in part: the members in `failed` with their errors, while the others,
+   * which never ran, go back to the front of the queue in their order.
+   */
+  protected unbatch(job: Job<W>, failed: Map<number, unknown>): void {
+    const members = job.members!;
+    job.settled = true;
+    for (let k = members.length - 1; k >= 0; k--) {
+      if (failed.has(k)) continue;
+      this.queue.unshift(members[k]);
+      this.#waiting++;
+    }
+    for (const [k, error] of failed) this.settle(members[k], error);
+  }
+
+  /** A queued job's signal aborted: it settles now, and is skipped when the queue reaches it. */
+  protected dropQueued(job: Job<W>, reason: unknown): void {
+    if (job.settled) return;
+    this.#waiting--;
+    this.settle(job, reason);
   }
 
   #give(worker: W, job: Job<W>): void {
@@ -234,6 +412,12 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
     worker.ready = true;
     this.starting--;
     this.#stopWaiting(worker);
+    this.#checkStarted();
+  }
+
+  #checkStarted(): void {
+    if (this.starting > 0 || this.#whenStarted.length === 0) return;
+    for (const resolve of this.#whenStarted.splice(0)) resolve();
   }
 
   /**
@@ -276,7 +460,8 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
 
   /** Fails every queued job with `error` (no worker can be started for them). */
   protected failQueue(error: unknown): void {
-    for (const job of this.queue.splice(0)) this.settle(job, error);
+    this.#waiting = 0;
+    for (const job of this.queue.drain()) this.settle(job, error);
     this.checkDrained();
   }
 
@@ -307,6 +492,8 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
     const at = this.idle.indexOf(worker);
     if (at >= 0) this.idle.splice(at, 1);
     if (!worker.ready) this.starting--;
+    for (const resolve of worker.onGone?.splice(0) ?? []) resolve();
+    this.#checkStarted();
   }
 
   /** A stop under way: shutdown waits for it. */
@@ -317,7 +504,7 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   }
 
   #busy(): boolean {
-    if (this.queue.length > 0) return true;
+    if (this.#waiting > 0) return true;
     for (const worker of this.workers) if (worker.job !== undefined) return true;
     return false;
   }
@@ -340,7 +527,8 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
     const error = new ExecutorClosedError(
       "The executor was terminated while this call was running",
     );
-    for (const job of this.queue.splice(0)) this.settle(job, error);
+    this.#waiting = 0;
+    for (const job of this.queue.drain()) this.settle(job, error);
     for (const worker of this.workers) {
       if (worker.job !== undefined) this.settle(worker.job as Job<W>, error);
     }
@@ -355,3 +543,11 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
 }
 
 function noop(): void {}
+
+/** A submit that may travel with others: nothing of it needs a worker to itself. */
+function coalescable(request: BuiltInRequest): boolean {
+  // A timeout or an abort may have to stop the worker, and with it every item of a batch;
+  // shared handles are delivered per chunk. Such submits go alone.
+  return request.single === true && request.signal === undefined &&
+    request.timeoutMs === undefined && request.shared === undefined;
+}

@@ -244,12 +244,8 @@ export class ProcessPool extends Pool<PoolProcess> {
   protected abort(job: Job): void {
     const worker = job.worker;
     const reason = job.request.signal?.reason;
+    if (worker === undefined) return this.dropQueued(job, reason);
     this.settle(job, reason);
-    if (worker === undefined) {
-      const at = this.queue.indexOf(job);
-      if (at >= 0) this.queue.splice(at, 1);
-      return;
-    }
     if (worker.job !== job) return;
     if (stopsHard(job.request.signal)) {
       this.retire(worker);
@@ -330,9 +326,8 @@ export class ProcessPool extends Pool<PoolProcess> {
     if (worker.dead) return;
     this.retire(worker);
     if ([...this.workers].some((w) => w.ready)) return this.pump();
-    const error = new WorkerStartError(`A worker process failed to start: ${message}`, info);
-    for (const waiting of this.queue.splice(0)) this.settle(waiting, error);
-    this.checkDrained();
+    this.startError = new WorkerStartError(`A worker process failed to start: ${message}`, info);
+    this.failQueue(this.startError);
   }
 
   protected startFailed(worker: PoolProcess, message: string): void {

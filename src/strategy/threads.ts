@@ -21,9 +21,11 @@
 
 import { releaseProxy, wrap } from "comlink";
 import type {
+  EachFailure,
   FromWorkerEvent,
   InitMessage,
   StartMessage,
+  TaskSpec,
   ToWorkerEvent,
   WorkerControl,
   WrappedPayload,
@@ -41,6 +43,7 @@ import type { PoolOptions } from "./_pool.ts";
 import { seedWords } from "../worker/seed.js";
 import { TaskTimeoutError, WorkerCrashedError, WorkerStartError } from "../errors.ts";
 import { cloneError, inputCloneError, loadFailure, reviveError, taskFailure } from "../_revive.ts";
+import { findUncloneable } from "../worker/run_task.js";
 
 const ENTRY = new URL("../worker/thread_entry.js", import.meta.url);
 
@@ -52,6 +55,7 @@ export type ThreadPoolOptions = PoolOptions;
 /** Runs chunks on a pool of worker threads. */
 export class ThreadPool extends Pool<PoolWorker> {
   readonly name = "threads";
+  protected override coalesce = true;
   readonly #factory: ThreadFactory;
 
   /**
@@ -124,11 +128,15 @@ export class ThreadPool extends Pool<PoolWorker> {
     this.#replied(worker);
     const id = worker.header[Slot.DONE_ID];
     if (job !== undefined && job.id === id && !job.settled) {
-      const values = worker.header[Slot.DONE_PAYLOAD] === Payload.ONE
-        ? [payload]
-        : payload as unknown[];
       const ms = job.request.timed ? worker.runMs[0] : NaN;
-      this.settle(job, undefined, { values, ms });
+      const kind = worker.header[Slot.DONE_PAYLOAD];
+      if (kind === Payload.EACH) {
+        const reply = payload as EachReply;
+        this.settle(job, undefined, { values: reply.values, ms, failures: eachFailures(reply) });
+      } else {
+        const values = kind === Payload.ONE ? [payload] : payload as unknown[];
+        this.settle(job, undefined, { values, ms });
+      }
     }
     this.release(worker);
   }
@@ -178,6 +186,12 @@ export class ThreadPool extends Pool<PoolWorker> {
     return taskFailure(message.index, cause, message.error.capturedName);
   }
 
+  protected override async preload(worker: PoolWorker, id: number, task: TaskSpec): Promise<void> {
+    if (worker.prepared.has(id)) return;
+    await worker.control!.prepare(id, task);
+    worker.prepared.add(id);
+  }
+
   protected assign(worker: PoolWorker, job: Job): void {
     worker.job = job;
     job.worker = worker;
@@ -205,23 +219,23 @@ export class ThreadPool extends Pool<PoolWorker> {
   }
 
   #post(worker: PoolWorker, job: Job): void {
-    const { base, items, shared } = job.request;
+    const { base, items, shared, each } = job.request;
     const header = worker.header;
-    const one = items.length === 1;
+    const one = items.length === 1 && each === undefined;
     const delivery = worker.shares.plan(shared);
     // Plain stores: the postMessage below orders them before the worker reads them, and an
     // atomic store is a full fence on x86, four of them a visible part of a round trip.
     header[Slot.RUN_ID] = job.id;
     header[Slot.RUN_TASK] = job.taskId;
     header[Slot.RUN_BASE] = base;
-    header[Slot.RUN_PAYLOAD] = one ? Payload.ONE : Payload.MANY;
+    header[Slot.RUN_PAYLOAD] = one ? Payload.ONE : each ? Payload.EACH : Payload.MANY;
     header[Slot.RUN_TIMED] = job.request.timed ? 1 : 0;
     header[Slot.RUN_SHARED] = (shared === undefined ? 0 : Shares.REFS) |
       (delivery === undefined ? 0 : Shares.WRAPPED);
     if (job.request.seed) {
       [header[Slot.RUN_SEED_HIGH], header[Slot.RUN_SEED_LOW]] = seedWords(job.request.seed);
     } else header[Slot.RUN_SEED_HIGH] = header[Slot.RUN_SEED_LOW] = 0;
-    const payload = one ? items[0] : items;
+    const payload = one ? items[0] : each ? { items, seeds: each.seeds } : items;
     try {
       if (delivery === undefined) worker.handle.postMessage(payload);
       else {
@@ -235,7 +249,8 @@ export class ThreadPool extends Pool<PoolWorker> {
       }
     } catch (error) {
       worker.job = undefined;
-      this.settle(job, inputCloneError(base, items, error));
+      if (job.members !== undefined) this.unbatch(job, uncloneableInputs(items, error));
+      else this.settle(job, inputCloneError(base, items, error));
       this.release(worker);
       return;
     }
@@ -293,12 +308,7 @@ export class ThreadPool extends Pool<PoolWorker> {
   protected abort(job: Job): void {
     const worker = job.worker;
     const reason = job.request.signal?.reason;
-    if (worker === undefined) {
-      const at = this.queue.indexOf(job);
-      if (at >= 0) this.queue.splice(at, 1);
-      this.settle(job, reason);
-      return;
-    }
+    if (worker === undefined) return this.dropQueued(job, reason);
     this.settle(job, reason);
     this.#stop(worker, job, stopsHard(job.request.signal));
   }
@@ -322,12 +332,15 @@ export class ThreadPool extends Pool<PoolWorker> {
       // A worker that cannot start would not start on a retry either: fail what waits, unless
       // another worker is up to serve it.
       if (![...this.workers].some((w) => w.ready)) {
-        const error = new WorkerStartError(`A worker failed to start: ${exit.message}`, {
+        this.startError = new WorkerStartError(`A worker failed to start: ${exit.message}`, {
           exitCode: exit.code,
           cause: exit.error,
         });
-        for (const waiting of this.queue.splice(0)) this.settle(waiting, error);
+        this.failQueue(this.startError);
       }
+    } else if (job !== undefined && !job.settled && job.members !== undefined) {
+      const running = Atomics.load(worker.header, Slot.RUNNING_INDEX);
+      this.unbatch(job, crashedBatch(job, running, exit, exit.error ?? worker.fatal));
     } else if (job !== undefined && !job.settled) {
       const { base, items } = job.request;
       const running = Atomics.load(worker.header, Slot.RUNNING_INDEX);
@@ -368,4 +381,65 @@ export class ThreadPool extends Pool<PoolWorker> {
     );
     this.checkDrained();
   }
+}
+
+/** A batch's reply when some of its items failed (see `Payload.EACH`). */
+interface EachReply {
+  values: unknown[];
+  failures: EachFailure[];
+}
+
+/** The errors of a batch's failed items, by position. */
+function eachFailures(reply: EachReply): Map<number, unknown> {
+  const failures = new Map<number, unknown>();
+  for (const { at, error, clone } of reply.failures) {
+    const cause = reviveError(error);
+    failures.set(
+      at,
+      clone !== undefined
+        ? cloneError("result", 0, clone, cause)
+        : taskFailure(0, cause, error.capturedName),
+    );
+  }
+  return failures;
+}
+
+/** The submits of a batch whose input could not be sent, each with its own error. */
+function uncloneableInputs(items: unknown[], error: unknown): Map<number, unknown> {
+  const failed = new Map<number, unknown>();
+  for (let k = 0; k < items.length; k++) {
+    const found = findUncloneable(items[k], "input");
+    if (found !== undefined) failed.set(k, cloneError("input", 0, found, error));
+  }
+  // The clone failed, yet no single item is to blame: fail them all rather than retry forever.
+  if (failed.size === 0) { for (let k = 0; k < items.length; k++) failed.set(k, error); }
+  return failed;
+}
+
+/**
+ * What a crash did to a batch: the submit that was running failed with the crash, those
+ * before it ran but lost their results with the worker; those after it never ran.
+ */
+function crashedBatch(
+  job: Job,
+  running: number,
+  exit: ThreadExit,
+  cause: unknown,
+): Map<number, unknown> {
+  const members = job.members!;
+  const at = running >= 0 && running < members.length ? running : 0;
+  const failed = new Map<number, unknown>();
+  for (let k = 0; k <= at; k++) {
+    failed.set(
+      k,
+      new WorkerCrashedError(
+        k === at
+          ? `The worker running task 0 crashed: ${exit.message}`
+          : `The worker crashed (${exit.message}) after task 0 ran, before its result came back: ` +
+            `it ran in one batch with the submit whose task crashed the worker`,
+        { index: 0, exitCode: exit.code, cause },
+      ),
+    );
+  }
+  return failed;
 }

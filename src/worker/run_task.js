@@ -12,7 +12,7 @@
  */
 
 /** @import { TaskFn } from "./load_task.js" */
-/** @import { CloneFailure, WireError } from "../protocol.ts" */
+/** @import { CloneFailure, EachFailure, WireError } from "../protocol.ts" */
 
 import { mixSeed } from "./seed.js";
 import { serializeError } from "./error_wire.js";
@@ -92,13 +92,19 @@ class Context {
   /** @type {Chunk} */
   #chunk;
 
+  /** @type {bigint} */
+  #seed;
+
   /**
    * @param {number} index
    * @param {Chunk} chunk
+   * @param {bigint} seed The base seed its `ctx.seed` is mixed from: the chunk's, or a
+   *   submit's own in a batch.
    */
-  constructor(index, chunk) {
+  constructor(index, chunk, seed) {
     this.index = index;
     this.#chunk = chunk;
+    this.#seed = seed;
   }
 
   /** @returns {AbortSignal} */
@@ -108,14 +114,15 @@ class Context {
 
   /** @returns {number} Mixed on first use only: few tasks read it. */
   get seed() {
-    return mixSeed(this.#chunk.seed, BigInt(this.index));
+    return mixSeed(this.#seed, BigInt(this.index));
   }
 }
 
 /**
  * @typedef {object} ChunkHooks How a worker reports on a chunk it runs.
  * @property {(index: number) => void} at An item is about to run.
- * @property {(values: unknown[]) => void} done Every item ran.
+ * @property {(values: unknown[], failures?: [number, unknown][]) => void} done Every item
+ *   ran (in a batch of submits, with the items that failed: position, error).
  * @property {(index: number, error: unknown) => void} fail Item `index` threw or rejected.
  * @property {() => void} stopped The chunk was cancelled between two items.
  * @property {() => void} [waiting] A task returned a promise: nothing runs until it settles.
@@ -142,15 +149,11 @@ export function runItems(fn, chunk, base, items, hooks) {
       hooks.at(base + k);
       let value;
       try {
-        value = fn(items[k], new Context(base + k, chunk));
+        value = fn(items[k], new Context(base + k, chunk, chunk.seed));
       } catch (error) {
         return fail(error);
       }
-      if (
-        value instanceof Promise ||
-        (typeof value === "object" && value !== null &&
-          typeof (/** @type {{ then?: unknown }} */ (value)).then === "function")
-      ) {
+      if (isThenable(value)) {
         hooks.waiting?.();
         Promise.resolve(value).then((v) => {
           hooks.resumed?.();
@@ -167,6 +170,101 @@ export function runItems(fn, chunk, base, items, hooks) {
     hooks.done(values);
   };
   step();
+}
+
+/**
+ * Runs a batch of submits: each item is a call of its own (index 0, its own seed), and an
+ * item that throws fails alone; the others run on.
+ *
+ * @param {TaskFn} fn
+ * @param {Chunk} chunk
+ * @param {unknown[]} items
+ * @param {readonly (bigint | undefined)[] | undefined} seeds Each item's base seed; absent
+ *   means 0.
+ * @param {ChunkHooks} hooks
+ */
+export function runEach(fn, chunk, items, seeds, hooks) {
+  const values = new Array(items.length);
+  /** @type {[number, unknown][]} */
+  const failures = [];
+  let k = 0;
+  const step = () => {
+    for (; k < items.length; k++) {
+      if (chunk.isCancelled()) return hooks.stopped();
+      hooks.at(k);
+      let value;
+      try {
+        value = fn(items[k], new Context(0, chunk, seeds?.[k] ?? 0n));
+      } catch (error) {
+        failures.push([k, error]);
+        continue;
+      }
+      if (isThenable(value)) {
+        hooks.waiting?.();
+        Promise.resolve(value).then((v) => {
+          hooks.resumed?.();
+          values[k++] = v;
+          step();
+        }, (error) => {
+          hooks.resumed?.();
+          failures.push([k++, error]);
+          step();
+        });
+        return;
+      }
+      values[k] = value;
+    }
+    hooks.done(values, failures);
+  };
+  step();
+}
+
+/**
+ * A batch's reply (see `Payload.EACH`) when some items failed: the values, with the failed
+ * ones' errors; a result that cannot be cloned fails its own item. `undefined` when every
+ * item succeeded and the plain values go back.
+ *
+ * @param {unknown[]} values
+ * @param {[number, unknown][]} failures
+ * @returns {{ values: unknown[], failures: EachFailure[] } | undefined}
+ */
+export function eachReply(values, failures) {
+  if (failures.length === 0) return undefined;
+  for (const [at] of failures) values[at] = undefined;
+  return {
+    values,
+    failures: failures.map(([at, error]) => ({ at, error: serializeError(error) })),
+  };
+}
+
+/**
+ * The reply for a batch whose results could not all be sent: each result that cannot be
+ * cloned fails its own item with the clone's error.
+ *
+ * @param {unknown[]} values
+ * @param {{ values: unknown[], failures: EachFailure[] } | undefined} reply What was sent.
+ * @param {unknown} error What sending it threw.
+ * @returns {{ values: unknown[], failures: EachFailure[] }}
+ */
+export function eachCloneReply(values, reply, error) {
+  const failures = reply?.failures ?? [];
+  for (let at = 0; at < values.length; at++) {
+    const found = findUncloneable(values[at], "result");
+    if (found === undefined) continue;
+    values[at] = undefined;
+    failures.push({ at, error: serializeError(error), clone: found });
+  }
+  return { values, failures };
+}
+
+/**
+ * @param {unknown} value
+ * @returns {value is PromiseLike<unknown>}
+ */
+function isThenable(value) {
+  return value instanceof Promise ||
+    (typeof value === "object" && value !== null &&
+      typeof (/** @type {{ then?: unknown }} */ (value)).then === "function");
 }
 
 /**

@@ -14,7 +14,15 @@
 /** @import { TaskFn } from "./load_task.js" */
 
 import { expose } from "comlink";
-import { Chunk, heapInUse, resultCloneFailure, runItems } from "./run_task.js";
+import {
+  Chunk,
+  eachCloneReply,
+  eachReply,
+  heapInUse,
+  resultCloneFailure,
+  runEach,
+  runItems,
+} from "./run_task.js";
 import { loadTask } from "./load_task.js";
 import { serializeError } from "./error_wire.js";
 import { MS_OFFSET, Payload, Shares, Slot, SLOTS } from "./wire.js";
@@ -143,8 +151,10 @@ function beforeReply() {
  * @param {unknown[]} items
  * @param {boolean} one Whether the result goes back as a bare value.
  * @param {boolean} timed Whether the pool wants the run time.
+ * @param {{ seeds: (bigint | undefined)[] | undefined } | undefined} each Set for a batch of
+ *   submits (see `Payload.EACH`).
  */
-function runChunk(id, fn, base, items, one, timed) {
+function runChunk(id, fn, base, items, one, timed, each) {
   const high = header[Slot.RUN_SEED_HIGH];
   const low = header[Slot.RUN_SEED_LOW];
   const chunk = new Chunk(
@@ -155,7 +165,8 @@ function runChunk(id, fn, base, items, one, timed) {
   current = chunk;
   const start = timed ? performance.now() : 0;
   markBusy?.(1);
-  runItems(fn, chunk, base, items, {
+  /** @type {import("./run_task.js").ChunkHooks} */
+  const hooks = {
     waiting: markBusy && (() => markBusy(0)),
     resumed: markBusy && (() => markBusy(1)),
     // A plain store: the pool reads this slot only after the thread has died, and an atomic
@@ -171,20 +182,30 @@ function runChunk(id, fn, base, items, one, timed) {
       beforeReply();
       postEvent({ type: "cancelled", id });
     },
-    done(values) {
+    done(values, failures) {
       current = undefined;
       if (timed) runMs[0] = performance.now() - start;
       beforeReply();
       // Plain stores, ordered before the pool reads them by the postMessage that follows.
       header[Slot.DONE_ID] = id;
-      header[Slot.DONE_PAYLOAD] = one ? Payload.ONE : Payload.MANY;
+      const reply = failures === undefined ? undefined : eachReply(values, failures);
+      header[Slot.DONE_PAYLOAD] = one ? Payload.ONE : reply ? Payload.EACH : Payload.MANY;
       try {
-        post(one ? values[0] : values);
+        post(one ? values[0] : reply ?? values);
       } catch (error) {
-        postEvent(resultCloneFailure(id, base, values, error));
+        if (each === undefined) return postEvent(resultCloneFailure(id, base, values, error));
+        // Each result that cannot be cloned fails its own submit; the others go back.
+        header[Slot.DONE_PAYLOAD] = Payload.EACH;
+        try {
+          post(eachCloneReply(values, reply, error));
+        } catch (again) {
+          postEvent(resultCloneFailure(id, base, values, again));
+        }
       }
     },
-  });
+  };
+  if (each === undefined) runItems(fn, chunk, base, items, hooks);
+  else runEach(fn, chunk, items, each.seeds, hooks);
 }
 
 /** @param {unknown} payload */
@@ -201,9 +222,15 @@ function onPayload(payload) {
     receiveShares(wrapped.shares, wrapped.forget);
     payload = wrapped.payload;
   }
+  if (header[Slot.RUN_PAYLOAD] === Payload.EACH) {
+    const batch = /** @type {{ items: unknown[], seeds: (bigint | undefined)[] | undefined }} */ (
+      payload
+    );
+    return runChunk(id, fn, base, batch.items, false, timed, batch);
+  }
   const items = one ? [payload] : /** @type {unknown[]} */ (payload);
   if (shared & Shares.REFS) attachRefs(items);
-  runChunk(id, fn, base, items, one, timed);
+  runChunk(id, fn, base, items, one, timed, undefined);
 }
 
 /** @param {InitMessage} message */

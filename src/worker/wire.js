@@ -56,6 +56,12 @@ export const Payload = /** @type {const} */ ({
   ONE: 1,
   /** An array with one item (or value) per item of the chunk. */
   MANY: 2,
+  /**
+   * A batch of submits, each item its own call: to the worker `{ items, seeds }` (`seeds[k]`
+   * absent means 0); back, when some failed, `{ values, failures }` (see `EachFailure`), else
+   * a `MANY` array.
+   */
+  EACH: 3,
 });
 
 /** Flags in `Slot.RUN_SHARED`. */

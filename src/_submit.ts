@@ -1,0 +1,86 @@
+/**
+ * A submit straight to a fixed built-in strategy. A service that calls `submit()` once per
+ * piece of work makes thousands of calls a second, so a submit that nobody watches (no
+ * `onEvent`, no `log`) and that cannot fall back (no `forceSerialOnFailure`) skips the
+ * `Route`: it claims shared handles, runs its one item, and counts itself in the stats, as a
+ * route would, with nothing else allocated. Auto, telemetry and fallbacks take the route.
+ *
+ * @module
+ */
+
+import type { Core } from "./_core.ts";
+import type { BuiltInStrategy } from "./strategy/_builtin.ts";
+import type { TaskSpec } from "./protocol.ts";
+import type { resolveCall } from "./_options.ts";
+import type { SharedEntry } from "./shared.ts";
+import { WorkerCrashedError } from "./errors.ts";
+
+/** The strategy a submit may go to directly, or `undefined` when it needs a `Route`. */
+export function directStrategy(core: Core): BuiltInStrategy | undefined {
+  const { choice, onEvent, log, forceSerialOnFailure } = core.settings;
+  if (typeof choice !== "string" || choice === "auto" || onEvent !== undefined || log) {
+    return undefined;
+  }
+  if (forceSerialOnFailure && choice !== "serial") return undefined;
+  return core.builtIn(choice);
+}
+
+/** Runs one submit on `strategy`; counted by `close()` and in the stats like any call. */
+export function submitDirect<O>(
+  core: Core,
+  strategy: BuiltInStrategy,
+  spec: TaskSpec,
+  input: unknown,
+  call: ReturnType<typeof resolveCall>,
+): Promise<O> {
+  const registry = core.shared;
+  // Without any handle alive there is nothing to pin, nor to find in the input.
+  const pin = registry.quiet ? undefined : registry.begin();
+  const items = [input];
+  let shared: SharedEntry[] | undefined;
+  if (pin !== undefined) {
+    try {
+      shared = registry.claim(pin, 0, items);
+    } catch (error) {
+      registry.end(pin);
+      throw error;
+    }
+  }
+  core.begin();
+  const finish = (ok: boolean, error?: unknown): void => {
+    if (shared !== undefined) registry.unclaim(shared);
+    if (pin !== undefined) registry.end(pin);
+    const stats = core.stats;
+    stats.calls++;
+    stats.tasks++;
+    stats.chunks++;
+    stats.byStrategy[strategy.name] = (stats.byStrategy[strategy.name] ?? 0) + 1;
+    if (!ok) {
+      stats.failedCalls++;
+      if (error instanceof WorkerCrashedError) stats.crashes++;
+    }
+    core.end();
+  };
+  const { signal, timeoutMs, seed } = call;
+  const request = { task: spec, base: 0, items, signal, timeoutMs, seed, single: true, shared };
+  const enqueue = strategy.enqueue;
+  if (enqueue === undefined) {
+    return strategy.run(request).then((result) => {
+      finish(true);
+      return result.values[0] as O;
+    }, (error: unknown) => {
+      finish(false, error);
+      throw error;
+    });
+  }
+  // One promise, settled by the pool itself.
+  return new Promise<O>((resolve, reject) => {
+    enqueue.call(strategy, request, (result) => {
+      finish(true);
+      resolve(result.values[0] as O);
+    }, (error) => {
+      finish(false, error);
+      reject(error);
+    });
+  });
+}
