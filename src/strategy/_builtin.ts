@@ -64,6 +64,8 @@ export interface BuiltInStrategy extends Strategy {
   forget(id: number): void;
   /** Starts every worker and loads `tasks` in each (the pools; see `ParallelExecutor.warmup`). */
   warmup?(tasks: readonly TaskSpec[]): Promise<void>;
+  /** Mean time its workers took to start, spawn to ready, in ms; `undefined` before one did (and for serial). */
+  readonly startMs?: number;
   /** Workers alive now (a warm pool has some; 0 for serial). */
   readonly live: number;
   /** Workers started so far to replace dead ones. */

@@ -93,6 +93,8 @@ export interface PoolMember {
   wait: ReturnType<typeof setTimeout> | undefined;
   /** Called once it leaves the pool (for `warmup()`, which must not wait on a dead worker). */
   onGone?: (() => void)[];
+  /** When it was started (`performance.now()`), until it is ready. */
+  bornAt?: number;
 }
 
 /** A pool of workers of one kind. */
@@ -128,6 +130,8 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   #whenStarted: (() => void)[] = [];
   /** Why the last worker that died before it was ready did not start. */
   protected startError: unknown;
+  #startMs: number | undefined;
+  #starts = 0;
 
   /**
    * @param maxWorkers Most workers the pool runs at once.
@@ -140,6 +144,14 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
 
   get live(): number {
     return this.workers.size;
+  }
+
+  /**
+   * How long its workers took to start, from spawn to ready, in ms: the mean of every start
+   * so far, or `undefined` before the first worker was ready.
+   */
+  get startMs(): number | undefined {
+    return this.#startMs;
   }
 
   get respawns(): number {
@@ -411,6 +423,14 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   protected ready(worker: W): void {
     worker.ready = true;
     this.starting--;
+    if (worker.bornAt !== undefined) {
+      const ms = performance.now() - worker.bornAt;
+      this.#starts++;
+      this.#startMs = this.#startMs === undefined
+        ? ms
+        : this.#startMs + (ms - this.#startMs) / this.#starts;
+      worker.bornAt = undefined;
+    }
     this.#stopWaiting(worker);
     this.#checkStarted();
   }
@@ -470,6 +490,7 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
    * within `loadTimeoutMs`.
    */
   protected enlist(worker: W): void {
+    worker.bornAt = performance.now();
     this.workers.add(worker);
     this.#peak = Math.max(this.#peak, this.workers.size);
     this.starting++;
