@@ -67,7 +67,7 @@ export type Port = InstanceType<typeof MessageChannel>["port1"];
 /** The first message to a worker, on its own port, in answer to `ready`. */
 export interface InitMessage {
   type: "init";
-  /** Backs the shared header: `Int32Array` slots (see `Slot`), then one `Float64` at `MS_OFFSET`. */
+  /** Backs the shared header: `Int32Array` slots (see `Slot`, `Bank`), then two `Float64`s at `MS_OFFSET`. */
   state: SharedArrayBuffer;
   /** The events port. */
   events: Port;
@@ -112,6 +112,8 @@ export type FromWorkerEvent =
   | { type: "fail"; id: number; index: number; error: WireError; clone?: CloneFailure }
   /** The chunk was cancelled before it finished. */
   | { type: "cancelled"; id: number }
+  /** The chunk was taken back by the pool before it started (`Claim.REVOKED`): not run. */
+  | { type: "skipped"; id: number }
   /** An uncaught error or unhandled rejection is about to kill the worker. */
   | { type: "fatal"; error: WireError }
   /** The worker called `process.exit`, `Deno.exit` or `self.close`. */
@@ -140,7 +142,18 @@ export interface WorkerControl {
 }
 
 // The constants live in a .js file so the worker can import them without type stripping.
-export { MS_OFFSET, Payload, Shares, Slot, SLOTS, STATE_BYTES } from "./worker/wire.js";
+export {
+  Bank,
+  BANK_SLOTS,
+  bankAt,
+  Claim,
+  MS_OFFSET,
+  Payload,
+  Shares,
+  Slot,
+  SLOTS,
+  STATE_BYTES,
+} from "./worker/wire.js";
 
 /** Pool → worker process. */
 export type ToProcess =

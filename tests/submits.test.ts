@@ -171,6 +171,28 @@ forEachStrategy(["threads", "processes"], (strategy) => {
   });
 });
 
+forEachStrategy(["threads", "processes"], (strategy) => {
+  describe(`pipelining (${strategy})`, () => {
+    test("a crash fails the call it reached; a chunk of another call behind it runs elsewhere", async () => {
+      await using ex = new ParallelExecutor({ strategy, maxWorkers: 1 });
+      const inputs = Array.from({ length: 16 }, (_, i) => (i === 5 ? -1 : i));
+      const crashing = ex.map(work.crashExit, inputs, { chunkSize: 4 });
+      const other = ex.map(work.square, inputs.map((_, i) => i), { chunkSize: 4 });
+      const error = await rejection(crashing, "the call whose task crashed");
+      assert.ok(error instanceof WorkerCrashedError, String(error));
+      assert.equal((error as WorkerCrashedError).index, 5);
+      assert.deepEqual(await other, inputs.map((_, i) => i * i));
+    });
+
+    test("map results keep their order and identity with chunks posted behind each other", async () => {
+      await using ex = new ParallelExecutor({ strategy, maxWorkers: 2 });
+      const inputs = Array.from({ length: 2000 }, (_, i) => `item-${i}`);
+      const tagged = await ex.map(work.tagWithIndex, inputs, { chunkSize: 7 });
+      assert.deepEqual(tagged, inputs.map((input, i) => `${i}:${input}`));
+    });
+  });
+});
+
 describe("warmup() (threads): tasks", () => {
   test("a task module that cannot load fails warmup() with the module's error", async () => {
     await using ex = new ParallelExecutor({ strategy: "threads", maxWorkers: 1 });

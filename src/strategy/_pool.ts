@@ -10,57 +10,15 @@
 
 import type { ChunkResult, StrategyName } from "./types.ts";
 import type { BuiltInRequest, BuiltInResult, BuiltInStrategy } from "./_builtin.ts";
-import { Deque } from "../_deque.ts";
 import type { TaskSpec } from "../protocol.ts";
-import { moduleOf, taskKey } from "../task.ts";
+import { moduleOf } from "../task.ts";
+import type { Job } from "./_queue.ts";
+import { JobQueue, newJob, settleJob, TaskIds } from "./_queue.ts";
 import { onAbort } from "../_abort.ts";
 import type { WorkerShares } from "./_shares.ts";
 import { ExecutorClosedError, LoadTimeoutError, WorkerStartError } from "../errors.ts";
 
-/**
- * Most submits one batch carries. Past a few hundred trivial items the round trip is a
- * negligible share of a batch, and smaller batches spread the tail of a burst evenly.
- */
-export const MAX_BATCH = 1024;
-
-/** A chunk request in a pool, from `run()` until it settles. */
-export interface Job<W> {
-  readonly request: BuiltInRequest;
-  readonly taskId: number;
-  readonly resolve: (result: BuiltInResult) => void;
-  readonly reject: (error: unknown) => void;
-  /** Chunk id, set when the job is given to a worker. */
-  id: number;
-  worker: W | undefined;
-  settled: boolean;
-  /** Removes the abort listener. */
-  unlisten: () => void;
-  /** The timeout's timer, while it runs on a worker with `timeoutMs`. */
-  timer: ReturnType<typeof setTimeout> | undefined;
-  /** For a batch of coalesced submits (see `Pool.take`): the submits, in the batch's order. */
-  members?: Job<W>[];
-}
-
-/** Small numeric ids for tasks, so a worker prepares each task once and messages stay short. */
-export class TaskIds {
-  readonly #byKey = new Map<string, number>();
-  readonly #bySpec = new WeakMap<TaskSpec, number>();
-
-  /** The id of `task`; equal tasks from different call sites share one. */
-  of(task: TaskSpec): number {
-    // Specs are cached per task by the executor, so the object is the cheap key.
-    let id = this.#bySpec.get(task);
-    if (id !== undefined) return id;
-    const key = taskKey(task);
-    id = this.#byKey.get(key);
-    if (id === undefined) {
-      id = this.#byKey.size + 1;
-      this.#byKey.set(key, id);
-    }
-    this.#bySpec.set(task, id);
-    return id;
-  }
-}
+export type { Job } from "./_queue.ts";
 
 /** What every pool is started with (see `ParallelConfig` for each). */
 export interface PoolOptions {
@@ -84,6 +42,8 @@ export interface PoolMember {
   dead: boolean;
   /** The job it is running; kept after a soft cancel until the worker replies. */
   job: Job<PoolMember> | undefined;
+  /** A job posted behind `job`, where the pool pipelines (threads). */
+  next?: Job<PoolMember> | undefined;
   readonly shares: WorkerShares;
   /** Tasks (items) given to it so far, for `maxTasksPerWorker`. */
   tasks: number;
@@ -104,12 +64,8 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   protected readonly options: PoolOptions;
   protected readonly workers: Set<W> = new Set();
   protected readonly idle: W[] = [];
-  /** Jobs waiting for a worker; an aborted one stays until it is reached, and is skipped. */
-  protected readonly queue: Deque<Job<W>> = new Deque();
-  /** Whether queued submits of one task go to a worker together (the worker supports `each`). */
-  protected coalesce = false;
-  /** Queued jobs not settled yet. */
-  #waiting = 0;
+  /** Jobs waiting for a worker (`queue.coalesce`: the workers run batches of submits). */
+  protected readonly queue: JobQueue<W>;
   protected readonly taskIds: TaskIds = new TaskIds();
   /** Workers started but not ready yet. */
   protected starting = 0;
@@ -140,6 +96,7 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   constructor(maxWorkers: number, options: PoolOptions = {}) {
     this.concurrency = maxWorkers;
     this.options = options;
+    this.queue = new JobQueue(maxWorkers);
   }
 
   get live(): number {
@@ -179,20 +136,9 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   ): void {
     if (this.closed) return reject(new ExecutorClosedError());
     if (request.signal?.aborted) return reject(request.signal.reason);
-    const job: Job<W> = {
-      request,
-      taskId: this.taskIds.of(request.task),
-      resolve,
-      reject,
-      id: 0,
-      worker: undefined,
-      settled: false,
-      unlisten: noop,
-      timer: undefined,
-    };
+    const job = newJob<W>(request, this.taskIds.of(request.task), resolve, reject);
     if (request.signal !== undefined) job.unlisten = onAbort(request.signal, () => this.abort(job));
     this.queue.push(job);
-    this.#waiting++;
     this.pump();
   }
 
@@ -267,20 +213,15 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
 
   /** Settles a job once: with `result` when given, else rejecting with `error`. */
   protected settle(job: Job<W>, error: unknown, result?: BuiltInResult): void {
-    if (job.settled) return;
-    job.settled = true;
-    clearTimeout(job.timer);
-    job.unlisten();
-    if (result !== undefined) job.resolve(result);
-    else job.reject(error);
+    settleJob(job, error, result);
   }
 
   /** Hands queued jobs to idle workers, and starts workers for what is left. */
   protected pump(): void {
-    while (this.#waiting > 0 && this.idle.length > 0) {
-      this.#give(this.idle.pop()!, this.#take()!);
+    while (this.queue.waiting > 0 && this.idle.length > 0) {
+      this.#give(this.idle.pop()!, this.queue.take()!);
     }
-    let wanted = this.#waiting - this.starting;
+    let wanted = this.queue.waiting - this.starting;
     while (wanted-- > 0 && this.workers.size < this.concurrency) this.spawn();
     this.checkDrained();
   }
@@ -298,7 +239,7 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
       this.pump();
       return;
     }
-    const next = this.#take();
+    const next = this.queue.take();
     if (next !== undefined) this.#give(worker, next);
     else {
       this.idle.push(worker);
@@ -308,103 +249,24 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   }
 
   /**
-   * The next queued job, skipping aborted ones. Where the pool coalesces, a submit takes the
-   * submits of the same task queued right behind it along, as one batch: a share of what
-   * waits (so the tail of a burst still spreads over every worker), at most `MAX_BATCH`. A
-   * submit that finds an idle worker goes alone, at once: nothing waits for company.
+   * A job to post behind the one `worker` runs (pipelining), if one waits that `accept`s, and
+   * enough wait that no worker would be left without work by it: at the tail of a call, the
+   * last chunks go to workers that are free rather than behind busy ones.
    */
-  #take(): Job<W> | undefined {
-    let first: Job<W> | undefined;
-    while (first === undefined || first.settled) {
-      first = this.queue.shift();
-      if (first === undefined) return undefined;
-    }
-    this.#waiting--;
-    if (!this.coalesce || !coalescable(first.request) || this.#waiting === 0) return first;
-    const more = Math.min(MAX_BATCH - 1, Math.ceil(this.#waiting / (2 * this.concurrency)));
-    const members = [first];
-    while (members.length <= more) {
-      const next = this.queue.peek();
-      if (next === undefined) break;
-      if (next.settled) {
-        this.queue.shift();
-        continue;
-      }
-      if (next.taskId !== first.taskId || !coalescable(next.request)) break;
-      this.queue.shift();
-      this.#waiting--;
-      members.push(next);
-    }
-    return members.length === 1 ? first : this.#batch(members);
+  protected takeNext(worker: W, accept: (job: Job<W>) => boolean): Job<W> | undefined {
+    // Every idle worker still gets a job of its own, and enough wait to go round.
+    if (this.queue.waiting < Math.max(this.concurrency, this.idle.length + 1)) return undefined;
+    const { maxTasksPerWorker, idleMemoryLimitMb } = this.options;
+    // A worker that is to be replaced after a chunk gets one chunk at a time.
+    if (maxTasksPerWorker !== undefined || idleMemoryLimitMb !== undefined) return undefined;
+    const job = this.queue.take(accept);
+    if (job !== undefined) worker.tasks += job.request.items.length;
+    return job;
   }
 
-  /** One job carrying `members`, each settled on its own when the batch settles. */
-  #batch(members: Job<W>[]): Job<W> {
-    const items = new Array<unknown>(members.length);
-    let seeds: (bigint | undefined)[] | undefined;
-    let timed = false;
-    let started: ((no: number) => void)[] | undefined;
-    for (let k = 0; k < members.length; k++) {
-      const request = members[k].request;
-      items[k] = request.items[0];
-      if (request.seed) (seeds ??= new Array(members.length))[k] = request.seed;
-      if (request.timed) timed = true;
-      if (request.onStart !== undefined) (started ??= []).push(request.onStart);
-    }
-    const first = members[0];
-    const request: BuiltInRequest = {
-      task: first.request.task,
-      base: 0,
-      items,
-      timed,
-      each: { seeds },
-      onStart: started && ((no) => {
-        for (const onStart of started) onStart(no);
-      }),
-    };
-    return {
-      request,
-      taskId: first.taskId,
-      resolve: (result) => {
-        const { failures, values } = result;
-        const ms = result.ms / members.length;
-        for (let k = 0; k < members.length; k++) {
-          if (failures?.has(k)) this.settle(members[k], failures.get(k));
-          else this.settle(members[k], undefined, { values: [values[k]], ms });
-        }
-      },
-      reject: (error) => {
-        for (const member of members) this.settle(member, error);
-      },
-      id: 0,
-      worker: undefined,
-      settled: false,
-      unlisten: noop,
-      timer: undefined,
-      members,
-    };
-  }
-
-  /**
-   * Settles a batch in part: the members in `failed` with their errors, while the others,
-   * which never ran, go back to the front of the queue in their order.
-   */
-  protected unbatch(job: Job<W>, failed: Map<number, unknown>): void {
-    const members = job.members!;
-    job.settled = true;
-    for (let k = members.length - 1; k >= 0; k--) {
-      if (failed.has(k)) continue;
-      this.queue.unshift(members[k]);
-      this.#waiting++;
-    }
-    for (const [k, error] of failed) this.settle(members[k], error);
-  }
-
-  /** A queued job's signal aborted: it settles now, and is skipped when the queue reaches it. */
+  /** A queued job's signal aborted: it settles now, and is skipped when it is reached. */
   protected dropQueued(job: Job<W>, reason: unknown): void {
-    if (job.settled) return;
-    this.#waiting--;
-    this.settle(job, reason);
+    this.queue.drop(job, reason);
   }
 
   #give(worker: W, job: Job<W>): void {
@@ -480,8 +342,7 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
 
   /** Fails every queued job with `error` (no worker can be started for them). */
   protected failQueue(error: unknown): void {
-    this.#waiting = 0;
-    for (const job of this.queue.drain()) this.settle(job, error);
+    this.queue.fail(error);
     this.checkDrained();
   }
 
@@ -525,7 +386,7 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   }
 
   #busy(): boolean {
-    if (this.#waiting > 0) return true;
+    if (this.queue.waiting > 0) return true;
     for (const worker of this.workers) if (worker.job !== undefined) return true;
     return false;
   }
@@ -548,10 +409,10 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
     const error = new ExecutorClosedError(
       "The executor was terminated while this call was running",
     );
-    this.#waiting = 0;
-    for (const job of this.queue.drain()) this.settle(job, error);
+    this.queue.fail(error);
     for (const worker of this.workers) {
       if (worker.job !== undefined) this.settle(worker.job as Job<W>, error);
+      if (worker.next !== undefined) this.settle(worker.next as Job<W>, error);
     }
     this.#drained?.();
     return this.#shutdown();
@@ -561,14 +422,4 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
     for (const worker of [...this.workers]) this.retire(worker);
     while (this.#exiting.size > 0) await Promise.all(this.#exiting);
   }
-}
-
-function noop(): void {}
-
-/** A submit that may travel with others: nothing of it needs a worker to itself. */
-function coalescable(request: BuiltInRequest): boolean {
-  // A timeout or an abort may have to stop the worker, and with it every item of a batch;
-  // shared handles are delivered per chunk. Such submits go alone.
-  return request.single === true && request.signal === undefined &&
-    request.timeoutMs === undefined && request.shared === undefined;
 }

@@ -7,8 +7,16 @@
  */
 
 import type { Remote } from "comlink";
-import type { Port, ToWorkerEvent, WorkerControl } from "../protocol.ts";
-import { MS_OFFSET, SLOTS } from "../protocol.ts";
+import { releaseProxy, wrap } from "comlink";
+import type {
+  FromWorkerEvent,
+  InitMessage,
+  Port,
+  ToWorkerEvent,
+  WorkerControl,
+} from "../protocol.ts";
+import { Bank, bankAt, MS_OFFSET, Payload, Shares, Slot, SLOTS } from "../protocol.ts";
+import { seedWords } from "../worker/seed.js";
 import type { ThreadHandle } from "../runtime/mod.ts";
 import type { Job } from "./_pool.ts";
 import { WorkerShares } from "./_shares.ts";
@@ -27,7 +35,7 @@ export interface PoolWorker {
   readonly handle: ThreadHandle;
   /** The shared header (see `Slot` in protocol.ts). */
   readonly header: Int32Array;
-  /** Run time of the last chunk, written by the worker. */
+  /** Run time of the last chunk of each bank, written by the worker. */
   readonly runMs: Float64Array;
   ready: boolean;
   dead: boolean;
@@ -38,6 +46,15 @@ export interface PoolWorker {
   readonly shares: WorkerShares;
   /** The job it is running; kept after a cooperative cancel until the worker replies. */
   job: Job<PoolWorker> | undefined;
+  /** A job posted behind `job`, so the worker goes on without waiting for a round trip. */
+  next: Job<PoolWorker> | undefined;
+  /** Chunks posted to it so far: the next one uses bank `sent % 2`. */
+  sent: number;
+  /**
+   * Set when `next` must be stopped hard once `job`'s reply, already posted, has been read
+   * (stopping the thread before would lose it).
+   */
+  stopAfterReply: boolean;
   fatal: unknown;
   tasks: number;
   heapBytes: number;
@@ -52,7 +69,7 @@ export function newWorker(no: number, handle: ThreadHandle, state: SharedArrayBu
     no,
     handle,
     header: new Int32Array(state, 0, SLOTS),
-    runMs: new Float64Array(state, MS_OFFSET, 1),
+    runMs: new Float64Array(state, MS_OFFSET, 2),
     ready: false,
     dead: false,
     control: undefined,
@@ -61,6 +78,9 @@ export function newWorker(no: number, handle: ThreadHandle, state: SharedArrayBu
     prepared: new Set(),
     shares: new WorkerShares(),
     job: undefined,
+    next: undefined,
+    sent: 0,
+    stopAfterReply: false,
     fatal: undefined,
     tasks: 0,
     heapBytes: 0,
@@ -87,4 +107,91 @@ export function stopChildren(worker: PoolWorker, killGraceMs: number): Promise<v
       resolve();
     }
   });
+}
+
+/**
+ * Writes what a chunk is into its bank of the header (starting at `at`), before its payload
+ * is posted. Plain stores: the postMessage that follows orders them before the worker reads
+ * them, and an atomic store is a full fence on x86, four of them a visible part of a round trip.
+ */
+export function writeRun(
+  header: Int32Array,
+  at: number,
+  job: Job<PoolWorker>,
+  one: boolean,
+  wrapped: boolean,
+): void {
+  const { taskId, request } = job;
+  header[at + Bank.RUN_ID] = job.id;
+  header[at + Bank.RUN_TASK] = taskId;
+  header[at + Bank.RUN_BASE] = request.base;
+  header[at + Bank.RUN_PAYLOAD] = one ? Payload.ONE : request.each ? Payload.EACH : Payload.MANY;
+  header[at + Bank.RUN_TIMED] = request.timed ? 1 : 0;
+  header[at + Bank.RUN_SHARED] = (request.shared === undefined ? 0 : Shares.REFS) |
+    (wrapped ? Shares.WRAPPED : 0);
+  header[at + Bank.CANCELLED] = 0;
+  header[at + Bank.CLAIM] = job.id;
+  if (request.seed) {
+    [header[at + Bank.RUN_SEED_HIGH], header[at + Bank.RUN_SEED_LOW]] = seedWords(request.seed);
+  } else header[at + Bank.RUN_SEED_HIGH] = header[at + Bank.RUN_SEED_LOW] = 0;
+}
+
+/**
+ * Stops a thread taken out of the pool. One that started child processes (a nested pool) is
+ * first asked to stop them, so they are reaped: once terminated, it could not, and they would
+ * stay behind as zombies. It gets their kill grace and a little more; a thread busy in
+ * synchronous code cannot answer, and is terminated after that. `gone`: it already died, and
+ * can neither answer nor reap anything any more.
+ */
+export function stopThread(worker: PoolWorker, gone: boolean, killGraceMs: number): Promise<void> {
+  const children = !gone && worker.ready && Atomics.load(worker.header, Slot.CHILDREN) > 0;
+  const stopping = children ? stopChildren(worker, killGraceMs) : Promise.resolve();
+  return stopping.then(() => {
+    worker.control?.[releaseProxy]();
+    for (const port of worker.ports) port.close();
+    return worker.handle.terminate();
+  }).catch(() => {});
+}
+
+/**
+ * After a thread said it is ready: its events and control ports, handed over in `init` with
+ * the shared header (`heap`: whether to report its heap after each chunk).
+ */
+export function connect(
+  worker: PoolWorker,
+  heap: boolean,
+  onEvent: (event: FromWorkerEvent) => void,
+): void {
+  const events = new MessageChannel();
+  const control = new MessageChannel();
+  worker.ports = [events.port1, control.port1];
+  worker.events = events.port1;
+  worker.events.onmessage = (event: MessageEvent<FromWorkerEvent>) => onEvent(event.data);
+  worker.control = wrap<WorkerControl>(control.port1);
+  const init: InitMessage = {
+    type: "init",
+    state: worker.header.buffer as SharedArrayBuffer,
+    events: events.port2,
+    control: control.port2,
+    heap,
+  };
+  worker.handle.postMessage(init, [events.port2, control.port2]);
+}
+
+/**
+ * The chunk a result payload answers: of the two a worker may hold, the first whose bank says
+ * it is done (results come in order on one port; a failure goes on the events port).
+ */
+export function answered(worker: PoolWorker): Job<PoolWorker> | undefined {
+  const { job, next, header } = worker;
+  if (job !== undefined && header[bankAt(job.bank!) + Bank.DONE_ID] === job.id) return job;
+  if (next !== undefined && header[bankAt(next.bank!) + Bank.DONE_ID] === next.id) return next;
+  return job;
+}
+
+/** The chunk with `id` on `worker`, if it holds it. */
+export function holding(worker: PoolWorker, id: number): Job<PoolWorker> | undefined {
+  if (worker.job?.id === id) return worker.job;
+  if (worker.next?.id === id) return worker.next;
+  return undefined;
 }

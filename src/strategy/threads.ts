@@ -11,27 +11,29 @@
  * resolve/reject ◄─┴── "done" | "fail" | crash (exit, fatal, exit event) ◄────┘
  * ```
  *
+ * A worker holds up to two chunks: the one it runs and one posted behind it (`next`), so it
+ * never idles for a round trip between chunks; each uses its own bank of the shared header.
+ * The pool can take `next` back until the worker starts it (`Bank.CLAIM`), to run it
+ * elsewhere when the chunk ahead must be stopped or its worker died. Submits of one task
+ * queued together travel as one batch (`Payload.EACH`, see `JobQueue.take`).
+ *
  * Every job is settled by the pool itself, never by waiting on comlink, which would hang if
- * the worker died mid-call. A worker that dies fails only the job it was running and is
- * replaced on demand; a worker that dies before it is ready fails the queued jobs with
- * `WorkerStartError` (retrying would only fail again).
+ * the worker died mid-call. A worker that dies fails only what it had started (the chunk
+ * behind goes back to the queue) and is replaced on demand; a worker that dies before it is
+ * ready fails the queued jobs with `WorkerStartError` (retrying would only fail again).
  *
  * @module
  */
 
-import { releaseProxy, wrap } from "comlink";
 import type {
-  EachFailure,
   FromWorkerEvent,
-  InitMessage,
   StartMessage,
   TaskSpec,
   ToWorkerEvent,
-  WorkerControl,
   WrappedPayload,
 } from "../protocol.ts";
-import { Payload, Shares, Slot, SLOTS, STATE_BYTES } from "../protocol.ts";
-import { newWorker, stopChildren } from "./_thread_worker.ts";
+import { Bank, bankAt, Claim, Payload, Slot, SLOTS, STATE_BYTES } from "../protocol.ts";
+import { answered, connect, holding, newWorker, stopThread, writeRun } from "./_thread_worker.ts";
 import type { PoolWorker } from "./_thread_worker.ts";
 import type { ThreadExit, ThreadFactory } from "../runtime/mod.ts";
 import { workerEntry } from "../runtime/_entries.ts";
@@ -40,10 +42,17 @@ import type { Job as Job_ } from "./_pool.ts";
 import { Pool } from "./_pool.ts";
 import { stopsHard } from "../_abort.ts";
 import type { PoolOptions } from "./_pool.ts";
-import { seedWords } from "../worker/seed.js";
-import { TaskTimeoutError, WorkerCrashedError, WorkerStartError } from "../errors.ts";
-import { cloneError, inputCloneError, loadFailure, reviveError, taskFailure } from "../_revive.ts";
-import { findUncloneable } from "../worker/run_task.js";
+import { WorkerStartError } from "../errors.ts";
+import { inputCloneError, loadFailure, reviveError } from "../_revive.ts";
+import type { EachReply } from "./_thread_errors.ts";
+import {
+  crashedBatch,
+  crashedChunk,
+  eachFailures,
+  failureOf,
+  threadTimeout,
+  uncloneableInputs,
+} from "./_thread_errors.ts";
 
 const ENTRY = new URL("../worker/thread_entry.js", import.meta.url);
 
@@ -55,7 +64,6 @@ export type ThreadPoolOptions = PoolOptions;
 /** Runs chunks on a pool of worker threads. */
 export class ThreadPool extends Pool<PoolWorker> {
   readonly name = "threads";
-  protected override coalesce = true;
   readonly #factory: ThreadFactory;
 
   /**
@@ -66,6 +74,8 @@ export class ThreadPool extends Pool<PoolWorker> {
   constructor(maxWorkers: number, factory: ThreadFactory, options: ThreadPoolOptions = {}) {
     super(maxWorkers, options);
     this.#factory = factory;
+    // A thread runs a batch of submits as one message (see `Payload.EACH`).
+    this.queue.coalesce = true;
   }
 
   protected spawn(): void {
@@ -94,21 +104,11 @@ export class ThreadPool extends Pool<PoolWorker> {
   #onStart(worker: PoolWorker, message: StartMessage): void {
     if (worker.dead) return;
     if (message.type !== "ready") return this.#onEvent(worker, message);
-    const events = new MessageChannel();
-    const control = new MessageChannel();
-    worker.ports = [events.port1, control.port1];
-    worker.events = events.port1;
-    worker.events.onmessage = (event: MessageEvent<FromWorkerEvent>) =>
-      this.#onEvent(worker, event.data);
-    worker.control = wrap<WorkerControl>(control.port1);
-    const init: InitMessage = {
-      type: "init",
-      state: worker.header.buffer as SharedArrayBuffer,
-      events: events.port2,
-      control: control.port2,
-      heap: this.options.idleMemoryLimitMb !== undefined,
-    };
-    worker.handle.postMessage(init, [events.port2, control.port2]);
+    connect(
+      worker,
+      this.options.idleMemoryLimitMb !== undefined,
+      (event) => this.#onEvent(worker, event),
+    );
     this.ready(worker);
     this.release(worker);
   }
@@ -120,16 +120,16 @@ export class ThreadPool extends Pool<PoolWorker> {
     }
   }
 
-  /** A result payload: what it belongs to is in the shared header. */
+  /** A result payload: which chunk it answers is in the shared header, in that chunk's bank. */
   #onResult(worker: PoolWorker, payload: unknown): void {
     if (worker.dead) return;
-    const job = worker.job;
-    worker.job = undefined;
     this.#replied(worker);
-    const id = worker.header[Slot.DONE_ID];
-    if (job !== undefined && job.id === id && !job.settled) {
-      const ms = job.request.timed ? worker.runMs[0] : NaN;
-      const kind = worker.header[Slot.DONE_PAYLOAD];
+    const job = answered(worker);
+    if (job === undefined) return;
+    if (!job.settled) {
+      const bank = job.bank!;
+      const ms = job.request.timed ? worker.runMs[bank] : NaN;
+      const kind = worker.header[bankAt(bank) + Bank.DONE_PAYLOAD];
       if (kind === Payload.EACH) {
         const reply = payload as EachReply;
         this.settle(job, undefined, { values: reply.values, ms, failures: eachFailures(reply) });
@@ -138,7 +138,57 @@ export class ThreadPool extends Pool<PoolWorker> {
         this.settle(job, undefined, { values, ms });
       }
     }
-    this.release(worker);
+    this.#done(worker, job);
+  }
+
+  /** `job` has left `worker`: the worker goes on with the chunk behind it, or takes more. */
+  #done(worker: PoolWorker, job: Job): void {
+    if (worker.job === job) {
+      worker.job = worker.next;
+      worker.next = undefined;
+    } else if (worker.next === job) worker.next = undefined;
+    if (worker.stopAfterReply && worker.job !== undefined) {
+      // The chunk now running was aborted with a hard stop while the reply above was on its way.
+      worker.stopAfterReply = false;
+      this.retire(worker);
+      this.pump();
+    } else if (worker.job === undefined) this.release(worker);
+    else this.#pipeline(worker);
+  }
+
+  /**
+   * Posts a second chunk behind the one `worker` runs, so that it never idles for a round trip
+   * between chunks. Only chunks without a timeout (whose clock would start while they wait)
+   * and of a task the worker has loaded go behind another.
+   */
+  #pipeline(worker: PoolWorker): void {
+    if (worker.next !== undefined || worker.job === undefined || worker.dead) return;
+    const next = this.takeNext(
+      worker,
+      (job) => job.request.timeoutMs === undefined && worker.prepared.has(job.taskId),
+    );
+    if (next === undefined) return;
+    worker.next = next;
+    next.worker = worker;
+    next.id = this.nextChunk++;
+    this.#post(worker, next);
+  }
+
+  /**
+   * Takes back `next`, posted behind the chunk `worker` runs, if the worker has not started it
+   * (whoever changes its claim first wins); with `requeue`, it goes back to the queue. False
+   * when the worker had started it, so the chunk before it has finished.
+   */
+  #revoke(worker: PoolWorker, next: Job, requeue: boolean): boolean {
+    const at = bankAt(next.bank!) + Bank.CLAIM;
+    if (Atomics.compareExchange(worker.header, at, next.id, Claim.REVOKED) !== next.id) {
+      return false;
+    }
+    if (requeue) {
+      worker.next = undefined;
+      this.queue.requeue(next);
+    }
+    return true;
   }
 
   #onEvent(worker: PoolWorker, event: FromWorkerEvent): void {
@@ -147,17 +197,18 @@ export class ThreadPool extends Pool<PoolWorker> {
     if (worker.dead) return;
     switch (event.type) {
       case "fail":
-      case "cancelled": {
-        const job = worker.job;
-        worker.job = undefined;
-        this.#replied(worker);
-        if (job !== undefined && job.id === event.id && !job.settled) {
+      case "cancelled":
+      case "skipped": {
+        const job = holding(worker, event.id);
+        if (job === undefined) return;
+        if (event.type !== "skipped") this.#replied(worker);
+        if (!job.settled && event.type !== "skipped") {
           this.settle(
             job,
-            event.type === "fail" ? this.#failure(event) : job.request.signal?.reason,
+            event.type === "fail" ? failureOf(event) : job.request.signal?.reason,
           );
         }
-        this.release(worker);
+        this.#done(worker, job);
         return;
       }
       case "fatal":
@@ -176,14 +227,6 @@ export class ThreadPool extends Pool<PoolWorker> {
         });
         return;
     }
-  }
-
-  #failure(message: Extract<FromWorkerEvent, { type: "fail" }>): unknown {
-    const cause = reviveError(message.error);
-    if (message.clone !== undefined) {
-      return cloneError("result", message.index, message.clone, cause);
-    }
-    return taskFailure(message.index, cause, message.error.capturedName);
   }
 
   protected override async preload(worker: PoolWorker, id: number, task: TaskSpec): Promise<void> {
@@ -223,18 +266,9 @@ export class ThreadPool extends Pool<PoolWorker> {
     const header = worker.header;
     const one = items.length === 1 && each === undefined;
     const delivery = worker.shares.plan(shared);
-    // Plain stores: the postMessage below orders them before the worker reads them, and an
-    // atomic store is a full fence on x86, four of them a visible part of a round trip.
-    header[Slot.RUN_ID] = job.id;
-    header[Slot.RUN_TASK] = job.taskId;
-    header[Slot.RUN_BASE] = base;
-    header[Slot.RUN_PAYLOAD] = one ? Payload.ONE : each ? Payload.EACH : Payload.MANY;
-    header[Slot.RUN_TIMED] = job.request.timed ? 1 : 0;
-    header[Slot.RUN_SHARED] = (shared === undefined ? 0 : Shares.REFS) |
-      (delivery === undefined ? 0 : Shares.WRAPPED);
-    if (job.request.seed) {
-      [header[Slot.RUN_SEED_HIGH], header[Slot.RUN_SEED_LOW]] = seedWords(job.request.seed);
-    } else header[Slot.RUN_SEED_HIGH] = header[Slot.RUN_SEED_LOW] = 0;
+    // The bank of the chunk before the one before: its reply has been read, so it is free.
+    const bank = worker.sent & 1;
+    writeRun(header, bankAt(bank), job, one, delivery !== undefined);
     const payload = one ? items[0] : each ? { items, seeds: each.seeds } : items;
     try {
       if (delivery === undefined) worker.handle.postMessage(payload);
@@ -248,17 +282,24 @@ export class ThreadPool extends Pool<PoolWorker> {
         worker.shares.sent(delivery);
       }
     } catch (error) {
-      worker.job = undefined;
-      if (job.members !== undefined) this.unbatch(job, uncloneableInputs(items, error));
+      if (job.members !== undefined) this.queue.unbatch(job, uncloneableInputs(items, error));
       else this.settle(job, inputCloneError(base, items, error));
-      this.release(worker);
+      // Not sent: the worker never sees it, so its bank stays free.
+      if (worker.next === job) worker.next = undefined;
+      else {
+        worker.job = undefined;
+        this.release(worker);
+      }
       return;
     }
+    worker.sent++;
+    job.bank = bank;
     job.request.onStart?.(worker.no);
     const timeoutMs = job.request.timeoutMs;
     if (timeoutMs !== undefined) {
       job.timer = setTimeout(() => this.#timeout(job, timeoutMs), timeoutMs);
     }
+    if (worker.job === job) this.#pipeline(worker);
   }
 
   #timeout(job: Job, timeoutMs: number): void {
@@ -266,31 +307,34 @@ export class ThreadPool extends Pool<PoolWorker> {
     if (job.settled || worker === undefined || worker.job !== job) return;
     const index = job.request.base;
     const hard = this.#factory.canStopBusyThread;
-    this.settle(
-      job,
-      new TaskTimeoutError(
-        index,
-        timeoutMs,
-        `Task ${index} ran past its timeout of ${timeoutMs} ms; ` +
-          (hard
-            ? "its thread was terminated"
-            : "a busy thread cannot be stopped on Deno, so the task was asked to stop through " +
-              "ctx.signal and keeps its thread until it returns. Only the processes strategy " +
-              "can hard-stop a busy task"),
-      ),
-    );
+    // The chunk behind it has started, so this one finished in time: its reply is on its way.
+    if (hard && worker.next !== undefined && !this.#revoke(worker, worker.next, true)) return;
+    this.settle(job, threadTimeout(index, timeoutMs, hard));
     this.#stop(worker, job, hard);
   }
 
-  /** Stops the job a worker runs: terminates the thread, or asks the task through ctx.signal. */
+  /**
+   * Stops a job on a worker: terminates the thread, or asks the task through ctx.signal. A job
+   * posted behind another is taken back if it has not started; one that has started while the
+   * reply of the one before is on its way is stopped once that reply is read.
+   */
   #stop(worker: PoolWorker, job: Job, hard: boolean): void {
     if (hard && this.#factory.canStopBusyThread) {
+      if (job === worker.next) {
+        // Taken back: the worker skips it, and says so. Else it runs now.
+        if (!this.#revoke(worker, job, false)) worker.stopAfterReply = true;
+        return;
+      }
+      // The job behind it started: this one has finished, and nothing is to be stopped.
+      if (worker.next !== undefined && !this.#revoke(worker, worker.next, true)) return;
       this.retire(worker);
       this.pump();
     } else {
       // Cooperative: the task sees ctx.signal abort (read from shared memory even in a sync
       // loop); the worker stays busy, and out of the idle list, until it replies.
-      Atomics.store(worker.header, Slot.CANCELLED, job.id);
+      if (job.bank !== undefined) {
+        Atomics.store(worker.header, bankAt(job.bank) + Bank.CANCELLED, job.id);
+      }
       const cancel: ToWorkerEvent = { type: "cancel", id: job.id };
       worker.events?.postMessage(cancel);
     }
@@ -326,7 +370,7 @@ export class ThreadPool extends Pool<PoolWorker> {
   #onDeath(worker: PoolWorker, exit: ThreadExit): void {
     if (worker.dead) return;
     const wasReady = worker.ready;
-    const job = worker.job;
+    const { job, next } = worker;
     this.retire(worker, true);
     if (!wasReady) {
       // A worker that cannot start would not start on a retry either: fail what waits, unless
@@ -338,23 +382,25 @@ export class ThreadPool extends Pool<PoolWorker> {
         });
         this.failQueue(this.startError);
       }
-    } else if (job !== undefined && !job.settled && job.members !== undefined) {
-      const running = Atomics.load(worker.header, Slot.RUNNING_INDEX);
-      this.unbatch(job, crashedBatch(job, running, exit, exit.error ?? worker.fatal));
-    } else if (job !== undefined && !job.settled) {
-      const { base, items } = job.request;
-      const running = Atomics.load(worker.header, Slot.RUNNING_INDEX);
-      const index = running >= base && running < base + items.length ? running : base;
-      this.settle(
-        job,
-        new WorkerCrashedError(`The worker running task ${index} crashed: ${exit.message}`, {
-          index,
-          exitCode: exit.code,
-          cause: exit.error ?? worker.fatal,
-        }),
-      );
+    } else {
+      const cause = exit.error ?? worker.fatal;
+      let running = job;
+      if (next !== undefined && !this.#revoke(worker, next, true)) {
+        // The chunk behind started, so `job` had finished: its result died with the worker.
+        if (job !== undefined && !job.settled) this.#crash(job, undefined, exit, cause);
+        running = next;
+      }
+      if (running !== undefined && !running.settled) {
+        this.#crash(running, Atomics.load(worker.header, Slot.RUNNING_INDEX), exit, cause);
+      }
     }
     this.pump();
+  }
+
+  /** Fails a chunk the crash reached: at item `running`, or, undefined, after it ran. */
+  #crash(job: Job, running: number | undefined, exit: ThreadExit, cause: unknown): void {
+    if (job.members !== undefined) this.queue.unbatch(job, crashedBatch(job, running, exit, cause));
+    else this.settle(job, crashedChunk(job, running, exit, cause));
   }
 
   /**
@@ -367,79 +413,7 @@ export class ThreadPool extends Pool<PoolWorker> {
     if (worker.dead) return;
     this.unlist(worker);
     this.hold(worker, true);
-    // A thread that already died cannot answer, nor reap anything any more.
-    const children = !gone && worker.ready && Atomics.load(worker.header, Slot.CHILDREN) > 0;
-    const stopping = children
-      ? stopChildren(worker, this.options.killGraceMs ?? KILL_GRACE_MS)
-      : Promise.resolve();
-    this.track(
-      stopping.then(() => {
-        worker.control?.[releaseProxy]();
-        for (const port of worker.ports) port.close();
-        return worker.handle.terminate();
-      }).catch(() => {}),
-    );
+    this.track(stopThread(worker, gone, this.options.killGraceMs ?? KILL_GRACE_MS));
     this.checkDrained();
   }
-}
-
-/** A batch's reply when some of its items failed (see `Payload.EACH`). */
-interface EachReply {
-  values: unknown[];
-  failures: EachFailure[];
-}
-
-/** The errors of a batch's failed items, by position. */
-function eachFailures(reply: EachReply): Map<number, unknown> {
-  const failures = new Map<number, unknown>();
-  for (const { at, error, clone } of reply.failures) {
-    const cause = reviveError(error);
-    failures.set(
-      at,
-      clone !== undefined
-        ? cloneError("result", 0, clone, cause)
-        : taskFailure(0, cause, error.capturedName),
-    );
-  }
-  return failures;
-}
-
-/** The submits of a batch whose input could not be sent, each with its own error. */
-function uncloneableInputs(items: unknown[], error: unknown): Map<number, unknown> {
-  const failed = new Map<number, unknown>();
-  for (let k = 0; k < items.length; k++) {
-    const found = findUncloneable(items[k], "input");
-    if (found !== undefined) failed.set(k, cloneError("input", 0, found, error));
-  }
-  // The clone failed, yet no single item is to blame: fail them all rather than retry forever.
-  if (failed.size === 0) { for (let k = 0; k < items.length; k++) failed.set(k, error); }
-  return failed;
-}
-
-/**
- * What a crash did to a batch: the submit that was running failed with the crash, those
- * before it ran but lost their results with the worker; those after it never ran.
- */
-function crashedBatch(
-  job: Job,
-  running: number,
-  exit: ThreadExit,
-  cause: unknown,
-): Map<number, unknown> {
-  const members = job.members!;
-  const at = running >= 0 && running < members.length ? running : 0;
-  const failed = new Map<number, unknown>();
-  for (let k = 0; k <= at; k++) {
-    failed.set(
-      k,
-      new WorkerCrashedError(
-        k === at
-          ? `The worker running task 0 crashed: ${exit.message}`
-          : `The worker crashed (${exit.message}) after task 0 ran, before its result came back: ` +
-            `it ran in one batch with the submit whose task crashed the worker`,
-        { index: 0, exitCode: exit.code, cause },
-      ),
-    );
-  }
-  return failed;
 }

@@ -24,14 +24,17 @@ import {
   runItems,
 } from "./run_task.js";
 import { loadTask } from "./load_task.js";
+import { saveCompileCache, startCompileCache } from "./compile_cache.js";
 import { serializeError } from "./error_wire.js";
-import { MS_OFFSET, Payload, Shares, Slot, SLOTS } from "./wire.js";
+import { Bank, bankAt, Claim, MS_OFFSET, Payload, Shares, Slot, SLOTS } from "./wire.js";
 import { attachRefs, forgetShares, receiveShares } from "./shared_refs.js";
 import { seedFromWords } from "./seed.js";
 
 // Executors made by tasks here see this and default to serial (see ParallelConfig.strategy).
 /** @type {any} */ (globalThis)[Symbol.for("fanout.worker")] = "thread";
 const scope = /** @type {any} */ (globalThis);
+// Node: the compile cache on before any task module is imported (see compile_cache.js).
+startCompileCache();
 // Web workers (Deno, Bun) have `self.postMessage`; Node's worker_threads use `parentPort`.
 // Bun also sets `parentPort` inside web workers, so `self` is checked first.
 const web = typeof scope.self === "object" && typeof scope.self.postMessage === "function";
@@ -118,7 +121,9 @@ const prepared = new Map();
  */
 let header = new Int32Array(SLOTS);
 /** @type {Float64Array<ArrayBufferLike>} */
-let runMs = new Float64Array(1);
+let runMs = new Float64Array(2);
+/** Chunks received so far: the n-th uses bank `n % 2` (see `Bank`). */
+let received = 0;
 /** @type {Chunk | undefined} */
 let current;
 /** Whether to write the heap in use into the header before each reply (see `init`). */
@@ -146,6 +151,7 @@ function beforeReply() {
  * in the shared header), anything else on the events port.
  *
  * @param {number} id
+ * @param {number} bank The bank of the chunk (0 or 1).
  * @param {TaskFn} fn
  * @param {number} base
  * @param {unknown[]} items
@@ -154,12 +160,13 @@ function beforeReply() {
  * @param {{ seeds: (bigint | undefined)[] | undefined } | undefined} each Set for a batch of
  *   submits (see `Payload.EACH`).
  */
-function runChunk(id, fn, base, items, one, timed, each) {
-  const high = header[Slot.RUN_SEED_HIGH];
-  const low = header[Slot.RUN_SEED_LOW];
+function runChunk(id, bank, fn, base, items, one, timed, each) {
+  const at = bankAt(bank);
+  const high = header[at + Bank.RUN_SEED_HIGH];
+  const low = header[at + Bank.RUN_SEED_LOW];
   const chunk = new Chunk(
     id,
-    () => Atomics.load(header, Slot.CANCELLED) === id,
+    () => Atomics.load(header, at + Bank.CANCELLED) === id,
     high === 0 && low === 0 ? 0n : seedFromWords(high, low),
   );
   current = chunk;
@@ -176,67 +183,106 @@ function runChunk(id, fn, base, items, one, timed, each) {
       current = undefined;
       beforeReply();
       postEvent({ type: "fail", id, index, error: serializeError(error) });
+      startWaiting();
     },
     stopped() {
       current = undefined;
       beforeReply();
       postEvent({ type: "cancelled", id });
+      startWaiting();
     },
     done(values, failures) {
       current = undefined;
-      if (timed) runMs[0] = performance.now() - start;
+      if (timed) runMs[bank] = performance.now() - start;
       beforeReply();
       // Plain stores, ordered before the pool reads them by the postMessage that follows.
-      header[Slot.DONE_ID] = id;
+      header[at + Bank.DONE_ID] = id;
       const reply = failures === undefined ? undefined : eachReply(values, failures);
-      header[Slot.DONE_PAYLOAD] = one ? Payload.ONE : reply ? Payload.EACH : Payload.MANY;
+      header[at + Bank.DONE_PAYLOAD] = one ? Payload.ONE : reply ? Payload.EACH : Payload.MANY;
       try {
         post(one ? values[0] : reply ?? values);
       } catch (error) {
-        if (each === undefined) return postEvent(resultCloneFailure(id, base, values, error));
-        // Each result that cannot be cloned fails its own submit; the others go back.
-        header[Slot.DONE_PAYLOAD] = Payload.EACH;
-        try {
-          post(eachCloneReply(values, reply, error));
-        } catch (again) {
-          postEvent(resultCloneFailure(id, base, values, again));
+        if (each === undefined) postEvent(resultCloneFailure(id, base, values, error));
+        else {
+          // Each result that cannot be cloned fails its own submit; the others go back.
+          header[at + Bank.DONE_PAYLOAD] = Payload.EACH;
+          try {
+            post(eachCloneReply(values, reply, error));
+          } catch (again) {
+            postEvent(resultCloneFailure(id, base, values, again));
+          }
         }
       }
+      startWaiting();
     },
   };
   if (each === undefined) runItems(fn, chunk, base, items, hooks);
   else runEach(fn, chunk, items, each.seeds, hooks);
 }
 
+/**
+ * The chunk posted behind the running one (`[bank, payload]`), when it came while a task
+ * awaited: chunks run one after the other, never interleaved.
+ * @type {[number, unknown][]}
+ */
+const waiting = [];
+
 /** @param {unknown} payload */
 function onPayload(payload) {
   if (events === undefined) return init(/** @type {InitMessage} */ (payload));
-  const id = header[Slot.RUN_ID];
-  const fn = /** @type {TaskFn} */ (prepared.get(header[Slot.RUN_TASK]));
-  const base = header[Slot.RUN_BASE];
-  const one = header[Slot.RUN_PAYLOAD] === Payload.ONE;
-  const timed = header[Slot.RUN_TIMED] === 1;
-  const shared = header[Slot.RUN_SHARED];
+  const bank = received++ & 1;
+  if (current !== undefined) return void waiting.push([bank, payload]);
+  start(bank, payload);
+}
+
+/** Starts the chunk that waited for the one that just finished, if any. */
+function startWaiting() {
+  const next = waiting.shift();
+  if (next !== undefined) start(next[0], next[1]);
+}
+
+/**
+ * Starts a chunk, if the pool has not taken it back.
+ *
+ * @param {number} bank
+ * @param {unknown} payload
+ */
+function start(bank, payload) {
+  const at = bankAt(bank);
+  const id = header[at + Bank.RUN_ID];
+  const kind = header[at + Bank.RUN_PAYLOAD];
+  const shared = header[at + Bank.RUN_SHARED];
   if (shared & Shares.WRAPPED) {
+    // Kept even if the chunk is skipped: the pool counts them as delivered.
     const wrapped = /** @type {WrappedPayload} */ (payload);
     receiveShares(wrapped.shares, wrapped.forget);
     payload = wrapped.payload;
   }
-  if (header[Slot.RUN_PAYLOAD] === Payload.EACH) {
+  // The pool may have taken the chunk back to run it elsewhere: whoever changes the claim
+  // first wins, so it runs exactly once.
+  if (Atomics.compareExchange(header, at + Bank.CLAIM, id, Claim.TAKEN) !== id) {
+    postEvent({ type: "skipped", id });
+    return startWaiting();
+  }
+  const fn = /** @type {TaskFn} */ (prepared.get(header[at + Bank.RUN_TASK]));
+  const base = header[at + Bank.RUN_BASE];
+  const timed = header[at + Bank.RUN_TIMED] === 1;
+  if (kind === Payload.EACH) {
     const batch = /** @type {{ items: unknown[], seeds: (bigint | undefined)[] | undefined }} */ (
       payload
     );
-    return runChunk(id, fn, base, batch.items, false, timed, batch);
+    return runChunk(id, bank, fn, base, batch.items, false, timed, batch);
   }
+  const one = kind === Payload.ONE;
   const items = one ? [payload] : /** @type {unknown[]} */ (payload);
   if (shared & Shares.REFS) attachRefs(items);
-  runChunk(id, fn, base, items, one, timed, undefined);
+  runChunk(id, bank, fn, base, items, one, timed, undefined);
 }
 
 /** @param {InitMessage} message */
 function init(message) {
   header = new Int32Array(message.state, 0, SLOTS);
-  runMs = new Float64Array(message.state, MS_OFFSET, 1);
+  runMs = new Float64Array(message.state, MS_OFFSET, 2);
   events = message.events;
   measureHeap = message.heap;
   events.onmessage = (/** @type {MessageEvent<ToWorkerEvent>} */ event) => {
@@ -255,7 +301,10 @@ function init(message) {
      * @param {TaskSpec} spec
      */
     async prepare(id, spec) {
-      if (!prepared.has(id)) prepared.set(id, await loadTask(spec));
+      if (!prepared.has(id)) {
+        prepared.set(id, await loadTask(spec));
+        saveCompileCache();
+      }
     },
   }, message.control);
 }
