@@ -11,7 +11,7 @@ import type { Settings } from "./_options.ts";
 import { SharedRegistry } from "./shared.ts";
 import type { ExecutorStats } from "./telemetry.ts";
 import { emptyStats } from "./telemetry.ts";
-import { Estimates } from "./chunking.ts";
+import { calibration, Estimates } from "./chunking.ts";
 import type { Strategy, StrategyName } from "./strategy/types.ts";
 import type { BuiltInStrategy } from "./strategy/_builtin.ts";
 import { SerialStrategy } from "./strategy/serial.ts";
@@ -79,6 +79,15 @@ export class Core {
     return strategy;
   }
 
+  /**
+   * Hands the start its pools measured to the process-wide calibration (`calibration` in
+   * `chunking.ts`), so that this executor's decisions price its own pool's start, and a later
+   * executor's, a start measured here rather than the constant.
+   */
+  calibrate(): void {
+    for (const [name, strategy] of this.#strategies) calibration.started(name, strategy.startMs);
+  }
+
   /** Whether the built-in pool by that name has workers alive. */
   warm(name: StrategyName): boolean {
     return (this.#strategies.get(name)?.live ?? 0) > 0;
@@ -122,8 +131,12 @@ export class Core {
     return new Promise<void>((resolve) => (this.#idle = resolve));
   }
 
-  /** Every worker is gone: a pool thread no longer needs to find this executor. */
+  /**
+   * Every worker is gone: a pool thread no longer needs to find this executor, and what its
+   * pools measured is kept for the executors after it.
+   */
   gone(owner: object): void {
+    this.calibrate();
     if (this.nested) nestedExecutors().delete(owner);
   }
 }

@@ -23,10 +23,11 @@ import { percentile } from "./telemetry.ts";
 import { WorkerCrashedError, WorkerError, WorkerStartError } from "./errors.ts";
 import type { Core } from "./_core.ts";
 import type { CallKind } from "./_options.ts";
-import { AutoRunner } from "./strategy/auto.ts";
+import { assumedCosts, AutoRunner } from "./strategy/auto.ts";
 import type { Workload } from "./strategy/auto.ts";
 import { estimateBytes } from "./strategy/_bytes.ts";
 import { countOf } from "./_source.ts";
+import { calibration } from "./chunking.ts";
 import { detect } from "./runtime/mod.ts";
 import type { TaskSpec } from "./protocol.ts";
 import process from "node:process";
@@ -229,12 +230,20 @@ export class Route {
         },
       };
     }
-    const run = strategy.run(strategy === this.core.settings.choice ? publicPart(sent) : sent);
+    const items = request.items.length;
+    const mine = strategy === this.core.settings.choice;
+    // The first timed chunks on each pool measure what a chunk costs besides its items, for
+    // the process (`Calibration`); later chunks, and untimed ones, cost a test or two here.
+    const sample = sent.timed === true && !mine && request.single !== true
+      ? calibration.sample(strategy, items, sent.onStart)
+      : undefined;
+    if (sample !== undefined) sent = { ...sent, onStart: sample.onStart };
+    const run = strategy.run(mine ? publicPart(sent) : sent);
     if (shared !== undefined) {
       const unclaim = (): void => this.core.shared.unclaim(shared);
       run.then(unclaim, unclaim);
     }
-    const items = request.items.length;
+    if (sample !== undefined) run.then(sample.done, noop);
     this.#tasks += items;
     this.#chunks++;
     // Without a listener, nothing more: no promise reaction on the hot path.
@@ -343,8 +352,10 @@ function workload(
   done: number,
 ): Workload {
   const settings = core.settings;
+  const runtime = detect().name;
+  core.calibrate();
   return {
-    runtime: detect().name,
+    runtime,
     maxWorkers: settings.maxWorkers,
     items,
     done,
@@ -357,6 +368,7 @@ function workload(
     timeoutMs,
     maxMemoryMb: settings.pool.maxMemoryMb,
     warm: { threads: core.warm("threads"), processes: core.warm("processes") },
+    costs: calibration.costs("threads", assumedCosts(runtime)),
     nested: core.nested,
     broken: { ...core.broken },
     regretMs: core.regretMs,
@@ -368,6 +380,8 @@ function publicPart(request: BuiltInRequest): BuiltInRequest {
   const { task, base, items, signal, timeoutMs, seed } = request;
   return { task, base, items, signal, timeoutMs, seed };
 }
+
+function noop(): void {}
 
 /** Workers a strategy started to replace dead ones (a user's strategy counts none). */
 function respawnsOf(strategy: Strategy): number {

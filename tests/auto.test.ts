@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { ParallelExecutor, tasks, WorkerCrashedError } from "../mod.ts";
 import type { ParallelExecutionEvent, TelemetryEvent } from "../mod.ts";
-import { decide, estimateBytes, LARGE_INPUT_BYTES } from "../src/strategy/auto.ts";
+import { assumedCosts, decide, estimateBytes, LARGE_INPUT_BYTES } from "../src/strategy/auto.ts";
 import type { Workload } from "../src/strategy/auto.ts";
 import { detect } from "../src/runtime/mod.ts";
 import { forEachStrategy, rejection, show, test } from "./_helpers.ts";
@@ -33,6 +33,7 @@ function workload(overrides: Partial<Workload>): Workload {
     timeoutMs: undefined,
     maxMemoryMb: undefined,
     warm: { threads: false, processes: false },
+    costs: assumedCosts("node"),
     nested: false,
     broken: {},
     regretMs: 0,

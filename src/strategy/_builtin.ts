@@ -22,10 +22,12 @@ export interface BuiltInRequest extends ChunkRequest {
    */
   readonly shared?: readonly SharedEntry[];
   /**
-   * Called when the chunk starts on a worker, with the worker's number (small, stable for the
-   * worker's life; 0 for serial). Set only while telemetry listens.
+   * Called when the chunk is handed to a worker, with the worker's number (small, stable for
+   * the worker's life; 0 for serial) and whether it was posted `behind` another chunk there,
+   * which it waits for. Set only while telemetry listens or the first chunks are measured
+   * (`Calibration`).
    */
-  readonly onStart?: (worker: number) => void;
+  readonly onStart?: (worker: number, behind?: boolean) => void;
   /**
    * A `submit()`: one item, run as a call of its own (index 0, its own seed). A pool may send
    * it to a worker together with other queued submits of the same task (see `Batch` in

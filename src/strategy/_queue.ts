@@ -190,7 +190,7 @@ function batchOf<W>(members: Job<W>[]): Job<W> {
   const items = new Array<unknown>(members.length);
   let seeds: (bigint | undefined)[] | undefined;
   let timed = false;
-  let started: ((no: number) => void)[] | undefined;
+  let started: ((no: number, behind?: boolean) => void)[] | undefined;
   for (let k = 0; k < members.length; k++) {
     const request = members[k].request;
     items[k] = request.items[0];
@@ -205,8 +205,8 @@ function batchOf<W>(members: Job<W>[]): Job<W> {
     items,
     timed,
     each: { seeds },
-    onStart: started && ((no) => {
-      for (const onStart of started) onStart(no);
+    onStart: started && ((no, behind) => {
+      for (const onStart of started) onStart(no, behind);
     }),
   };
   const job = newJob<W>(request, first.taskId, (result) => {

@@ -12,6 +12,9 @@
  * cost model: serial n·c  against  pool start (0 when warm) + n·(c + transport) / workers
  * ```
  *
+ * The pool's start, round trip and transport are measured in this process (`Calibration`, in
+ * chunking.ts), the constants standing in until then; the reason says which figures were which.
+ *
  * Threads win only with a margin (`MARGIN`), so that auto never makes a small workload much
  * slower than serial. Processes are chosen for what only they give (isolation, hard timeouts
  * on Deno, memory caps), never for speed: they cost more than threads on every runtime.
@@ -25,10 +28,21 @@ import type { Runner } from "../_pipeline.ts";
 import type { ChunkResult, StrategyName } from "./types.ts";
 import type { BuiltInRequest } from "./_builtin.ts";
 import { Mean } from "../chunking.ts";
+import type { Figure, PoolCosts } from "../chunking.ts";
 import { SoftStop } from "../_abort.ts";
 
 /** Round trip of one chunk to a warm thread and back, in ms (bench/round_trip.ts, part c). */
 export const ROUND_TRIP_MS = 0.03;
+
+/** The thread pool's costs on `runtime` before anything was measured: its constants. */
+export function assumedCosts(runtime: RuntimeName): PoolCosts {
+  const can = CAPABILITIES[runtime];
+  return {
+    start: { ms: can.startMs.threads, measured: false },
+    roundTrip: { ms: ROUND_TRIP_MS, measured: false },
+    transport: { ms: can.transportMs, measured: false },
+  };
+}
 
 /** Threads must beat serial by this factor. */
 export const MARGIN = 1.25;
@@ -66,6 +80,8 @@ export interface Workload {
   maxMemoryMb: number | undefined;
   /** Pools already started. */
   warm: { threads: boolean; processes: boolean };
+  /** What the thread pool costs: measured in this process, or assumed (`assumedCosts`). */
+  costs: PoolCosts;
   /** Whether this executor runs inside a fanout worker. */
   nested: boolean;
   /** Pools that could not start, with why. */
@@ -189,15 +205,15 @@ export function decide(w: Workload): Decision {
     );
   }
   const serialMs = left * c;
-  const busyMs = (left * (c + can.transportMs)) / workers + 2 * ROUND_TRIP_MS;
-  const start = can.startMs.threads;
+  const busyMs = (left * (c + w.costs.transport.ms)) / workers + 2 * w.costs.roundTrip.ms;
+  const start = w.costs.start.ms;
   if (w.warm.threads ? busyMs * MARGIN < serialMs : (start + busyMs) * MARGIN < serialMs) {
     return fixed(
       "threads",
       () =>
         `${each()} = ${ms(serialMs)} serially ≫ ${
           w.warm.threads ? "a warm pool" : `${ms(start)} pool start`
-        } + ${ms(busyMs)} on ${count(workers, "thread")}${note}`,
+        } + ${ms(busyMs)} on ${count(workers, "thread")}${note}${figures(w.costs)}`,
       workers,
     );
   }
@@ -208,7 +224,8 @@ export function decide(w: Workload): Decision {
       "threads",
       () =>
         `${each()} = ${ms(serialMs)} serially; a warm pool would take ${ms(busyMs)}, and ` +
-        `serial calls have already given up ${ms(w.regretMs)}: worth the ${ms(start)} pool start`,
+        `serial calls have already given up ${ms(w.regretMs)}: worth the ${ms(start)} pool start` +
+        figures(w.costs),
       workers,
     );
   }
@@ -217,7 +234,7 @@ export function decide(w: Workload): Decision {
     () =>
       `${each()} = ${ms(serialMs)} in all; ${count(workers, "thread")} would take ~${
         ms(busyMs + (w.warm.threads ? 0 : start))
-      }${w.warm.threads ? "" : ` (${ms(start)} pool start)`}${note}`,
+      }${w.warm.threads ? "" : ` (${ms(start)} pool start)`}${note}${figures(w.costs)}`,
     1,
     Math.max(gain, 0),
   );
@@ -237,6 +254,17 @@ function ms(value: number): string {
   if (value >= 100) return `${grouped(value)} ms`;
   if (value >= 0.001) return `${Number(value.toPrecision(2))} ms`;
   return "<0.001 ms";
+}
+
+/** The figures the cost model priced the pool with, each said to be measured or assumed. */
+function figures({ start, roundTrip, transport }: PoolCosts): string {
+  const how = (figure: Figure): string => figure.measured ? "(measured)" : "(assumed)";
+  const us = transport.ms * 1000; // transport is a fraction of a µs per item
+  return `; start ~${ms(start.ms)} ${how(start)}, round trip ~${ms(roundTrip.ms)} ${
+    how(roundTrip)
+  }, transport ~${us >= 0.001 ? `${Number(us.toPrecision(2))} µs` : "<0.001 µs"} per item ${
+    how(transport)
+  }`;
 }
 
 function megabytes(bytes: number): string {

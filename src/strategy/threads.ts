@@ -294,7 +294,7 @@ export class ThreadPool extends Pool<PoolWorker> {
     }
     worker.sent++;
     job.bank = bank;
-    job.request.onStart?.(worker.no);
+    job.request.onStart?.(worker.no, worker.next === job);
     const timeoutMs = job.request.timeoutMs;
     if (timeoutMs !== undefined) {
       job.timer = setTimeout(() => this.#timeout(job, timeoutMs), timeoutMs);
