@@ -239,7 +239,7 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
       this.pump();
       return;
     }
-    const next = this.queue.take();
+    const next = this.queue.take() ?? this.steal(worker);
     if (next !== undefined) this.#give(worker, next);
     else {
       this.idle.push(worker);
@@ -262,6 +262,14 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
     const job = this.queue.take(accept);
     if (job !== undefined) worker.tasks += job.request.items.length;
     return job;
+  }
+
+  /**
+   * A job for `worker`, free while nothing is queued, taken from another worker that holds it
+   * but has not started it (pipelining); pools that do not pipeline have none.
+   */
+  protected steal(_worker: W): Job<W> | undefined {
+    return undefined;
   }
 
   /** A queued job's signal aborted: it settles now, and is skipped when it is reached. */

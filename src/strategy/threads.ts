@@ -175,6 +175,23 @@ export class ThreadPool extends Pool<PoolWorker> {
   }
 
   /**
+   * A free worker takes the chunk posted behind a busy one, if that one has not started it: at
+   * the tail of a call no worker idles while another has two chunks. The busy one keeps a
+   * stand-in until it says it skipped the chunk, so its banks stay in step.
+   */
+  protected override steal(thief: PoolWorker): Job | undefined {
+    for (const victim of this.workers) {
+      const next = victim.next;
+      if (victim === thief || next === undefined || next.settled) continue;
+      if (!this.#revoke(victim, next, false)) continue;
+      victim.next = { ...next, settled: true, members: undefined };
+      next.worker = undefined;
+      return next;
+    }
+    return undefined;
+  }
+
+  /**
    * Takes back `next`, posted behind the chunk `worker` runs, if the worker has not started it
    * (whoever changes its claim first wins); with `requeue`, it goes back to the queue. False
    * when the worker had started it, so the chunk before it has finished.
