@@ -81,6 +81,12 @@ interface DenoCommand {
 
 const io = { pipe: "piped", inherit: "inherit", ignore: "null" } as const;
 
+/**
+ * The buffer a child's stdout and stderr are read into, reused for every read (`drain`): what
+ * Deno reads at most at once. Its default reader allocates one this size for every read.
+ */
+const PIPE_READ_BYTES = 64 * 1024;
+
 /** Starts a child process with `Deno.Command` (needs `--allow-run`). */
 export function denoSpawn(options: SpawnOptions): Promise<ChildHandle> {
   const Command = (globalThis as unknown as { Deno: { Command: DenoCommand } }).Deno.Command;
@@ -99,8 +105,12 @@ export function denoSpawn(options: SpawnOptions): Promise<ChildHandle> {
     return Promise.reject(spawnError(file, error));
   }
   const drains: Drain[] = [];
-  if (options.stdout === "pipe") drains.push(drain(child.stdout, options.onStdout));
-  if (options.stderr === "pipe") drains.push(drain(child.stderr, options.onStderr));
+  if (options.stdout === "pipe") {
+    drains.push(drain(child.stdout, options.onStdout, PIPE_READ_BYTES));
+  }
+  if (options.stderr === "pipe") {
+    drains.push(drain(child.stderr, options.onStderr, PIPE_READ_BYTES));
+  }
   const exited = child.status.then(
     (status): ChildExit =>
       status.signal !== null

@@ -1,9 +1,11 @@
 /**
  * Messages over a byte stream, for Deno worker processes (Deno.Command offers no IPC channel,
- * only stdin and stdout). A frame is a marker, a 4-byte little-endian length, then the message
- * in V8's serialization format (`node:v8`), so values cross as they would through structured
- * clone. Bytes outside frames — a task's own `console.log` on the worker's stdout — are handed
- * on as they are, so the parent can pass them through.
+ * only stdin and stdout). A frame is a marker, a 4-byte little-endian length, then the message.
+ * Values cross as they would through structured clone: a message goes in V8's serialization
+ * format (`node:v8`), or, when it is made only of plain data, as JSON (see
+ * {@linkcode encodeFrame}: on Deno `node:v8` costs several times as much for a small message).
+ * Bytes outside frames — a task's own `console.log` on the worker's stdout — are handed on as
+ * they are, so the parent can pass them through.
  *
  * The worker's stdout is shared with the tasks it runs, so the marker must be something no task
  * prints by accident: a fixed prefix followed by a token of {@linkcode TOKEN_BYTES} random
@@ -18,6 +20,7 @@
  */
 
 import { deserialize, serialize } from "node:v8";
+import { parsePlain, plainJson } from "./plain_json.js";
 
 /** Starts every marker; the per-process token follows. */
 const PREFIX = [0x00, 0xfa, 0x66, 0x61, 0x6e, 0x6f, 0x75, 0x74]; // "\0\xfafanout"
@@ -36,6 +39,25 @@ export const TOKEN_BYTES = 16;
 export const MAX_BODY_BYTES = 2 ** 30;
 
 const LENGTH_BYTES = 4;
+
+/**
+ * The first byte of a body says how it is encoded. V8's format always begins with its version
+ * tag (0xff), and any body that begins with neither of the bytes below is read as V8 data, as
+ * every body was before JSON bodies existed.
+ *
+ * - `PLAIN`: UTF-8 JSON, read with `JSON.parse` as it is;
+ * - `PLAIN_TAGGED`: UTF-8 JSON in which some strings stand for values JSON has no word for
+ *   (`undefined`, `NaN`, `±Infinity`, `-0`, BigInts): each is a string that begins with a NUL
+ *   character (see plain_json.js); a real string that begins with one is never sent as JSON.
+ */
+const PLAIN = 0x4a; // "J"
+const PLAIN_TAGGED = 0x6a; // "j"
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** Where JSON frames are assembled (grown on demand); each frame is copied out of it. */
+let scratch = new Uint8Array(4096);
 
 /**
  * The marker of a channel: the fixed prefix followed by the channel's token.
@@ -57,11 +79,30 @@ export function frameMarker(token) {
  * Encodes one message as a frame of the channel with this marker. Throws synchronously when
  * the message cannot be serialized, or is larger than {@linkcode MAX_BODY_BYTES} serialized.
  *
+ * A message made only of plain data — objects whose prototype is `Object.prototype` or `null`,
+ * arrays without holes or extra properties, strings, numbers, booleans, `null`, `undefined` and
+ * BigInts, with no object reached twice, within {@linkcode PLAIN_MAX_VALUES} values and
+ * {@linkcode PLAIN_MAX_CHARS} string characters — goes as JSON; structured clone would give the
+ * receiver the same value. Anything else goes in V8's format.
+ *
  * @param {unknown} message
  * @param {Uint8Array} marker From {@linkcode frameMarker}.
  * @returns {Uint8Array}
  */
 export function encodeFrame(message, marker) {
+  const header = marker.length + LENGTH_BYTES;
+  const plain = plainJson(message);
+  if (plain !== undefined) {
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+    const most = header + 1 + plain.text.length * 3;
+    if (scratch.length < most) scratch = new Uint8Array(Math.max(most, scratch.length * 2));
+    scratch.set(marker, 0);
+    scratch[header] = plain.tagged ? PLAIN_TAGGED : PLAIN;
+    const { written } = encoder.encodeInto(plain.text, scratch.subarray(header + 1));
+    const frame = scratch.slice(0, header + 1 + written);
+    new DataView(frame.buffer).setUint32(marker.length, 1 + written, true);
+    return frame;
+  }
   const body = serialize(message);
   if (body.length > MAX_BODY_BYTES) {
     throw new RangeError(
@@ -69,12 +110,41 @@ export function encodeFrame(message, marker) {
         `${body.length} bytes`,
     );
   }
-  const header = marker.length + LENGTH_BYTES;
   const frame = new Uint8Array(header + body.length);
   frame.set(marker, 0);
   new DataView(frame.buffer).setUint32(marker.length, body.length, true);
   frame.set(body, header);
   return frame;
+}
+
+/**
+ * Decodes a frame's body (see {@linkcode PLAIN}).
+ *
+ * @param {Uint8Array} body
+ * @returns {unknown}
+ */
+function decodeBody(body) {
+  const kind = body[0];
+  if (kind !== PLAIN && kind !== PLAIN_TAGGED) {
+    try {
+      return deserialize(body);
+    } catch (error) {
+      throw new TypeError(
+        `Expected a frame body in V8's serialization format, got ${body.length} bytes that do ` +
+          `not deserialize (${error instanceof Error ? error.message : String(error)})`,
+        { cause: error },
+      );
+    }
+  }
+  try {
+    return parsePlain(decoder.decode(body.subarray(1)), kind === PLAIN_TAGGED);
+  } catch (error) {
+    throw new TypeError(
+      `Expected a frame body of JSON, got ${body.length} bytes that do not parse ` +
+        `(${error instanceof Error ? error.message : String(error)})`,
+      { cause: error },
+    );
+  }
 }
 
 /**
@@ -136,8 +206,7 @@ export class FrameReader {
       }
       if (at > 0) this.#sink.other(buffer.subarray(0, at));
       if (buffer.length - at < this.#header) return this.#keep(buffer.subarray(at), this.#header);
-      const size = new DataView(buffer.buffer, buffer.byteOffset + at + marker.length, 4)
-        .getUint32(0, true);
+      const size = readLength(buffer, at + marker.length);
       if (size > MAX_BODY_BYTES) {
         return this.#fail(
           new RangeError(
@@ -153,15 +222,9 @@ export class FrameReader {
       this.#keep(buffer, 0);
       let message;
       try {
-        message = deserialize(body);
+        message = decodeBody(body);
       } catch (error) {
-        return this.#fail(
-          new TypeError(
-            `Expected a frame body in V8's serialization format, got ${size} bytes that do ` +
-              `not deserialize (${error instanceof Error ? error.message : String(error)})`,
-            { cause: error },
-          ),
-        );
+        return this.#fail(/** @type {Error} */ (error));
       }
       this.#sink.message(message);
       if (buffer.length === 0) return;
@@ -207,6 +270,18 @@ export class FrameReader {
     this.#length = rest.length;
     this.#need = need;
   }
+}
+
+/**
+ * The little-endian 32-bit length at `offset` in `buffer`.
+ *
+ * @param {Uint8Array} buffer
+ * @param {number} offset
+ * @returns {number}
+ */
+function readLength(buffer, offset) {
+  return (buffer[offset] | (buffer[offset + 1] << 8) | (buffer[offset + 2] << 16)) +
+    buffer[offset + 3] * 0x1000000;
 }
 
 /**
