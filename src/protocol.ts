@@ -177,6 +177,11 @@ export type ToProcess =
     seed?: bigint;
     /** Whether replies should carry `heap` (the pool's `idleMemoryLimitMb`). */
     heap?: boolean;
+    /**
+     * Set for a batch of submits: each item is its own call (index 0, base seed `seeds[k]`,
+     * absent meaning 0), and one that fails fails alone (see `Payload.EACH`).
+     */
+    each?: { seeds: readonly (bigint | undefined)[] | undefined };
   }
   /** Abort the chunk's `ctx.signal`; the process answers `cancelled` (or the chunk's end). */
   | { type: "cancel"; id: number }
@@ -189,8 +194,18 @@ export type FromProcess =
   | { type: "ready" }
   /** A task's module finished loading (sent once per task and process). */
   | { type: "loaded"; task: number }
-  /** `heap` (bytes in use after the chunk) is there when the run message asked for it. */
-  | { type: "done"; id: number; values: unknown[]; ms: number; heap?: number }
+  /**
+   * `heap` (bytes in use after the chunk) is there when the run message asked for it; a batch
+   * (`each`) lists the items that failed in `failures`, their `values` left undefined.
+   */
+  | {
+    type: "done";
+    id: number;
+    values: unknown[];
+    ms: number;
+    heap?: number;
+    failures?: EachFailure[];
+  }
   | {
     type: "fail";
     id: number;

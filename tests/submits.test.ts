@@ -99,18 +99,47 @@ forEachStrategy(STRATEGIES, (strategy) => {
   });
 });
 
-describe("submit (threads): coalescing", () => {
-  test("submits queued together reach a worker together", async () => {
-    await using ex = new ParallelExecutor({ strategy: "threads", maxWorkers: 2 });
-    // Issued before any worker is up: they all wait for one.
-    const turns = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => ex.submit(batch.where, i)),
-    );
-    const messages = new Set(turns).size;
-    assert.ok(messages <= 50, `200 submits took ${messages} messages`);
-    assert.equal(ex.stats().tasks, 200);
+forEachStrategy(["threads", "processes"], (strategy) => {
+  describe(`submit (${strategy}): coalescing`, () => {
+    test("submits queued together reach a worker together", async () => {
+      await using ex = new ParallelExecutor({ strategy, maxWorkers: 2 });
+      // Issued before any worker is up: they all wait for one.
+      const turns = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => ex.submit(batch.where, i)),
+      );
+      const messages = new Set(turns).size;
+      assert.ok(messages <= 50, `200 submits took ${messages} messages`);
+      assert.equal(ex.stats().tasks, 200);
+    });
   });
+});
 
+describe("submit (threads): stops among chunks that move between workers", () => {
+  test("a timeout or an abort never waits on a chunk another worker took over", async () => {
+    // A chunk posted behind a busy worker may be taken by a free one; a stop on the busy
+    // worker must then not take the stand-in it keeps for it as a chunk that started. Ten
+    // rounds: which chunk lands where varies from round to round.
+    for (let round = 0; round < 10; round++) {
+      await using ex = new ParallelExecutor({ strategy: "threads", maxWorkers: 2 });
+      const plain = Array.from({ length: 100 }, (_, i) => ex.submit(work.square, i));
+      const running = new AbortController();
+      const during = rejection(
+        ex.submit(batch.mixed, { i: 1, kind: "wait" }, { signal: running.signal }),
+      );
+      const timed = rejection(ex.submit(batch.mixed, { i: 2, kind: "wait" }, { timeoutMs: 50 }));
+      const more = Array.from({ length: 100 }, (_, i) => ex.submit(work.square, i + 100));
+      assert.deepEqual(
+        await Promise.all([...plain, ...more]),
+        [...plain, ...more].map((_, i) => i * i),
+      );
+      running.abort(new Error("stop"));
+      assert.equal(((await during) as Error).message, "stop", `round ${round}`);
+      assert.ok((await timed) instanceof TaskTimeoutError, `round ${round}`);
+    }
+  });
+});
+
+describe("submit (threads): dispatch", () => {
   test("a lone submit on an idle pool is dispatched at once, without waiting for company", async () => {
     await using ex = new ParallelExecutor({ strategy: "threads", maxWorkers: 2 });
     await ex.warmup({ tasks: [batch.openGate] });

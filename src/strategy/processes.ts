@@ -38,6 +38,7 @@ import type { LastWords, WorkerProcess } from "../runtime/worker_process.ts";
 import { describeKill, KILL_GRACE_MS, killGently } from "../runtime/_kill.ts";
 import { TaskTimeoutError, WorkerCrashedError, WorkerStartError } from "../errors.ts";
 import { cloneError, inputCloneError, loadFailure, reviveError, taskFailure } from "../_revive.ts";
+import { crashedBatch, eachFailures, uncloneableInputs } from "./_pool_errors.ts";
 
 // How a process's end is told (exit status, signal, stderr, its last message); tests use it.
 export { describeExit };
@@ -77,6 +78,8 @@ export class ProcessPool extends Pool<PoolProcess> {
    */
   constructor(maxWorkers: number, options: ProcessPoolOptions = {}) {
     super(maxWorkers, options);
+    // A process runs a batch of submits as one message (`each`).
+    this.queue.coalesce = true;
   }
 
   protected spawn(): void {
@@ -149,7 +152,12 @@ export class ProcessPool extends Pool<PoolProcess> {
         this.loaded(worker);
         if (message.type === "done") {
           const ms = job.request.timed ? message.ms : NaN;
-          this.settle(job, undefined, { values: message.values, ms });
+          const { values, failures } = message;
+          this.settle(job, undefined, {
+            values,
+            ms,
+            failures: failures && eachFailures({ values, failures }),
+          });
         } else if (message.type === "fail") {
           if (message.load) worker.prepared.delete(job.taskId);
           this.settle(job, failure(message));
@@ -174,7 +182,9 @@ export class ProcessPool extends Pool<PoolProcess> {
     if (!worker.ready) return this.#onStartFailure(worker, error.message, { cause: error });
     const job = worker.job;
     this.retire(worker);
-    if (job !== undefined && !job.settled) {
+    if (job?.members !== undefined && !job.settled) {
+      this.queue.unbatch(job, crashedBatch(job, undefined, { message: error.message }, error));
+    } else if (job !== undefined && !job.settled) {
       const { base, items } = job.request;
       const which = whichTask(base, items.length);
       this.settle(
@@ -192,7 +202,7 @@ export class ProcessPool extends Pool<PoolProcess> {
     worker.job = job;
     job.worker = worker;
     job.id = this.nextChunk++;
-    const { task, base, items, timed, shared } = job.request;
+    const { task, base, items, timed, shared, each } = job.request;
     const first = !worker.prepared.has(job.taskId);
     const delivery = worker.shares.plan(shared);
     const message: Extract<ToProcess, { type: "run" }> = {
@@ -206,6 +216,7 @@ export class ProcessPool extends Pool<PoolProcess> {
     };
     if (shared !== undefined) message.refs = true;
     if (job.request.seed) message.seed = job.request.seed;
+    if (each !== undefined) message.each = { seeds: each.seeds };
     if (this.options.idleMemoryLimitMb !== undefined) message.heap = true;
     if (delivery?.shares !== undefined) {
       message.shares = delivery.shares.map(([id, value]) => [id, toSendable(value)]);
@@ -215,7 +226,8 @@ export class ProcessPool extends Pool<PoolProcess> {
       if (delivery !== undefined) worker.shares.sent(delivery);
     } catch (error) {
       worker.job = undefined;
-      this.settle(job, inputCloneError(base, items, error));
+      if (job.members !== undefined) this.queue.unbatch(job, uncloneableInputs(items, error));
+      else this.settle(job, inputCloneError(base, items, error));
       this.release(worker);
       return;
     }
@@ -297,9 +309,14 @@ export class ProcessPool extends Pool<PoolProcess> {
     }
     const job = worker.job;
     this.retire(worker);
-    if (job !== undefined && !job.settled) {
+    const last = worker.last;
+    if (job?.members !== undefined && !job.settled) {
+      const cause = last?.type === "fatal" ? reviveError(last.error) : undefined;
+      const running = last === undefined ? 0 : last.index;
+      const code = exit.code ?? (last?.type === "exit" ? last.code : undefined);
+      this.queue.unbatch(job, crashedBatch(job, running, { message: how, code }, cause));
+    } else if (job !== undefined && !job.settled) {
       const { base, items } = job.request;
-      const last = worker.last;
       const index = last !== undefined && last.index >= base && last.index < base + items.length
         ? last.index
         : base;

@@ -44,7 +44,7 @@ import { stopsHard } from "../_abort.ts";
 import type { PoolOptions } from "./_pool.ts";
 import { WorkerStartError } from "../errors.ts";
 import { inputCloneError, loadFailure, reviveError } from "../_revive.ts";
-import type { EachReply } from "./_thread_errors.ts";
+import type { EachReply } from "./_pool_errors.ts";
 import {
   crashedBatch,
   crashedChunk,
@@ -52,7 +52,7 @@ import {
   failureOf,
   threadTimeout,
   uncloneableInputs,
-} from "./_thread_errors.ts";
+} from "./_pool_errors.ts";
 
 const ENTRY = new URL("../worker/thread_entry.js", import.meta.url);
 
@@ -198,12 +198,12 @@ export class ThreadPool extends Pool<PoolWorker> {
    */
   #revoke(worker: PoolWorker, next: Job, requeue: boolean): boolean {
     const at = bankAt(next.bank!) + Bank.CLAIM;
-    if (Atomics.compareExchange(worker.header, at, next.id, Claim.REVOKED) !== next.id) {
-      return false;
-    }
+    const was = Atomics.compareExchange(worker.header, at, next.id, Claim.REVOKED);
+    // Taken back already (aborted, or another worker took it): the worker will skip it too.
+    if (was !== next.id && was !== Claim.REVOKED) return false;
     if (requeue) {
       worker.next = undefined;
-      this.queue.requeue(next);
+      if (!next.settled) this.queue.requeue(next);
     }
     return true;
   }

@@ -17,11 +17,19 @@
  * @module
  */
 
-/** @import { FromProcess, ToProcess } from "../protocol.ts" */
+/** @import { EachFailure, FromProcess, ToProcess } from "../protocol.ts" */
 /** @import { TaskFn } from "./load_task.js" */
 
 import process from "node:process";
-import { Chunk, heapInUse, resultCloneFailure, runItems } from "./run_task.js";
+import {
+  Chunk,
+  eachCloneReply,
+  eachReply,
+  heapInUse,
+  resultCloneFailure,
+  runEach,
+  runItems,
+} from "./run_task.js";
 import { loadTask } from "./load_task.js";
 import { saveCompileCache, startCompileCache } from "./compile_cache.js";
 import { serializeError } from "./error_wire.js";
@@ -149,7 +157,7 @@ function onMessage(message) {
     return;
   }
   if (message.type === "release") return forgetShares(message.ids);
-  const { id, task, spec, base, items, timed, seed } = message;
+  const { id, task, spec, base, items, timed, seed, each } = message;
   measureHeap = message.heap === true;
   if (message.shares !== undefined) receiveShares(message.shares, undefined, true);
   if (message.refs) attachRefs(items);
@@ -167,7 +175,7 @@ function onMessage(message) {
     }, () => {});
   }
   loading.then(
-    (fn) => runChunk(id, fn, base, items, timed, seed ?? 0n),
+    (fn) => runChunk(id, fn, base, items, timed, seed ?? 0n, each),
     (error) =>
       send({ type: "fail", id, index: base, error: serializeError(error), load: true, ...heap() }),
   );
@@ -188,8 +196,10 @@ function heap() {
  * @param {unknown[]} items
  * @param {boolean} timed
  * @param {bigint} seed
+ * @param {{ seeds: readonly (bigint | undefined)[] | undefined } | undefined} each Set for a batch of
+ *   submits.
  */
-function runChunk(id, fn, base, items, timed, seed) {
+function runChunk(id, fn, base, items, timed, seed, each) {
   const chunk = new Chunk(id, () => cancelledId === id, seed);
   current = chunk;
   const start = timed ? performance.now() : 0;
@@ -197,7 +207,8 @@ function runChunk(id, fn, base, items, timed, seed) {
     current = undefined;
     running = -1;
   };
-  runItems(fn, chunk, base, items, {
+  /** @type {import("./run_task.js").ChunkHooks} */
+  const hooks = {
     at: (index) => (running = index),
     fail(index, error) {
       end();
@@ -207,16 +218,28 @@ function runChunk(id, fn, base, items, timed, seed) {
       end();
       send({ type: "cancelled", id, ...heap() });
     },
-    done(values) {
+    done(values, failures) {
       end();
       const ms = timed ? performance.now() - start : NaN;
+      const reply = failures === undefined ? undefined : eachReply(values, failures);
+      /** @param {EachFailure[] | undefined} failed */
+      const done = (failed) =>
+        send({ type: "done", id, values, ms, ...(failed ? { failures: failed } : {}), ...heap() });
       try {
-        send({ type: "done", id, values, ms, ...heap() });
+        done(reply?.failures);
       } catch (error) {
-        send({ ...resultCloneFailure(id, base, values, error), ...heap() });
+        try {
+          // In a batch, each result that cannot be sent fails its own submit; the rest go back.
+          if (each === undefined) throw error;
+          done(eachCloneReply(values, reply, error).failures);
+        } catch (again) {
+          send({ ...resultCloneFailure(id, base, values, again), ...heap() });
+        }
       }
     },
-  });
+  };
+  if (each === undefined) runItems(fn, chunk, base, items, hooks);
+  else runEach(fn, chunk, items, each.seeds, hooks);
 }
 
 if (ipc) {

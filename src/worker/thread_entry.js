@@ -157,7 +157,7 @@ function beforeReply() {
  * @param {unknown[]} items
  * @param {boolean} one Whether the result goes back as a bare value.
  * @param {boolean} timed Whether the pool wants the run time.
- * @param {{ seeds: (bigint | undefined)[] | undefined } | undefined} each Set for a batch of
+ * @param {{ seeds: readonly (bigint | undefined)[] | undefined } | undefined} each Set for a batch of
  *   submits (see `Payload.EACH`).
  */
 function runChunk(id, bank, fn, base, items, one, timed, each) {

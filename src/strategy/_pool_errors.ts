@@ -1,7 +1,7 @@
 /**
- * What the thread pool makes of a thread's replies and of its death: the error of a failed
- * chunk, of the items that failed in a batch of submits (see `JobQueue.take`), of inputs that
- * could not be sent, and of the chunks a dying worker held.
+ * What the pools make of a worker's replies and of its death: the error of a failed chunk
+ * (threads), of the items that failed in a batch of submits (see `JobQueue.take`), of inputs
+ * that could not be sent, of the chunks a dying worker held, and of a thread's timeout.
  *
  * @module
  */
