@@ -7,7 +7,7 @@
  */
 
 import process from "node:process";
-import type { Settings } from "./_options.ts";
+import type { CallSettings, Settings } from "./_options.ts";
 import { SharedRegistry } from "./shared.ts";
 import type { ExecutorStats } from "./telemetry.ts";
 import { emptyStats } from "./telemetry.ts";
@@ -43,6 +43,10 @@ export class Core {
   closed = false;
   /** Submits in flight: together, they are auto's batch. */
   submits = 0;
+  /** A submit's settings when it passes no options (see `ParallelExecutor.submit`). */
+  submitDefaults: CallSettings | undefined;
+  /** The strategy submits go to without a route, once known (see `_submit.ts`); null: none. */
+  direct: BuiltInStrategy | null | undefined;
   /** Calls whose pipelines run now: `terminate()` cancels them. */
   readonly running: Set<{ cancel(reason: unknown, hard: boolean): void }> = new Set();
   readonly #strategies = new Map<StrategyName, BuiltInStrategy>();

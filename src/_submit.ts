@@ -17,12 +17,15 @@ import { WorkerCrashedError } from "./errors.ts";
 
 /** The strategy a submit may go to directly, or `undefined` when it needs a `Route`. */
 export function directStrategy(core: Core): BuiltInStrategy | undefined {
+  if (core.direct !== undefined) return core.direct ?? undefined;
   const { choice, onEvent, log, forceSerialOnFailure } = core.settings;
-  if (typeof choice !== "string" || choice === "auto" || onEvent !== undefined || log) {
-    return undefined;
-  }
-  if (forceSerialOnFailure && choice !== "serial") return undefined;
-  return core.builtIn(choice);
+  const direct = typeof choice !== "string" || choice === "auto" || onEvent !== undefined ||
+      log || (forceSerialOnFailure && choice !== "serial")
+    ? null
+    : core.builtIn(choice);
+  // The settings never change, nor does the strategy an executor made for a name.
+  core.direct = direct;
+  return direct ?? undefined;
 }
 
 /** Runs one submit on `strategy`; counted by `close()` and in the stats like any call. */

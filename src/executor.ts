@@ -308,13 +308,17 @@ export class ParallelExecutor implements AsyncDisposable {
   submit<I, O>(
     task: TaskRef<I, O> | TaskFunction<I, O>,
     input: I,
-    options: SubmitOptions = {},
+    options?: SubmitOptions,
   ): Promise<O> {
     try {
-      const call = resolveCall("submit", this.#core.settings, options);
+      const core = this.#core;
+      // Without options a submit takes the executor's: resolved once, not per call.
+      const call = options === undefined
+        ? (core.submitDefaults ??= resolveCall("submit", core.settings, {}))
+        : resolveCall("submit", core.settings, options);
       const spec = this.#spec(task);
-      if (this.#core.closed) throw new ExecutorClosedError();
-      const direct = directStrategy(this.#core);
+      if (core.closed) throw new ExecutorClosedError();
+      const direct = directStrategy(core);
       if (direct !== undefined) return submitDirect(this.#core, direct, spec, input, call);
       const route = new Route(this.#core, "submit", spec, [input], call.timeoutMs);
       const { signal, timeoutMs, seed } = call;

@@ -166,6 +166,13 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
       throw this.startError ?? new WorkerStartError("No worker of the pool could start");
     }
     await Promise.all(ready.flatMap((worker) => tasks.map((task) => this.#preload(worker, task))));
+    // A first chunk through each idle worker, of no items: what a chunk runs through on both
+    // sides is compiled before the first real one, which then costs what later ones do.
+    await Promise.all(ready.map((worker) => {
+      if (worker.dead || this.closed || !this.idle.includes(worker)) return;
+      const gone = new Promise<void>((resolve) => (worker.onGone ??= []).push(resolve));
+      return Promise.race([this.prime(worker), gone]);
+    }));
   }
 
   /** Loads `task` in `worker`, bounded by `loadTimeoutMs`; a worker that dies meanwhile is skipped. */
@@ -188,6 +195,14 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
       clearTimeout(timer);
     }
     if (timedOut) throw new LoadTimeoutError(0, moduleOf(task), limit!);
+  }
+
+  /**
+   * Runs a chunk of no items through an idle `worker`, so that what a chunk goes through is
+   * compiled before the first real one; pools that need not, resolve.
+   */
+  protected prime(_worker: W): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Loads task `id` in `worker` ahead of its first chunk; pools that cannot, resolve. */

@@ -40,6 +40,7 @@ import { workerEntry } from "../runtime/_entries.ts";
 import { KILL_GRACE_MS } from "../runtime/_kill.ts";
 import type { Job as Job_ } from "./_pool.ts";
 import { Pool } from "./_pool.ts";
+import { newJob } from "./_queue.ts";
 import { stopsHard } from "../_abort.ts";
 import type { PoolOptions } from "./_pool.ts";
 import { WorkerStartError } from "../errors.ts";
@@ -250,6 +251,22 @@ export class ThreadPool extends Pool<PoolWorker> {
     if (worker.prepared.has(id)) return;
     await worker.control!.prepare(id, task);
     worker.prepared.add(id);
+  }
+
+  protected override prime(worker: PoolWorker): Promise<void> {
+    const at = this.idle.indexOf(worker);
+    if (at < 0) return Promise.resolve();
+    this.idle.splice(at, 1);
+    this.hold(worker, true);
+    return new Promise<void>((resolve) => {
+      // Task 0 is never prepared, and never called: the chunk has no items.
+      const request = { task: { kind: "inline", source: "" } as const, base: 0, items: [] };
+      const job = newJob<PoolWorker>(request, 0, () => resolve(), () => resolve());
+      worker.job = job;
+      job.worker = worker;
+      job.id = this.nextChunk++;
+      this.#post(worker, job);
+    });
   }
 
   protected assign(worker: PoolWorker, job: Job): void {
