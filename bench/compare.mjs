@@ -3,10 +3,11 @@
  * `npm run bench`: runs every scenario through `bench/run.ts` under Deno, Bun and Node 24 (the
  * copies in node_modules/.bin), one runtime after the other, and prints one table per runtime
  * and a summary: throughput, round_trip and startup (parts a to e), processes (p1 to p3),
- * shared_payloads (s1 to s4) and auto (workloads tiny, small, cpu, skewed, payload and io,
- * then their suite), each group in a process of its own. Part c (round-trip latency) runs in
- * a separate process pinned to one CPU with `taskset -c 0`; part p1 (the process round trip)
- * runs unpinned with the other parts, and once more pinned.
+ * shared_payloads (s1 to s4), auto (workloads tiny, small, cpu, skewed, payload and io,
+ * then their suite) and submits (sb1 to sb6), each group in a process of its own. Part c
+ * (round-trip latency) runs in a separate process pinned to one CPU with `taskset -c 0`; part
+ * p1 (the process round trip) runs unpinned with the other parts, and once more pinned; part
+ * sb4 starts its own pinned child.
  *
  * Plain JavaScript so that any Node, including the system's Node 20, can start it.
  *
@@ -17,6 +18,7 @@
  * node bench/compare.mjs --only processes --calls 1000     # p1 to p3
  * node bench/compare.mjs --only s1,s2,s3,s4 --sum-reps 20  # shared_payloads
  * node bench/compare.mjs --only auto                       # tiny to io, and the suite
+ * node bench/compare.mjs --only submits --quick             # sb1 to sb6
  * ```
  * `--only` takes part letters and scenario names. Flags other than `--runtimes`, `--only` and
  * `--no-pin` are passed on to every run of `run.ts`, where each scenario reads its own sizes
@@ -28,16 +30,11 @@
 
 /** @import { Figure, Report } from "./_report.js" */
 
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
-import { formatReport, formatValue, REPORT_MARKER } from "./_report.js";
-
-const BENCH = dirname(fileURLToPath(import.meta.url));
-const ROOT = dirname(BENCH);
-const BIN = join(ROOT, "node_modules", ".bin");
+import { formatReport, formatValue } from "./_report.js";
+import { BENCH, COMMANDS, hasTaskset, ROOT, RUN, runOnce } from "./_runs.mjs";
 
 /**
  * The runs of `run.ts` per runtime, in the order they run, each in a process of its own; the
@@ -70,6 +67,13 @@ const GROUPS = [
     alsoPinned: [],
     info: false,
   },
+  {
+    // sb4 pins itself: it runs its measurement in a child process under `taskset -c 0`.
+    scenarios: { submits: ["sb1", "sb2", "sb3", "sb4", "sb5", "sb6"] },
+    pinned: [],
+    alsoPinned: [],
+    info: false,
+  },
 ];
 /** @param {typeof GROUPS[number]} group */
 const partsOf = (group) => Object.values(group.scenarios).flat();
@@ -78,18 +82,8 @@ const PARTS = GROUPS.flatMap(partsOf);
 const SCENARIOS = Object.assign({}, ...GROUPS.map((g) => g.scenarios));
 /** Parts whose untargeted figures with a ratio go in the summary. */
 const INFO_PARTS = GROUPS.filter((g) => g.info).flatMap(partsOf);
-const RUN = join(BENCH, "run.ts");
 /** How long one run.ts process may take before it is killed. */
 const RUN_LIMIT_MS = 20 * 60_000;
-/** How long a process may linger after printing its report before it counts as not exiting. */
-const EXIT_GRACE_MS = 15_000;
-
-/** @type {Record<string, (file: string) => string[]>} */
-const COMMANDS = {
-  deno: (file) => [join(BIN, "deno"), "run", "-A", file],
-  bun: (file) => [join(BIN, "bun"), file],
-  node: (file) => [join(BIN, "node"), file],
-};
 
 function parseCommandLine() {
   const args = process.argv.slice(2);
@@ -131,70 +125,6 @@ function parseCommandLine() {
 }
 
 /**
- * Runs one run.ts process and returns its report.
- *
- * @param {string[]} command
- * @param {string} label
- * @returns {Promise<{ report?: Report, problems: string[] }>}
- */
-function runOnce(command, label) {
-  return new Promise((resolve) => {
-    console.error(`\n$ ${command.map((c) => c.replace(ROOT + "/", "")).join(" ")}`);
-    const child = spawn(command[0], command.slice(1), {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    /** @type {string[]} */
-    const problems = [];
-    let stdout = "";
-    /** @type {ReturnType<typeof setTimeout> | undefined} */
-    let exitTimer;
-    const limit = setTimeout(() => {
-      problems.push(`${label}: killed after ${RUN_LIMIT_MS / 60_000} min`);
-      child.kill("SIGKILL");
-    }, RUN_LIMIT_MS);
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-      if (exitTimer === undefined && stdout.includes(REPORT_MARKER) && stdout.endsWith("\n")) {
-        exitTimer = setTimeout(() => {
-          problems.push(
-            `${label}: printed its report but did not exit within ${EXIT_GRACE_MS / 1000} s ` +
-              "(something keeps the process alive); killed",
-          );
-          child.kill("SIGKILL");
-        }, EXIT_GRACE_MS);
-      }
-    });
-    child.on("error", (error) => problems.push(`${label}: could not start: ${error.message}`));
-    child.on("close", (code, signal) => {
-      clearTimeout(limit);
-      clearTimeout(exitTimer);
-      if (code !== 0 && signal === null) problems.push(`${label}: exited with code ${code}`);
-      const at = stdout.indexOf(REPORT_MARKER);
-      if (at === -1) {
-        problems.push(`${label}: printed no report`);
-        resolve({ problems });
-        return;
-      }
-      try {
-        const json = stdout.slice(at + REPORT_MARKER.length).trim().split("\n")[0];
-        resolve({ report: JSON.parse(json), problems });
-      } catch (error) {
-        problems.push(`${label}: report did not parse: ${error}`);
-        resolve({ problems });
-      }
-    });
-  });
-}
-
-function hasTaskset() {
-  for (const path of ["/usr/bin/taskset", "/bin/taskset"]) if (existsSync(path)) return path;
-  const which = spawnSync("sh", ["-c", "command -v taskset"], { encoding: "utf8" });
-  return which.status === 0 ? which.stdout.trim() : undefined;
-}
-
-/**
  * Runs every part for one runtime: per group, the unpinned parts in one process, then the
  * pinned ones in another.
  *
@@ -220,7 +150,11 @@ async function runRuntime(runtime, plan, taskset) {
     const main = wanted.filter((p) => !group.pinned.includes(p));
     const pinned = wanted.filter((p) => group.pinned.includes(p) || group.alsoPinned.includes(p));
     if (main.length > 0) {
-      const r = await runOnce([...base, "--only", main.join(",")], `${runtime} ${name} (${main})`);
+      const r = await runOnce(
+        [...base, "--only", main.join(",")],
+        `${runtime} ${name} (${main})`,
+        RUN_LIMIT_MS,
+      );
       problems.push(...r.problems);
       if (r.report) reports.push(r.report);
     }
@@ -239,7 +173,7 @@ async function runRuntime(runtime, plan, taskset) {
     } else {
       pinNotes.push(`${toRun}: ${why}, so it ran NOT pinned to one CPU`);
     }
-    const r = await runOnce(command, `${runtime} ${name} (${toRun}, pinned)`);
+    const r = await runOnce(command, `${runtime} ${name} (${toRun}, pinned)`, RUN_LIMIT_MS);
     problems.push(...r.problems);
     if (r.report) reports.push(r.report);
   }

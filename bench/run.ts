@@ -8,7 +8,8 @@
  * - `startup.ts`: d (start + first task + close), e (create/run/dispose cycles);
  * - `processes.ts`: p1 (round trip), p2 (start-up), p3 (trivial items), on processes;
  * - `shared_payloads.ts`: s1 to s4 (what `ex.share()` saves);
- * - `auto.ts`: tiny, small, cpu, skewed, payload, io (does auto choose well), then suite.
+ * - `auto.ts`: tiny, small, cpu, skewed, payload, io (does auto choose well), then suite;
+ * - `submits.ts`: sb1 to sb6 (per-call workloads on `submit()`, each against a bare baseline).
  *
  * ```sh
  * node_modules/.bin/deno run -A bench/run.ts [scenario or part …] [--only a,b] [--quick] [--json]
@@ -34,6 +35,7 @@ import { processes } from "./processes.ts";
 import { roundTrip } from "./round_trip.ts";
 import { sharedPayloads } from "./shared_payloads.ts";
 import { startup } from "./startup.ts";
+import { submits } from "./submits.ts";
 import { throughput } from "./throughput.ts";
 import type { Report, Scenario, SizeSpec } from "./_measure.ts";
 import { benchLog, formatReport, load, noise, REPORT_MARKER } from "./_measure.ts";
@@ -46,6 +48,7 @@ const SCENARIOS: readonly Scenario[] = [
   processes,
   sharedPayloads,
   auto,
+  submits,
 ];
 
 /** One part to run, and its scenario. */
