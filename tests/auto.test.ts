@@ -9,37 +9,15 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { ParallelExecutor, tasks, WorkerCrashedError } from "../mod.ts";
 import type { ParallelExecutionEvent, TelemetryEvent } from "../mod.ts";
-import { assumedCosts, decide, estimateBytes, LARGE_INPUT_BYTES } from "../src/strategy/auto.ts";
+import { decide, estimateBytes, LARGE_INPUT_BYTES } from "../src/strategy/auto.ts";
 import type { Workload } from "../src/strategy/auto.ts";
 import { detect } from "../src/runtime/mod.ts";
 import { forEachStrategy, rejection, show, test } from "./_helpers.ts";
+import { workload } from "./fixtures/workload.ts";
 
 const auto = tasks<typeof import("./fixtures/auto_work.ts")>(
   new URL("./fixtures/auto_work.ts", import.meta.url),
 );
-
-/** A workload with nothing special about it. */
-function workload(overrides: Partial<Workload>): Workload {
-  return {
-    runtime: "node",
-    maxWorkers: 4,
-    items: 1000,
-    done: 0,
-    minBatchSize: 2,
-    perItemMs: undefined,
-    measured: undefined,
-    inputBytes: 100,
-    isolate: false,
-    timeoutMs: undefined,
-    maxMemoryMb: undefined,
-    warm: { threads: false, processes: false },
-    costs: assumedCosts("node"),
-    nested: false,
-    broken: {},
-    regretMs: 0,
-    ...overrides,
-  };
-}
 
 /** Runs `fn` with CE_PARALLEL set to `value`, then restores it. */
 async function withEnv<T>(value: string, fn: () => T | Promise<T>): Promise<T> {

@@ -14,6 +14,7 @@ import { Calibration, calibration } from "../src/chunking.ts";
 import type { PoolCosts } from "../src/chunking.ts";
 import { detect } from "../src/runtime/mod.ts";
 import { forEachStrategy, test } from "./_helpers.ts";
+import { workload } from "./fixtures/workload.ts";
 
 const auto = tasks<typeof import("./fixtures/auto_work.ts")>(
   new URL("./fixtures/auto_work.ts", import.meta.url),
@@ -22,26 +23,8 @@ const auto = tasks<typeof import("./fixtures/auto_work.ts")>(
 const { name: runtime, capabilities } = detect();
 
 /** A workload of slow items, priced with `costs`. */
-function workload(overrides: Partial<Workload>): Workload {
-  return {
-    runtime: "node",
-    maxWorkers: 4,
-    items: 10_000,
-    done: 0,
-    minBatchSize: 2,
-    perItemMs: 2.1,
-    measured: "probe",
-    inputBytes: 100,
-    isolate: false,
-    timeoutMs: undefined,
-    maxMemoryMb: undefined,
-    warm: { threads: false, processes: false },
-    costs: assumedCosts("node"),
-    nested: false,
-    broken: {},
-    regretMs: 0,
-    ...overrides,
-  };
+function slowWorkload(overrides: Partial<Workload>): Workload {
+  return workload({ items: 10_000, perItemMs: 2.1, measured: "probe", ...overrides });
 }
 
 /** What this process has measured of the thread pool, or the constants. */
@@ -63,7 +46,7 @@ function roundsTo(value: number, ms: number): boolean {
 
 describe("decide() with measured costs", () => {
   test("the reason says which figures were assumed", () => {
-    const decision = decide(workload({}));
+    const decision = decide(slowWorkload({}));
     assert.equal(decision.strategy, "threads", decision.reason);
     assert.match(
       decision.reason,
@@ -73,28 +56,28 @@ describe("decide() with measured costs", () => {
 
   test("a measured start replaces the constant in the decision and in the reason", () => {
     const costs = { ...assumedCosts("node"), start: { ms: 38, measured: true } };
-    const decision = decide(workload({ costs }));
+    const decision = decide(slowWorkload({ costs }));
     assert.match(decision.reason, /≫ 38 ms pool start /);
     assert.match(decision.reason, /; start ~38 ms \(measured\), round trip ~0\.03 ms \(assumed\)/);
     // 60 ms of work: not worth a 90 ms start, worth a 2 ms one.
     const small = { items: 300, perItemMs: 0.2 };
-    assert.equal(decide(workload(small)).strategy, "serial");
+    assert.equal(decide(slowWorkload(small)).strategy, "serial");
     const cheap = { ...assumedCosts("node"), start: { ms: 2, measured: true } };
-    assert.equal(decide(workload({ ...small, costs: cheap })).strategy, "threads");
+    assert.equal(decide(slowWorkload({ ...small, costs: cheap })).strategy, "threads");
   });
 
   test("a measured round trip and transport are priced too", () => {
     const warm = { warm: { threads: true, processes: false }, items: 200, perItemMs: 0.2 };
-    assert.equal(decide(workload(warm)).strategy, "threads");
+    assert.equal(decide(slowWorkload(warm)).strategy, "threads");
     const slowTrip = { ...assumedCosts("node"), roundTrip: { ms: 20, measured: true } };
-    const far = decide(workload({ ...warm, costs: slowTrip }));
+    const far = decide(slowWorkload({ ...warm, costs: slowTrip }));
     assert.equal(far.strategy, "serial", far.reason);
     assert.match(
       far.reason,
       /round trip ~20 ms \(measured\), transport ~0\.1 µs per item \(assumed\)/,
     );
     const costly = { ...assumedCosts("node"), transport: { ms: 0.5, measured: true } };
-    const heavy = decide(workload({ ...warm, costs: costly }));
+    const heavy = decide(slowWorkload({ ...warm, costs: costly }));
     assert.equal(heavy.strategy, "serial", heavy.reason);
     assert.match(heavy.reason, /transport ~500 µs per item \(measured\)$/);
   });

@@ -27,7 +27,6 @@ import {
   eachReply,
   heapInUse,
   resultCloneFailure,
-  runEach,
   runItems,
 } from "./run_task.js";
 import { loadTask } from "./load_task.js";
@@ -238,8 +237,7 @@ function runChunk(id, fn, base, items, timed, seed, each) {
       }
     },
   };
-  if (each === undefined) runItems(fn, chunk, base, items, hooks);
-  else runEach(fn, chunk, items, each.seeds, hooks);
+  runItems(fn, chunk, base, items, hooks, each);
 }
 
 if (ipc) {

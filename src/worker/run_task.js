@@ -133,70 +133,45 @@ class Context {
  * Runs the items of one chunk in order. Synchronous tasks run in a plain loop; the loop only
  * goes through a promise when a task returns one.
  *
+ * With `each` the chunk is a batch of submits: each item is a call of its own (index 0, seed
+ * `each.seeds[k]`, absent meaning 0), and an item that throws fails alone while the others
+ * run on; `done` then gets the failures.
+ *
  * @param {TaskFn} fn
  * @param {Chunk} chunk
  * @param {number} base Index of the first item.
  * @param {unknown[]} items
  * @param {ChunkHooks} hooks
+ * @param {{ seeds: readonly (bigint | undefined)[] | undefined }} [each]
  */
-export function runItems(fn, chunk, base, items, hooks) {
+export function runItems(fn, chunk, base, items, hooks, each) {
   const values = new Array(items.length);
+  /** @type {[number, unknown][] | undefined} */
+  const failures = each === undefined ? undefined : [];
   let k = 0;
-  const fail = (/** @type {unknown} */ error) => hooks.fail(base + k, error);
+  /** Whether the chunk ends here (a chunk's first failure ends it; a batch's does not). */
+  const failed = (/** @type {unknown} */ error) => {
+    if (failures === undefined) {
+      hooks.fail(base + k, error);
+      return true;
+    }
+    failures.push([k, error]);
+    return false;
+  };
   const step = () => {
     for (; k < items.length; k++) {
       if (chunk.isCancelled()) return hooks.stopped();
       hooks.at(base + k);
       let value;
       try {
-        value = fn(items[k], new Context(base + k, chunk, chunk.seed));
+        value = fn(
+          items[k],
+          each === undefined
+            ? new Context(base + k, chunk, chunk.seed)
+            : new Context(0, chunk, each.seeds?.[k] ?? 0n),
+        );
       } catch (error) {
-        return fail(error);
-      }
-      if (isThenable(value)) {
-        hooks.waiting?.();
-        Promise.resolve(value).then((v) => {
-          hooks.resumed?.();
-          values[k++] = v;
-          step();
-        }, (error) => {
-          hooks.resumed?.();
-          fail(error);
-        });
-        return;
-      }
-      values[k] = value;
-    }
-    hooks.done(values);
-  };
-  step();
-}
-
-/**
- * Runs a batch of submits: each item is a call of its own (index 0, its own seed), and an
- * item that throws fails alone; the others run on.
- *
- * @param {TaskFn} fn
- * @param {Chunk} chunk
- * @param {unknown[]} items
- * @param {readonly (bigint | undefined)[] | undefined} seeds Each item's base seed; absent
- *   means 0.
- * @param {ChunkHooks} hooks
- */
-export function runEach(fn, chunk, items, seeds, hooks) {
-  const values = new Array(items.length);
-  /** @type {[number, unknown][]} */
-  const failures = [];
-  let k = 0;
-  const step = () => {
-    for (; k < items.length; k++) {
-      if (chunk.isCancelled()) return hooks.stopped();
-      hooks.at(k);
-      let value;
-      try {
-        value = fn(items[k], new Context(0, chunk, seeds?.[k] ?? 0n));
-      } catch (error) {
-        failures.push([k, error]);
+        if (failed(error)) return;
         continue;
       }
       if (isThenable(value)) {
@@ -207,7 +182,8 @@ export function runEach(fn, chunk, items, seeds, hooks) {
           step();
         }, (error) => {
           hooks.resumed?.();
-          failures.push([k++, error]);
+          if (failed(error)) return;
+          k++;
           step();
         });
         return;

@@ -20,7 +20,6 @@ import {
   eachReply,
   heapInUse,
   resultCloneFailure,
-  runEach,
   runItems,
 } from "./run_task.js";
 import { loadTask } from "./load_task.js";
@@ -216,8 +215,7 @@ function runChunk(id, bank, fn, base, items, one, timed, each) {
       startWaiting();
     },
   };
-  if (each === undefined) runItems(fn, chunk, base, items, hooks);
-  else runEach(fn, chunk, items, each.seeds, hooks);
+  runItems(fn, chunk, base, items, hooks, each);
 }
 
 /**
