@@ -28,6 +28,7 @@ import { planBatch } from "./commands/_plan.ts";
 import type { Plan } from "./commands/_plan.ts";
 import { Batch, isSuccess } from "./commands/_batch.ts";
 import type { Stop } from "./commands/_batch.ts";
+import { Deque } from "./_deque.ts";
 
 /** One external command of a batch. */
 export interface CommandJob {
@@ -289,7 +290,7 @@ export function commandsAsCompleted(
 }
 
 async function* iterate(plan: Plan): AsyncGenerator<JobResult, void, undefined> {
-  const queue: JobResult[] = [];
+  const queue = new Deque<JobResult>();
   let ended: { stop: Stop | undefined } | undefined;
   let wake: (() => void) | undefined;
   const batch = new Batch(plan, {

@@ -20,6 +20,7 @@ import type { CommandProgress, JobResult } from "../run_commands.ts";
 import { JobKilledError, JobSkippedError } from "./errors.ts";
 import { Capture } from "./_capture.ts";
 import type { Plan, PlannedJob } from "./_plan.ts";
+import { Deque } from "../_deque.ts";
 
 /** Why a batch stopped early: an abort, a throwing `onProgress`, or a left loop (no error). */
 export interface Stop {
@@ -93,7 +94,7 @@ export class Batch {
   #failed = 0;
   #halt: JobResult | undefined;
   #stop: Stop | undefined;
-  readonly #progress: Finished[] = [];
+  readonly #progress: Deque<Finished> = new Deque();
   #pumping = false;
   #ended = false;
   readonly #endedPromise: Promise<void>;
