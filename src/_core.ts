@@ -14,6 +14,7 @@ import { emptyStats } from "./telemetry.ts";
 import { calibration, Estimates } from "./chunking.ts";
 import type { Strategy, StrategyName } from "./strategy/types.ts";
 import type { BuiltInStrategy } from "./strategy/_builtin.ts";
+import type { JobEnd } from "./strategy/_queue.ts";
 import { SerialStrategy } from "./strategy/serial.ts";
 import { ThreadPool } from "./strategy/threads.ts";
 import { ProcessPool } from "./strategy/processes.ts";
@@ -47,6 +48,8 @@ export class Core {
   submitDefaults: CallSettings | undefined;
   /** The strategy submits go to without a route, once known (see `_submit.ts`); null: none. */
   direct: BuiltInStrategy | null | undefined;
+  /** How a direct submit is counted when it settles (see `_submit.ts`). */
+  submitEnd: JobEnd | undefined;
   /** Calls whose pipelines run now: `terminate()` cancels them. */
   readonly running: Set<{ cancel(reason: unknown, hard: boolean): void }> = new Set();
   readonly #strategies = new Map<StrategyName, BuiltInStrategy>();

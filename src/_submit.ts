@@ -12,7 +12,8 @@ import type { Core } from "./_core.ts";
 import type { BuiltInStrategy } from "./strategy/_builtin.ts";
 import type { TaskSpec } from "./protocol.ts";
 import type { resolveCall } from "./_options.ts";
-import type { SharedEntry } from "./shared.ts";
+import type { CallPin, SharedEntry } from "./shared.ts";
+import type { JobEnd } from "./strategy/_queue.ts";
 import { WorkerCrashedError } from "./errors.ts";
 
 /** The strategy a submit may go to directly, or `undefined` when it needs a `Route`. */
@@ -50,40 +51,43 @@ export function submitDirect<O>(
     }
   }
   core.begin();
-  const finish = (ok: boolean, error?: unknown): void => {
-    if (shared !== undefined) registry.unclaim(shared);
-    if (pin !== undefined) registry.end(pin);
-    const stats = core.stats;
-    stats.calls++;
-    stats.tasks++;
-    stats.chunks++;
-    stats.byStrategy[strategy.name] = (stats.byStrategy[strategy.name] ?? 0) + 1;
-    if (!ok) {
-      stats.failedCalls++;
-      if (error instanceof WorkerCrashedError) stats.crashes++;
-    }
-    core.end();
-  };
+  const end = core.submitEnd ??= submitEnd(core, strategy.name);
   const { signal, timeoutMs, seed } = call;
   const request = { task: spec, base: 0, items, signal, timeoutMs, seed, single: true, shared };
   const enqueue = strategy.enqueue;
   if (enqueue === undefined) {
     return strategy.run(request).then((result) => {
-      finish(true);
+      end.ended(shared, pin, true, undefined);
       return result.values[0] as O;
     }, (error: unknown) => {
-      finish(false, error);
+      end.ended(shared, pin, false, error);
       throw error;
     });
   }
-  // One promise, settled by the pool itself.
-  return new Promise<O>((resolve, reject) => {
-    enqueue.call(strategy, request, (result) => {
-      finish(true);
-      resolve(result.values[0] as O);
-    }, (error) => {
-      finish(false, error);
-      reject(error);
-    });
-  });
+  // One promise, settled by the pool itself with the submit's value; `end` counts it. Nothing
+  // else is made per submit: a service may keep millions of them pending.
+  return new Promise<O>((resolve, reject) =>
+    enqueue.call(strategy, request, resolve as (value: unknown) => void, reject, end, pin)
+  );
+}
+
+/** How an executor counts a direct submit that settled, as a route would count the call. */
+function submitEnd(core: Core, name: string): JobEnd {
+  const registry = core.shared;
+  const stats = core.stats;
+  return {
+    ended(shared, pin, ok, error): void {
+      if (shared !== undefined) registry.unclaim(shared);
+      if (pin !== undefined) registry.end(pin as CallPin);
+      stats.calls++;
+      stats.tasks++;
+      stats.chunks++;
+      stats.byStrategy[name] = (stats.byStrategy[name] ?? 0) + 1;
+      if (!ok) {
+        stats.failedCalls++;
+        if (error instanceof WorkerCrashedError) stats.crashes++;
+      }
+      core.end();
+    },
+  };
 }

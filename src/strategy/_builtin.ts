@@ -7,6 +7,7 @@
 
 import type { SharedEntry } from "../shared.ts";
 import type { TaskSpec } from "../protocol.ts";
+import type { JobEnd } from "./_queue.ts";
 import type { ChunkRequest, ChunkResult, Strategy, StrategyName } from "./types.ts";
 
 /** A chunk as the executor hands it to a built-in strategy. */
@@ -58,6 +59,8 @@ export interface BuiltInStrategy extends Strategy {
     request: BuiltInRequest,
     resolve: (result: BuiltInResult) => void,
     reject: (error: unknown) => void,
+    end?: JobEnd,
+    pin?: object,
   ): void;
   /**
    * Drops a released shared value from every worker that holds it. No chunk holding its handle

@@ -12,7 +12,7 @@ import type { ChunkResult, StrategyName } from "./types.ts";
 import type { BuiltInRequest, BuiltInResult, BuiltInStrategy } from "./_builtin.ts";
 import type { TaskSpec } from "../protocol.ts";
 import { moduleOf } from "../task.ts";
-import type { Job } from "./_queue.ts";
+import type { Job, JobEnd } from "./_queue.ts";
 import { JobQueue, newJob, settleJob, TaskIds } from "./_queue.ts";
 import { onAbort } from "../_abort.ts";
 import type { WorkerShares } from "./_shares.ts";
@@ -128,15 +128,24 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
     return new Promise<ChunkResult>((resolve, reject) => this.enqueue(request, resolve, reject));
   }
 
-  /** `run()` for a caller that makes its own promise (a submit: one promise instead of two). */
+  /**
+   * `run()` for a caller that makes its own promise (a submit: one promise instead of two).
+   * With `end`, the job resolves with its one value and `end` counts it (see `JobEnd`).
+   */
   enqueue(
     request: BuiltInRequest,
     resolve: (result: BuiltInResult) => void,
     reject: (error: unknown) => void,
+    end?: JobEnd,
+    pin?: object,
   ): void {
-    if (this.closed) return reject(new ExecutorClosedError());
-    if (request.signal?.aborted) return reject(request.signal.reason);
     const job = newJob<W>(request, this.taskIds.of(request.task), resolve, reject);
+    if (end !== undefined) {
+      job.end = end;
+      job.pin = pin;
+    }
+    if (this.closed) return settleJob(job, new ExecutorClosedError());
+    if (request.signal?.aborted) return settleJob(job, request.signal.reason);
     if (request.signal !== undefined) job.unlisten = onAbort(request.signal, () => this.abort(job));
     this.queue.push(job);
     this.pump();

@@ -35,6 +35,22 @@ export interface Job<W> {
   members?: Job<W>[];
   /** The header bank it was posted in, on threads (see `Bank`). */
   bank?: number;
+  /**
+   * A submit's job (see `_submit.ts`): it resolves with its one value, not a `ChunkResult`, and
+   * `end` counts it when it settles, with `pin`.
+   */
+  end?: JobEnd;
+  pin?: object;
+}
+
+/** What a submit's job does once it settles, besides settling; one per executor. */
+export interface JobEnd {
+  ended(
+    shared: BuiltInRequest["shared"],
+    pin: object | undefined,
+    ok: boolean,
+    error: unknown,
+  ): void;
 }
 
 /** A new job for `request`, not queued yet. */
@@ -61,10 +77,28 @@ export function newJob<W>(
 export function settleJob<W>(job: Job<W>, error: unknown, result?: BuiltInResult): void {
   if (job.settled) return;
   job.settled = true;
-  clearTimeout(job.timer);
+  if (job.timer !== undefined) clearTimeout(job.timer);
   job.unlisten();
-  if (result !== undefined) job.resolve(result);
+  const end = job.end;
+  if (end === undefined) {
+    if (result !== undefined) job.resolve(result);
+    else job.reject(error);
+    return;
+  }
+  end.ended(job.request.shared, job.pin, result !== undefined, error);
+  if (result !== undefined) (job.resolve as (value: unknown) => void)(result.values[0]);
   else job.reject(error);
+}
+
+/** Settles one submit of a batch with its `value`, making no `ChunkResult` where none is needed. */
+function settleValue<W>(job: Job<W>, value: unknown, ms: number): void {
+  if (job.end === undefined || job.settled) {
+    return settleJob(job, undefined, { values: [value], ms });
+  }
+  job.settled = true;
+  job.unlisten();
+  job.end.ended(job.request.shared, job.pin, true, undefined);
+  (job.resolve as (value: unknown) => void)(value);
 }
 
 /** Small numeric ids for tasks, so a worker prepares each task once and messages stay short. */
@@ -214,7 +248,7 @@ function batchOf<W>(members: Job<W>[]): Job<W> {
     const ms = result.ms / members.length;
     for (let k = 0; k < members.length; k++) {
       if (failures?.has(k)) settleJob(members[k], failures.get(k));
-      else settleJob(members[k], undefined, { values: [values[k]], ms });
+      else settleValue(members[k], values[k], ms);
     }
   }, (error) => {
     for (const member of members) settleJob(member, error);
