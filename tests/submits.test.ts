@@ -9,7 +9,10 @@ import assert from "node:assert/strict";
 import { ExecutorClosedError, ParallelExecutor, tasks, TaskTimeoutError } from "../mod.ts";
 import { WorkerCrashedError } from "../mod.ts";
 import type { Case } from "./fixtures/batch.ts";
-import { forEachStrategy, rejection, STRATEGIES, test, work } from "./_helpers.ts";
+import { forEachStrategy, rejection, STRATEGIES, test, within, work } from "./_helpers.ts";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { liveProcessPids, liveThreadCount } from "../src/runtime/mod.ts";
 
 const batch = tasks<typeof import("./fixtures/batch.ts")>(
@@ -136,6 +139,74 @@ describe("submit (threads): stops among chunks that move between workers", () =>
       assert.equal(((await during) as Error).message, "stop", `round ${round}`);
       assert.ok((await timed) instanceof TaskTimeoutError, `round ${round}`);
     }
+  });
+});
+
+forEachStrategy(["threads", "processes"], (strategy) => {
+  describe(`submit (${strategy}): replies`, () => {
+    test("each of many submits that fail and succeed side by side gets its own outcome", async () => {
+      await using ex = new ParallelExecutor({ strategy, maxWorkers: 2 });
+      // A signal keeps each submit a chunk of its own: two chunks per thread, and failures
+      // beside results, are what once let a reply reach the wrong submit.
+      const signal = new AbortController().signal;
+      const oddThrows = (n: number): number => {
+        if (n % 2 === 1) throw new Error(`odd ${n}`);
+        return n * 10;
+      };
+      const settled = await Promise.allSettled(
+        Array.from({ length: 5000 }, (_, n) => ex.submit(oddThrows, n, { signal })),
+      );
+      const wrong = settled.filter((one, n) =>
+        n % 2 === 0
+          ? one.status !== "fulfilled" || one.value !== n * 10
+          : one.status !== "rejected" || !String(one.reason?.message).includes(`odd ${n}`)
+      ).length;
+      assert.equal(wrong, 0, `${wrong} of 5000 submits got another submit's outcome`);
+    });
+  });
+});
+
+describe("submit (processes): a batch whose process dies without a word", () => {
+  test("no submit runs twice, and the ones after it still run", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "fanout-batch-"));
+    try {
+      await using ex = new ParallelExecutor({ strategy: "processes", maxWorkers: 1 });
+      const log = join(dir, "runs.log");
+      const settled = await Promise.allSettled(
+        Array.from({ length: 12 }, (_, n) => ex.submit(batch.logThenKill, { n, log, kill: 4 })),
+      );
+      const runs = (await readFile(log, "utf8")).trim().split("\n").map(Number);
+      assert.equal(runs.length, new Set(runs).size, `a submit ran twice: ${runs.join(",")}`);
+      const crashed = settled[4] as PromiseRejectedResult;
+      assert.ok(crashed.reason instanceof WorkerCrashedError, String(crashed.reason));
+      for (let n = 0; n < settled.length; n++) {
+        const one = settled[n];
+        if (one.status === "fulfilled") assert.equal(one.value, n);
+        else assert.ok(one.reason instanceof WorkerCrashedError, `submit ${n}: ${one.reason}`);
+      }
+      // The process was replaced: a later submit runs.
+      assert.equal(await ex.submit(batch.logThenKill, { n: 99, log, kill: -1 }), 99);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("warmup() (threads): a load that times out beside a running call", () => {
+  test("warmup() rejects, and the call running on that thread still settles", async () => {
+    await using ex = new ParallelExecutor({
+      strategy: "threads",
+      maxWorkers: 1,
+      loadTimeoutMs: 300,
+    });
+    await ex.warmup();
+    const running = ex.map(work.sleepThen, [{ ms: 1000, value: "done" }]);
+    const slow = tasks<typeof import("./fixtures/slow_loads.ts")>(
+      new URL("./fixtures/slow_loads.ts", import.meta.url),
+    );
+    const error = await rejection(ex.warmup({ tasks: [slow.square] }), "the slow warmup");
+    assert.equal((error as Error).name, "LoadTimeoutError");
+    assert.deepEqual(await within(running, 20_000, "the call beside it"), ["done"]);
   });
 });
 

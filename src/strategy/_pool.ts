@@ -194,7 +194,10 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
     if (limit !== undefined) {
       timer = setTimeout(() => {
         timedOut = true;
-        this.retire(worker); // Stuck in the import: it would serve nothing.
+        // Stuck in the import: an idle worker would serve nothing, so it goes. One running a
+        // call's chunk stays until that settles: the stuck import does not stop it.
+        if (worker.job !== undefined) return;
+        this.retire(worker);
         this.pump();
       }, limit);
     }

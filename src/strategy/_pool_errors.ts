@@ -84,13 +84,14 @@ export function crashedChunk(
  * What a crash did to a batch, by position: the submit that was running at `running` failed
  * with the crash, those before it ran but lost their results with the worker; those after it
  * never ran (they are not in the map: they go back to the queue). With `running` undefined the
- * whole batch had run.
+ * whole batch had run, or (`unknown`) how far it got is not known: every submit in it fails.
  */
 export function crashedBatch(
   job: Job<unknown>,
   running: number | undefined,
   exit: ThreadExit,
   cause: unknown,
+  unknown = false,
 ): Map<number, unknown> {
   const members = job.members!;
   const last = running === undefined
@@ -103,7 +104,10 @@ export function crashedBatch(
     failed.set(
       k,
       new WorkerCrashedError(
-        k === last
+        unknown
+          ? `The worker crashed (${exit.message}) while it ran one message of submits with ` +
+            `task 0 in it; which of them it was running is not known`
+          : k === last
           ? `The worker running task 0 crashed: ${exit.message}`
           : `The worker crashed (${exit.message}) after task 0 ran, before its result came back: ` +
             `it ran in one message with other submits`,

@@ -15,7 +15,7 @@ import type {
   ToWorkerEvent,
   WorkerControl,
 } from "../protocol.ts";
-import { Bank, bankAt, MS_OFFSET, Payload, Shares, Slot, SLOTS } from "../protocol.ts";
+import { Bank, MS_OFFSET, Payload, Shares, Slot, SLOTS } from "../protocol.ts";
 import { seedWords } from "../worker/seed.js";
 import type { ThreadHandle } from "../runtime/mod.ts";
 import type { Job } from "./_pool.ts";
@@ -176,22 +176,4 @@ export function connect(
     heap,
   };
   worker.handle.postMessage(init, [events.port2, control.port2]);
-}
-
-/**
- * The chunk a result payload answers: of the two a worker may hold, the first whose bank says
- * it is done (results come in order on one port; a failure goes on the events port).
- */
-export function answered(worker: PoolWorker): Job<PoolWorker> | undefined {
-  const { job, next, header } = worker;
-  if (job !== undefined && header[bankAt(job.bank!) + Bank.DONE_ID] === job.id) return job;
-  if (next !== undefined && header[bankAt(next.bank!) + Bank.DONE_ID] === next.id) return next;
-  return job;
-}
-
-/** The chunk with `id` on `worker`, if it holds it. */
-export function holding(worker: PoolWorker, id: number): Job<PoolWorker> | undefined {
-  if (worker.job?.id === id) return worker.job;
-  if (worker.next?.id === id) return worker.next;
-  return undefined;
 }

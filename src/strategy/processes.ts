@@ -312,9 +312,12 @@ export class ProcessPool extends Pool<PoolProcess> {
     const last = worker.last;
     if (job?.members !== undefined && !job.settled) {
       const cause = last?.type === "fatal" ? reviveError(last.error) : undefined;
-      const running = last === undefined ? 0 : last.index;
+      // Without last words (SIGKILL, a native crash) nothing says how far the batch got: every
+      // submit in it fails, rather than one that may have run being run again.
+      const running = last === undefined ? undefined : last.index;
       const code = exit.code ?? (last?.type === "exit" ? last.code : undefined);
-      this.queue.unbatch(job, crashedBatch(job, running, { message: how, code }, cause));
+      const exitLike = { message: how, code };
+      this.queue.unbatch(job, crashedBatch(job, running, exitLike, cause, last === undefined));
     } else if (job !== undefined && !job.settled) {
       const { base, items } = job.request;
       const index = last !== undefined && last.index >= base && last.index < base + items.length

@@ -33,7 +33,7 @@ import type {
   WrappedPayload,
 } from "../protocol.ts";
 import { Bank, bankAt, Claim, Payload, Slot, SLOTS, STATE_BYTES } from "../protocol.ts";
-import { answered, connect, holding, newWorker, stopThread, writeRun } from "./_thread_worker.ts";
+import { connect, newWorker, stopThread, writeRun } from "./_thread_worker.ts";
 import type { PoolWorker } from "./_thread_worker.ts";
 import type { ThreadExit, ThreadFactory } from "../runtime/mod.ts";
 import { workerEntry } from "../runtime/_entries.ts";
@@ -121,16 +121,36 @@ export class ThreadPool extends Pool<PoolWorker> {
     }
   }
 
-  /** A result payload: which chunk it answers is in the shared header, in that chunk's bank. */
+  /**
+   * A chunk's reply: its values, or (`Payload.EVENT` in its bank) how it ended otherwise. Every
+   * reply comes on the worker's own port, in the order the chunks ran, so it is the reply of the
+   * oldest chunk the worker holds.
+   */
   #onResult(worker: PoolWorker, payload: unknown): void {
     if (worker.dead) return;
+    const job = worker.job;
+    if (job === undefined || job.bank === undefined) return;
+    const at = bankAt(job.bank);
+    const id = worker.header[at + Bank.DONE_ID];
+    if (id !== job.id) {
+      // Never hand a reply to the wrong chunk: a worker out of step is replaced.
+      return this.#onDeath(worker, {
+        message: `it answered chunk ${id} while chunk ${job.id} was the one to answer`,
+      });
+    }
+    const kind = worker.header[at + Bank.DONE_PAYLOAD];
+    if (kind === Payload.EVENT) {
+      const event = payload as Extract<FromWorkerEvent, { id: number }>;
+      if (event.type !== "skipped") this.#replied(worker);
+      if (!job.settled && event.type === "fail") this.settle(job, failureOf(event));
+      else if (!job.settled && event.type === "cancelled") {
+        this.settle(job, job.request.signal?.reason);
+      }
+      return this.#done(worker, job);
+    }
     this.#replied(worker);
-    const job = answered(worker);
-    if (job === undefined) return;
     if (!job.settled) {
-      const bank = job.bank!;
-      const ms = job.request.timed ? worker.runMs[bank] : NaN;
-      const kind = worker.header[bankAt(bank) + Bank.DONE_PAYLOAD];
+      const ms = job.request.timed ? worker.runMs[job.bank] : NaN;
       if (kind === Payload.EACH) {
         const reply = payload as EachReply;
         this.settle(job, undefined, { values: reply.values, ms, failures: eachFailures(reply) });
@@ -214,21 +234,6 @@ export class ThreadPool extends Pool<PoolWorker> {
     if (event.type === "stopped") return worker.stopped?.();
     if (worker.dead) return;
     switch (event.type) {
-      case "fail":
-      case "cancelled":
-      case "skipped": {
-        const job = holding(worker, event.id);
-        if (job === undefined) return;
-        if (event.type !== "skipped") this.#replied(worker);
-        if (!job.settled && event.type !== "skipped") {
-          this.settle(
-            job,
-            event.type === "fail" ? failureOf(event) : job.request.signal?.reason,
-          );
-        }
-        this.#done(worker, job);
-        return;
-      }
       case "fatal":
         worker.fatal = reviveError(event.error);
         this.#onDeath(worker, {
@@ -342,7 +347,13 @@ export class ThreadPool extends Pool<PoolWorker> {
     const index = job.request.base;
     const hard = this.#factory.canStopBusyThread;
     // The chunk behind it has started, so this one finished in time: its reply is on its way.
-    if (hard && worker.next !== undefined && !this.#revoke(worker, worker.next, true)) return;
+    const next = worker.next;
+    if (next !== undefined) {
+      const started = hard
+        ? !this.#revoke(worker, next, true)
+        : Atomics.load(worker.header, bankAt(next.bank!) + Bank.CLAIM) === Claim.TAKEN;
+      if (started) return;
+    }
     this.settle(job, threadTimeout(index, timeoutMs, hard));
     this.#stop(worker, job, hard);
   }

@@ -181,13 +181,13 @@ function runChunk(id, bank, fn, base, items, one, timed, each) {
     fail(index, error) {
       current = undefined;
       beforeReply();
-      postEvent({ type: "fail", id, index, error: serializeError(error) });
+      replyEvent(at, { type: "fail", id, index, error: serializeError(error) });
       startWaiting();
     },
     stopped() {
       current = undefined;
       beforeReply();
-      postEvent({ type: "cancelled", id });
+      replyEvent(at, { type: "cancelled", id });
       startWaiting();
     },
     done(values, failures) {
@@ -201,14 +201,14 @@ function runChunk(id, bank, fn, base, items, one, timed, each) {
       try {
         post(one ? values[0] : reply ?? values);
       } catch (error) {
-        if (each === undefined) postEvent(resultCloneFailure(id, base, values, error));
+        if (each === undefined) replyEvent(at, resultCloneFailure(id, base, values, error));
         else {
           // Each result that cannot be cloned fails its own submit; the others go back.
           header[at + Bank.DONE_PAYLOAD] = Payload.EACH;
           try {
             post(eachCloneReply(values, reply, error));
           } catch (again) {
-            postEvent(resultCloneFailure(id, base, values, again));
+            replyEvent(at, resultCloneFailure(id, base, values, again));
           }
         }
       }
@@ -216,6 +216,20 @@ function runChunk(id, bank, fn, base, items, one, timed, each) {
     },
   };
   runItems(fn, chunk, base, items, hooks, each);
+}
+
+/**
+ * A chunk's reply that is an event, not its values: on the worker's own port like the values,
+ * so that the pool gets every chunk's reply in the order the chunks ran (two ports would not
+ * keep it); `Payload.EVENT` in the chunk's bank says what it is.
+ *
+ * @param {number} at The chunk's bank.
+ * @param {Extract<FromWorkerEvent, { id: number }>} event
+ */
+function replyEvent(at, event) {
+  header[at + Bank.DONE_ID] = event.id;
+  header[at + Bank.DONE_PAYLOAD] = Payload.EVENT;
+  post(event);
 }
 
 /**
@@ -259,7 +273,7 @@ function start(bank, payload) {
   // The pool may have taken the chunk back to run it elsewhere: whoever changes the claim
   // first wins, so it runs exactly once.
   if (Atomics.compareExchange(header, at + Bank.CLAIM, id, Claim.TAKEN) !== id) {
-    postEvent({ type: "skipped", id });
+    replyEvent(at, { type: "skipped", id });
     return startWaiting();
   }
   const fn = /** @type {TaskFn} */ (prepared.get(header[at + Bank.RUN_TASK]));

@@ -87,6 +87,12 @@ export const Payload = /** @type {const} */ ({
    * a `MANY` array.
    */
   EACH: 3,
+  /**
+   * Back only: the reply is a chunk's event (`fail`, `cancelled`, `skipped`), not its values.
+   * Every reply of a chunk goes on the worker's own port, so replies come in the order the
+   * chunks ran, and each one is the oldest chunk's the pool holds.
+   */
+  EVENT: 4,
 });
 
 /** Flags in `Slot.RUN_SHARED`. */
