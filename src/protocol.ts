@@ -107,7 +107,11 @@ export interface WrappedPayload {
   payload: unknown;
 }
 
-/** Worker → main, on the events port. */
+/**
+ * Worker → main. A chunk's own events (`fail`, `cancelled`, `skipped`) go on the worker's own
+ * port with `Payload.EVENT` in the chunk's bank, so that every reply of a chunk keeps the order
+ * the chunks ran in; the rest go on the events port.
+ */
 export type FromWorkerEvent =
   | { type: "fail"; id: number; index: number; error: WireError; clone?: CloneFailure }
   /** The chunk was cancelled before it finished. */
