@@ -36,6 +36,24 @@ export const COMMANDS = {
 };
 
 /** How long a process may linger after printing its report before it counts as not exiting. */
+/**
+ * The runtimes a `--runtimes deno,bun,node` list names.
+ *
+ * @param {string} list
+ * @returns {string[]}
+ */
+export function parseRuntimes(list) {
+  const runtimes = list.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const rt of runtimes) {
+    if (!(rt in COMMANDS)) {
+      throw new RangeError(
+        `Expected \`--runtimes\` to list deno, bun or node, got ${JSON.stringify(rt)}`,
+      );
+    }
+  }
+  return runtimes;
+}
+
 export const EXIT_GRACE_MS = 15_000;
 
 /**

@@ -40,7 +40,8 @@ import { join } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { meets } from "./_report.js";
-import { BENCH, COMMANDS, hasTaskset, ROOT, RUN, runOnce } from "./_runs.mjs";
+import { BENCH, COMMANDS, hasTaskset, parseRuntimes, ROOT, RUN, runOnce } from "./_runs.mjs";
+import { parseArgs } from "node:util";
 
 /** A figure this much worse than its baseline is flagged "slower". */
 export const SLOWER = 1.1;
@@ -182,45 +183,31 @@ const RUN_ARGS = {
  */
 
 function parseCommandLine() {
-  const args = process.argv.slice(2);
-  let runtimes = Object.keys(COMMANDS);
-  let update = false;
-  let json = false;
-  let baseline = BASELINE;
-  let retry = true;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    const [name, inline] = arg.startsWith("--") && arg.includes("=")
-      ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
-      : [arg, undefined];
-    const value = () => inline ?? args[++i] ?? "";
-    if (name === "--runtimes") runtimes = value().split(",").map((s) => s.trim()).filter(Boolean);
-    else if (name === "--update") update = true;
-    else if (name === "--json") json = true;
-    else if (name === "--baseline") baseline = value();
-    else if (name === "--no-retry") retry = false;
-    else if (name === "--help" || name === "-h") {
-      console.log(
-        "usage: node bench/check.mjs [--update] [--json] [--runtimes deno,bun,node] " +
-          "[--baseline file] [--no-retry]",
-      );
-      process.exit(0);
-    } else {
-      throw new RangeError(
-        `Expected one of --update, --json, --runtimes, --baseline, --no-retry, got ${
-          JSON.stringify(arg)
-        }`,
-      );
-    }
+  const { values } = parseArgs({
+    options: {
+      runtimes: { type: "string", default: Object.keys(COMMANDS).join(",") },
+      update: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      baseline: { type: "string", default: BASELINE },
+      "no-retry": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(
+      "usage: node bench/check.mjs [--update] [--json] [--runtimes deno,bun,node] " +
+        "[--baseline file] [--no-retry]",
+    );
+    process.exit(0);
   }
-  for (const rt of runtimes) {
-    if (!(rt in COMMANDS)) {
-      throw new RangeError(
-        `Expected \`--runtimes\` to list deno, bun or node, got ${JSON.stringify(rt)}`,
-      );
-    }
-  }
-  return { runtimes, update, json, baseline, retry };
+  const { update, json, baseline } = values;
+  return {
+    runtimes: parseRuntimes(values.runtimes),
+    update,
+    json,
+    baseline,
+    retry: !values["no-retry"],
+  };
 }
 
 /**

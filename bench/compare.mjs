@@ -34,7 +34,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { formatReport, formatValue } from "./_report.js";
-import { BENCH, COMMANDS, hasTaskset, ROOT, RUN, runOnce } from "./_runs.mjs";
+import { BENCH, COMMANDS, hasTaskset, parseRuntimes, ROOT, RUN, runOnce } from "./_runs.mjs";
 
 /**
  * The runs of `run.ts` per runtime, in the order they run, each in a process of its own; the
@@ -98,19 +98,12 @@ function parseCommandLine() {
       ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
       : [arg, undefined];
     const value = () => inline ?? args[++i] ?? "";
-    if (name === "--runtimes") runtimes = value().split(",").map((s) => s.trim()).filter(Boolean);
+    if (name === "--runtimes") runtimes = parseRuntimes(value());
     else if (name === "--only") {
       parts = value().split(",").map((s) => s.trim()).filter(Boolean)
         .flatMap((p) => SCENARIOS[p] ?? [p]);
     } else if (name === "--no-pin") pin = false;
     else forward.push(arg);
-  }
-  for (const rt of runtimes) {
-    if (!(rt in COMMANDS)) {
-      throw new RangeError(
-        `Expected \`--runtimes\` to list deno, bun or node, got ${JSON.stringify(rt)}`,
-      );
-    }
   }
   for (const p of parts) {
     if (!PARTS.includes(p)) {
