@@ -19,6 +19,7 @@ import { SerialStrategy } from "./strategy/serial.ts";
 import { ThreadPool } from "./strategy/threads.ts";
 import { ProcessPool } from "./strategy/processes.ts";
 import { detect, threadFactory } from "./runtime/mod.ts";
+import { ASYNC_CONCURRENCY } from "./config.ts";
 
 /** Marks the global scope of a fanout worker (set by thread_entry.js and process_entry.js). */
 const WORKER_MARK = Symbol.for("fanout.worker");
@@ -75,10 +76,14 @@ export class Core {
   builtIn(name: StrategyName): BuiltInStrategy {
     let strategy = this.#strategies.get(name);
     if (strategy !== undefined) return strategy;
-    const { maxWorkers, pool } = this.settings;
+    const { maxWorkers, pool, concurrency } = this.settings;
     if (pool.maxMemoryMb !== undefined) warnIfNoCap(name);
-    strategy = name === "serial"
-      ? new SerialStrategy({ loadTimeoutMs: pool.loadTimeoutMs })
+    strategy = name === "serial" || name === "async"
+      ? new SerialStrategy({
+        name,
+        loadTimeoutMs: pool.loadTimeoutMs,
+        concurrency: concurrency ?? (name === "async" ? ASYNC_CONCURRENCY : 1),
+      })
       : name === "threads"
       ? new ThreadPool(maxWorkers, threadFactory(), pool)
       : new ProcessPool(maxWorkers, pool);
@@ -163,8 +168,8 @@ function warnIfNoCap(strategy: StrategyName): void {
   const key = `${runtime}/${strategy}`;
   if (capped || warnedNoCap.has(key)) return;
   warnedNoCap.add(key);
-  const where = strategy === "serial"
-    ? "the serial strategy runs on the calling thread"
+  const where = strategy === "serial" || strategy === "async"
+    ? `the ${strategy} strategy runs on the calling thread`
     : can.noHeapCap;
   process.emitWarning(
     `fanout: maxMemoryMb has no effect with ${strategy} on ${runtime}: ${where}`,

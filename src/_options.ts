@@ -7,7 +7,7 @@
  */
 
 import type { ParallelConfig } from "./config.ts";
-import { MAX_WORKERS, MIN_MEMORY_MB } from "./config.ts";
+import { MAX_CONCURRENCY, MAX_WORKERS, MIN_MEMORY_MB } from "./config.ts";
 import { parseParallelEnv } from "./env.ts";
 import type { EnvConfig } from "./config.ts";
 import type { PoolOptions } from "./strategy/_pool.ts";
@@ -33,6 +33,7 @@ const LOAD_TIMEOUT_MS = 60_000;
 const EXECUTOR_OPTIONS = [
   "strategy",
   "maxWorkers",
+  "concurrency",
   "chunkSize",
   "minBatchSize",
   "taskSizeHintBytes",
@@ -51,8 +52,8 @@ const EXECUTOR_OPTIONS = [
 
 /** The options each call method takes. */
 const CALL_OPTIONS = {
-  map: ["signal", "chunkSize", "timeoutMs", "seed"],
-  imap: ["signal", "chunkSize", "timeoutMs", "ordered", "seed"],
+  map: ["signal", "chunkSize", "concurrency", "timeoutMs", "seed"],
+  imap: ["signal", "chunkSize", "concurrency", "timeoutMs", "ordered", "seed"],
   submit: ["signal", "timeoutMs", "seed"],
 } as const;
 
@@ -66,6 +67,8 @@ export interface Settings {
   /** Why a fixed strategy was chosen (the option, or CE_PARALLEL); empty under auto. */
   readonly choiceReason: string;
   readonly maxWorkers: number;
+  /** Items in flight at once, as set (option or CE_PARALLEL); `undefined`: the strategy's default. */
+  readonly concurrency: number | undefined;
   readonly chunkSize: number | "auto";
   readonly minBatchSize: number;
   readonly taskSizeHintBytes: number | undefined;
@@ -85,6 +88,8 @@ export interface Settings {
 export interface CallSettings {
   readonly signal: AbortSignal | undefined;
   readonly chunkSize: number | "auto";
+  /** Items in flight at once, as set; `undefined`: the strategy's default (or auto's choice). */
+  readonly concurrency: number | undefined;
   readonly timeoutMs: number | undefined;
   readonly seed: bigint;
   readonly ordered: boolean;
@@ -125,6 +130,7 @@ export function resolveSettings(options: ParallelConfig): Settings {
     choice,
     choiceReason,
     maxWorkers: count("maxWorkers", 1, MAX_WORKERS) ?? Math.min(detect().cpus, MAX_WORKERS),
+    concurrency: count("concurrency", 1, MAX_CONCURRENCY),
     timeoutMs,
     chunkSize: withTimeout(checkChunkSize(options.chunkSize ?? env.chunkSize ?? "auto"), timeoutMs),
     minBatchSize: count("minBatchSize", 0) ?? 2,
@@ -178,7 +184,10 @@ export function resolveCall(kind: CallKind, settings: Settings, options: unknown
     throw new TypeError(`Expected \`ordered\` to be a boolean, got ${describe(ordered)}`);
   }
   const seed = o.seed === undefined ? settings.seed : toBaseSeed(o.seed);
-  return { signal, chunkSize, timeoutMs, seed, ordered };
+  const concurrency = o.concurrency === undefined
+    ? settings.concurrency
+    : checkInteger("concurrency", o.concurrency, 1, MAX_CONCURRENCY);
+  return { signal, chunkSize, concurrency, timeoutMs, seed, ordered };
 }
 
 /** A strategy by name, or an object that has what a strategy needs. */

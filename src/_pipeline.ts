@@ -43,7 +43,15 @@ import { ExecutorClosedError } from "./errors.ts";
 
 /** What a pipeline needs of a strategy. */
 export interface Runner {
+  /** Chunks in flight at once. */
   readonly concurrency: number;
+  /**
+   * Items of one chunk in flight at once: a worker's share of the call's `concurrency`; 1 on
+   * the calling thread, where chunks are what is in flight.
+   */
+  readonly perChunk: number;
+  /** Whether chunks run on the calling thread (serial, async; auto while it probes). */
+  readonly onCaller: boolean;
   run(request: BuiltInRequest): Promise<ChunkResult>;
 }
 
@@ -79,7 +87,7 @@ export class Pipeline {
   readonly #signal: AbortSignal;
   readonly #unlisten: () => void;
   #sink: Sink | undefined;
-  /** Most items dispatched but not yet released by the consumer. */
+  /** Most items dispatched but not yet released by the consumer, per chunk in flight. */
   #window = Infinity;
   #position = 0;
   #seq = 0;
@@ -108,9 +116,13 @@ export class Pipeline {
     this.#task = task;
     this.#source = toSource(items);
     this.#call = call;
+    const runner = this.#runner;
+    const workers = (): number => runner.concurrency;
+    const least = (): number => runner.perChunk;
+    const here = (): number => runner.onCaller ? runner.concurrency : 0;
     this.#sizer = memory === undefined
-      ? new ChunkSizer(call.chunkSize, () => this.#runner.concurrency)
-      : ChunkSizer.forTask(call.chunkSize, () => this.#runner.concurrency, memory, task);
+      ? new ChunkSizer(call.chunkSize, workers, undefined, least, here)
+      : ChunkSizer.forTask(call.chunkSize, workers, memory, task, least, here);
     const own = this.#control.signal;
     this.#signal = call.signal === undefined ? own : AbortSignal.any([call.signal, own]);
     // Only the caller's abort needs a listener: the pipeline's own abort comes from #fail.
@@ -124,7 +136,10 @@ export class Pipeline {
     return this.#signal;
   }
 
-  /** Starts reading the input into `sink`, keeping at most `window` items unconsumed. */
+  /**
+   * Starts reading the input into `sink`, keeping at most `window` items unconsumed per chunk
+   * the runner keeps in flight.
+   */
   start(sink: Sink, window = Infinity): void {
     this.#sink = sink;
     this.#window = window;
@@ -152,11 +167,12 @@ export class Pipeline {
     if (this.#filling || this.stopped) return;
     this.#filling = true;
     try {
-      const window = this.#window;
       const source = this.#source;
+      const runner = this.#runner;
+      let window;
       while (
-        !this.stopped && !this.#exhausted && this.#inFlight < this.#runner.concurrency &&
-        this.#outstanding < window
+        !this.stopped && !this.#exhausted && this.#inFlight < runner.concurrency &&
+        this.#outstanding < (window = this.#windowOf(runner))
       ) {
         const remaining = source.kind === "array"
           ? source.items.length - this.#position
@@ -178,13 +194,25 @@ export class Pipeline {
     this.#checkFinished();
   }
 
+  /**
+   * Items dispatched and not yet consumed, at most: `window` per worker, or on the calling
+   * thread `window` in all (its chunks are small when many are in flight), and never so few
+   * that fewer than `concurrency` chunks could be in flight.
+   */
+  #windowOf(runner: Runner): number {
+    const window = this.#window;
+    return runner.onCaller ? Math.max(window, 2 * runner.concurrency) : window * runner.concurrency;
+  }
+
   #dispatch(items: unknown[]): void {
     const seq = this.#seq++;
     const base = this.#position - items.length;
     const call = this.#call;
+    const runner = this.#runner;
     this.#inFlight++;
     this.#outstanding += items.length;
-    this.#runner.run({
+    const perChunk = runner.perChunk;
+    runner.run({
       task: this.#task,
       base,
       items,
@@ -192,6 +220,7 @@ export class Pipeline {
       signal: this.#signal,
       timeoutMs: call.timeoutMs,
       seed: call.seed,
+      concurrency: perChunk > 1 && items.length > 1 ? perChunk : undefined,
     }).then(
       (result) => {
         this.#inFlight--;

@@ -29,6 +29,7 @@ import { estimateBytes } from "./strategy/_bytes.ts";
 import { countOf } from "./_source.ts";
 import { calibration } from "./chunking.ts";
 import { detect } from "./runtime/mod.ts";
+import { SerialStrategy } from "./strategy/serial.ts";
 import type { TaskSpec } from "./protocol.ts";
 import process from "node:process";
 
@@ -67,6 +68,8 @@ export class Route {
   readonly #respawnBase: [Strategy, number][] = [];
   #ended = false;
   readonly #probeOnly: boolean;
+  /** The call's `concurrency`, if the caller set it (it wins over auto's). */
+  readonly #concurrency: number | undefined;
 
   /**
    * Begins a call, counted by `close()`.
@@ -75,7 +78,7 @@ export class Route {
    * @param kind Which method made it.
    * @param spec Its task.
    * @param items Its input (auto sizes the workload from it, without reading it).
-   * @param timeoutMs Its timeout.
+   * @param call Its timeout and concurrency, as the caller set them.
    * @param probeOnly For `explain()`: auto's probe, and nothing after it.
    */
   constructor(
@@ -83,10 +86,11 @@ export class Route {
     kind: CallKind,
     spec: TaskSpec,
     items: unknown,
-    timeoutMs: number | undefined,
+    call: { readonly timeoutMs: number | undefined; readonly concurrency: number | undefined },
     probeOnly = false,
   ) {
     this.core = core;
+    this.#concurrency = call.concurrency;
     this.kind = kind;
     this.#probeOnly = probeOnly;
     this.pin = core.shared.begin();
@@ -100,7 +104,7 @@ export class Route {
     core.begin();
     if (kind === "submit") core.submits++;
     try {
-      this.runner = this.#route(spec, items, timeoutMs, probeOnly);
+      this.runner = this.#route(spec, items, call.timeoutMs, probeOnly);
     } catch (error) {
       this.end(false);
       throw error;
@@ -121,7 +125,9 @@ export class Route {
       return this.#runnerOf(choice);
     }
     if (choice !== "auto") {
-      const broken = choice === "serial" ? undefined : core.broken[choice];
+      const broken = choice === "threads" || choice === "processes"
+        ? core.broken[choice]
+        : undefined;
       if (broken !== undefined && forceSerialOnFailure) {
         // The pool could not start before; with forceSerialOnFailure, do not pay for it again.
         this.choose(
@@ -132,7 +138,9 @@ export class Route {
         return this.#runnerOf(core.builtIn("serial"));
       }
       const strategy = core.builtIn(choice);
-      this.choose(strategy.name, choiceReason, strategy.concurrency);
+      // Workers: none on the calling thread, however many items are in flight there.
+      const workers = strategy instanceof SerialStrategy ? 1 : strategy.concurrency;
+      this.choose(strategy.name, choiceReason, workers);
       return this.#runnerOf(strategy);
     }
     // Submits running side by side are, together, a batch: count them as its items.
@@ -141,15 +149,20 @@ export class Route {
     return new AutoRunner(
       {
         measured: (perItemMs) => core.estimates.set(spec, perItemMs),
-        workload: (perItemMs, measured, done, sample) =>
-          workload(core, count, sample ?? first, timeoutMs, perItemMs, measured, done),
-        runner: (name) => this.#runnerOf(core.builtIn(name)),
+        profiled: (profile) => core.estimates.setProfile(spec, profile),
+        workload: (perItemMs, measured, done, sample, profile) =>
+          workload(core, count, sample ?? first, timeoutMs, perItemMs, measured, done, {
+            profile,
+            concurrency: this.#concurrency,
+          }),
+        runner: (name, concurrency) => this.#runnerOf(core.builtIn(name), concurrency),
         chosen: (decision) => {
           if (!probeOnly) core.regretMs += decision.regretMs;
           this.choose(decision.strategy!, () => decision.reason, decision.workers);
         },
       },
       core.estimates.of(spec),
+      core.estimates.profile(spec),
       probeOnly,
     );
   }
@@ -170,19 +183,33 @@ export class Route {
     }
   }
 
-  /** The runner of `strategy` for this call. */
-  #runnerOf(strategy: Strategy): Runner {
+  /**
+   * The runner of `strategy` for this call. Its concurrency (the caller's, else `chosen`, auto's)
+   * is what the calling-thread strategies keep in flight as chunks, and what a worker runs at
+   * once of each chunk.
+   */
+  #runnerOf(strategy: Strategy, chosen?: number): Runner {
     if (this.#listening && !this.#respawnBase.some(([used]) => used === strategy)) {
       this.#respawnBase.push([strategy, respawnsOf(strategy)]);
     }
     const direct = (request: BuiltInRequest): Promise<ChunkResult> => this.#run(strategy, request);
-    if (!this.core.settings.forceSerialOnFailure || strategy.name === "serial") {
-      return { concurrency: strategy.concurrency, run: direct };
+    const wanted = this.#concurrency ?? chosen;
+    const here = strategy instanceof SerialStrategy;
+    const concurrency = here ? wanted ?? strategy.concurrency : strategy.concurrency;
+    const perChunk = here ? 1 : wanted ?? 1;
+    if (!this.core.settings.forceSerialOnFailure || here) {
+      return { concurrency, perChunk, onCaller: here, run: direct };
     }
     const fellBack = (): Runner | undefined => this.#fellBack;
     return {
       get concurrency(): number {
-        return fellBack()?.concurrency ?? strategy.concurrency;
+        return fellBack()?.concurrency ?? concurrency;
+      },
+      get perChunk(): number {
+        return fellBack()?.perChunk ?? perChunk;
+      },
+      get onCaller(): boolean {
+        return fellBack()?.onCaller ?? here;
       },
       run: (request) => {
         if (this.#fellBack !== undefined) return this.#fellBack.run(request);
@@ -202,7 +229,8 @@ export class Route {
       this.core.broken[strategy.name as "threads" | "processes"] = why;
     }
     this.#fallbacks++;
-    this.#fellBack = this.#runnerOf(this.core.builtIn("serial"));
+    const serial = this.#runnerOf(this.core.builtIn("serial"));
+    this.#fellBack = serial;
     const reason = `serial: fell back from ${strategy.name}: ${why}`;
     this.#tell({ type: "fallback", from: strategy.name, reason, error });
     this.choose("serial", reason, 1);
@@ -350,6 +378,7 @@ function workload(
   perItemMs: number | undefined,
   measured: Workload["measured"],
   done: number,
+  waits: Pick<Workload, "profile" | "concurrency">,
 ): Workload {
   const settings = core.settings;
   const runtime = detect().name;
@@ -362,6 +391,8 @@ function workload(
     minBatchSize: settings.minBatchSize,
     perItemMs,
     measured,
+    profile: waits.profile,
+    concurrency: waits.concurrency,
     inputBytes: settings.taskSizeHintBytes ??
       (sample === undefined ? undefined : estimateBytes(sample)),
     isolate: settings.isolate,
@@ -377,8 +408,8 @@ function workload(
 
 /** What a user's own strategy gets of a chunk: the public `ChunkRequest`, nothing of the pool. */
 function publicPart(request: BuiltInRequest): BuiltInRequest {
-  const { task, base, items, signal, timeoutMs, seed } = request;
-  return { task, base, items, signal, timeoutMs, seed };
+  const { task, base, items, signal, timeoutMs, seed, concurrency } = request;
+  return { task, base, items, signal, timeoutMs, seed, concurrency };
 }
 
 function noop(): void {}

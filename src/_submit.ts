@@ -21,7 +21,7 @@ export function directStrategy(core: Core): BuiltInStrategy | undefined {
   if (core.direct !== undefined) return core.direct ?? undefined;
   const { choice, onEvent, log, forceSerialOnFailure } = core.settings;
   const direct = typeof choice !== "string" || choice === "auto" || onEvent !== undefined ||
-      log || (forceSerialOnFailure && choice !== "serial")
+      log || (forceSerialOnFailure && choice !== "serial" && choice !== "async")
     ? null
     : core.builtIn(choice);
   // The settings never change, nor does the strategy an executor made for a name.
@@ -53,7 +53,10 @@ export function submitDirect<O>(
   core.begin();
   const end = core.submitEnd ??= submitEnd(core, strategy.name);
   const { signal, timeoutMs, seed } = call;
-  const request = { task: spec, base: 0, items, signal, timeoutMs, seed, single: true, shared };
+  const concurrency = call.concurrency;
+  const request = concurrency === undefined || concurrency === 1
+    ? { task: spec, base: 0, items, signal, timeoutMs, seed, single: true, shared }
+    : { task: spec, base: 0, items, signal, timeoutMs, seed, single: true, shared, concurrency };
   const enqueue = strategy.enqueue;
   if (enqueue === undefined) {
     return strategy.run(request).then((result) => {

@@ -38,20 +38,33 @@ export class ChunkSizer {
   #opening = 0;
   /** The even share of those opening chunks, fixed when the first one is cut. */
   #openingShare: number | undefined;
+  /** Items a worker runs at once of a chunk: an auto chunk holds at least that many. */
+  readonly #least: () => number;
+  /** Chunks in flight at once on the calling thread (0: they go to workers). */
+  readonly #here: () => number;
 
   /**
    * @param chunkSize A fixed size, or "auto".
    * @param workers How many chunks run at once (read on every chunk: with strategy "auto" it
    *   is known only once the call's strategy is chosen).
    * @param estimateMs Time per item measured by an earlier call of the same task, if any.
+   * @param least Items of a chunk a worker runs at once (its `concurrency`): an auto chunk
+   *   holds at least that many while the input has them, so the worker has them all in flight.
+   * @param here Chunks in flight at once on the calling thread (0 when they go to workers):
+   *   there a chunk's items run one after another, so with more than one in flight a chunk
+   *   never takes more than its share of what is left, and each of them has work.
    */
   constructor(
     chunkSize: number | "auto",
     workers: number | (() => number),
     estimateMs?: number,
+    least: () => number = one,
+    here: () => number = zero,
   ) {
     this.#fixed = chunkSize === "auto" ? undefined : chunkSize;
     this.#workers = typeof workers === "number" ? () => workers : workers;
+    this.#least = least;
+    this.#here = here;
     if (estimateMs !== undefined && Number.isFinite(estimateMs) && estimateMs >= 0) {
       this.#perItemMs = estimateMs;
       this.#last = MAX_CHUNK;
@@ -67,9 +80,18 @@ export class ChunkSizer {
   /** Size of the next chunk; `remaining` is the number of items left, when known. */
   next(remaining?: number): number {
     if (this.#fixed !== undefined) return this.#fixed;
+    const least = this.#least();
+    if (least > 1) return this.#atLeast(least, remaining);
     if (this.#perItemMs === undefined) return (this.#last = 1);
     const wanted = this.#perItemMs > 0 ? TARGET_CHUNK_MS / this.#perItemMs : Infinity;
     let size = Math.max(1, Math.min(Math.floor(wanted), this.#last * GROWTH, MAX_CHUNK));
+    const here = this.#here();
+    if (here > 1) {
+      // Many chunks in flight on the calling thread: each waits for its items one by one.
+      this.#opening = 0;
+      if (remaining === undefined) return (this.#last = size);
+      return (this.#last = Math.max(1, Math.min(size, Math.floor(remaining / here))));
+    }
     if (remaining !== undefined) {
       // Even out the tail across workers, but never below a quarter of the target duration:
       // shorter chunks cost more in round trips than the imbalance they save. The opening
@@ -85,6 +107,22 @@ export class ChunkSizer {
   }
 
   /**
+   * A chunk for a worker that runs `least` of its items at once: at least that many, or an even
+   * share of what is left when that is fewer; more when they would take less than the target
+   * duration at once (the measured time per item is then the chunk's wall time over its items,
+   * its waits overlapped).
+   */
+  #atLeast(least: number, remaining: number | undefined): number {
+    const share = remaining === undefined ? least : Math.ceil(remaining / this.#workers());
+    const floor = Math.max(1, Math.min(least, share));
+    if (this.#perItemMs === undefined) return (this.#last = floor);
+    this.#opening = 0;
+    const wanted = this.#perItemMs > 0 ? TARGET_CHUNK_MS / this.#perItemMs : Infinity;
+    const size = Math.min(Math.floor(wanted), this.#last * GROWTH, MAX_CHUNK, share);
+    return (this.#last = Math.max(floor, size));
+  }
+
+  /**
    * The sizer of one call of `task`: it starts from what the task's last call measured, and
    * records this call's mean time per item there after each chunk (under auto sizing).
    */
@@ -93,9 +131,11 @@ export class ChunkSizer {
     workers: () => number,
     estimates: Estimates,
     task: TaskSpec,
+    least?: () => number,
+    here?: () => number,
   ): ChunkSizer {
     if (chunkSize !== "auto") return new ChunkSizer(chunkSize, workers);
-    const sizer = new ChunkSizer(chunkSize, workers, estimates.of(task));
+    const sizer = new ChunkSizer(chunkSize, workers, estimates.of(task), least, here);
     sizer.#memory = { estimates, task, mean: new Mean() };
     return sizer;
   }
@@ -148,6 +188,16 @@ export class Mean {
   }
 }
 
+/**
+ * How a task's items spend their time, as auto's probe measured them one at a time on the
+ * calling thread: the wall time per item, and the share of it the thread spent computing (the
+ * rest it waited: on a timer, the network, a file, a subprocess).
+ */
+export interface Profile {
+  readonly wallMs: number;
+  readonly busyShare: number;
+}
+
 /** Most tasks whose time per item an executor remembers. */
 const REMEMBERED = 128;
 
@@ -158,6 +208,8 @@ const REMEMBERED = 128;
  */
 export class Estimates {
   readonly #byTask = new Map<string, number>();
+  /** Of tasks that await: auto's probe's time per item on the calling thread, and its split. */
+  readonly #profiles = new Map<string, Profile>();
   /** Each spec's key, made once (specs are cached per task by the executor). */
   readonly #keys = new WeakMap<TaskSpec, string>();
 
@@ -174,11 +226,34 @@ export class Estimates {
     if (this.#byTask.size > REMEMBERED) this.#byTask.delete(this.#byTask.keys().next().value!);
   }
 
+  /** How the task's items spent their time when auto's probe ran them, if it did. */
+  profile(task: TaskSpec): Profile | undefined {
+    return this.#profiles.get(this.#key(task));
+  }
+
+  /** Records what auto's probe measured of the task. */
+  setProfile(task: TaskSpec, profile: Profile): void {
+    const key = this.#key(task);
+    this.#profiles.delete(key);
+    this.#profiles.set(key, profile);
+    if (this.#profiles.size > REMEMBERED) {
+      this.#profiles.delete(this.#profiles.keys().next().value!);
+    }
+  }
+
   #key(task: TaskSpec): string {
     let key = this.#keys.get(task);
     if (key === undefined) this.#keys.set(task, key = taskKey(task));
     return key;
   }
+}
+
+function one(): number {
+  return 1;
+}
+
+function zero(): number {
+  return 0;
 }
 
 /** A cost, in ms, and whether it was measured in this process or assumed (a constant). */

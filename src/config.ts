@@ -21,8 +21,9 @@ export interface ParallelConfig {
   /**
    * How work runs: on a pool of worker threads (`"threads"`: Web Workers on Deno and Bun,
    * `node:worker_threads` on Node), a pool of child processes (`"processes"`), the calling
-   * thread (`"serial"`), a `Strategy` object of your own, or `"auto"`: chosen per call from
-   * the workload (see `ParallelExecutor.explain`). Inside a worker of another executor,
+   * thread one item at a time (`"serial"`) or with many in flight (`"async"`, for tasks that
+   * mostly wait: see `concurrency`), a `Strategy` object of your own, or `"auto"`: chosen per
+   * call from the workload (see `ParallelExecutor.explain`). Inside a worker of another executor,
    * `"auto"` means serial, so that nested maps do not multiply workers.
    *
    * @default {"auto"}
@@ -36,6 +37,18 @@ export interface ParallelConfig {
    * @default {the number of usable CPUs}
    */
   maxWorkers?: number;
+  /**
+   * How many items of a call may be in flight at once for tasks that return promises: per
+   * worker on threads and processes, on the calling thread for `"serial"` and `"async"`. From 1
+   * to 65,536. With 1 each item starts once the one before it settled: what CPU-bound work
+   * wants. More lets tasks that wait (on the network, files, subprocesses) overlap their waits.
+   * On threads and processes, auto chunking then puts at least this many items in a chunk; with
+   * `timeoutMs` each task is sent on its own, so there each worker runs one at a time.
+   * Overridable per `map` and `imap` call; submits use the executor's.
+   *
+   * @default {1; `"async"` 64; with `"auto"`, chosen from what the first items measured}
+   */
+  concurrency?: number;
   /**
    * Items per message to a worker: a positive integer, or `"auto"` to size chunks from the
    * measured time per item (one item per chunk for slow tasks, thousands for trivial ones).
@@ -161,6 +174,8 @@ export interface EnvConfig {
   mode?: "off" | "auto" | StrategyName;
   /** `workers=N`. */
   maxWorkers?: number;
+  /** `concurrency=N`. */
+  concurrency?: number;
   /** `chunk=N|auto`. */
   chunkSize?: number | "auto";
   /** `min_batch=N`. */
@@ -188,6 +203,10 @@ export interface EnvConfig {
  * tens of MB of memory; far past the CPU count they only compete for it.
  */
 export const MAX_WORKERS = 1024;
+/** Most items of a call in flight at once (`concurrency`). */
+export const MAX_CONCURRENCY = 65_536;
+/** Items in flight at once on the `"async"` strategy when `concurrency` is not set. */
+export const ASYNC_CONCURRENCY = 64;
 /** Smallest `maxMemoryMb`: below it V8 cannot even start a worker (Node aborts the program at 1–2). */
 export const MIN_MEMORY_MB = 16;
 
@@ -209,6 +228,12 @@ export interface Explanation {
 
 /** Options of {@linkcode ParallelExecutor.prototype.map}. */
 export interface MapOptions {
+  /**
+   * Items of this call in flight at once (see `ExecutorOptions.concurrency`).
+   *
+   * @default {the executor's `concurrency`}
+   */
+  concurrency?: number;
   /** Cancels the call: it rejects with `signal.reason`, queued work stops, running work is stopped. */
   signal?: AbortSignal;
   /**

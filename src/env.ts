@@ -8,10 +8,10 @@
 import type { EnvConfig } from "./config.ts";
 import { STRATEGY_NAMES } from "./strategy/types.ts";
 import { MAX_TIMER_MS } from "./_checks.ts";
-import { MAX_WORKERS } from "./config.ts";
+import { MAX_CONCURRENCY, MAX_WORKERS } from "./config.ts";
 
 const MODES = ["off", ...STRATEGY_NAMES, "auto"] as const;
-const ACCEPTED = `a mode (${MODES.join(", ")}), workers=N, chunk=N|auto, ` +
+const ACCEPTED = `a mode (${MODES.join(", ")}), workers=N, concurrency=N, chunk=N|auto, ` +
   "min_batch=N, task_bytes=N[B|KB|MB|GB|KiB|MiB|GiB], force_serial=0|1, timeout=ms, " +
   "load_timeout=ms, kill_grace=ms, max_tasks=N, idle_memory=MB, log=0|1";
 type Bad = (why: string) => RangeError;
@@ -19,6 +19,7 @@ type Bad = (why: string) => RangeError;
 /** Each `key=value` setting: the field of `EnvConfig` it sets, and how its value is read. */
 const SETTINGS: Record<string, [keyof EnvConfig, (value: string, bad: Bad) => unknown]> = {
   workers: ["maxWorkers", (v, bad) => integer(v, 1, bad, MAX_WORKERS)],
+  concurrency: ["concurrency", (v, bad) => integer(v, 1, bad, MAX_CONCURRENCY)],
   chunk: ["chunkSize", (v, bad) => v.toLowerCase() === "auto" ? "auto" : integer(v, 1, bad)],
   min_batch: ["minBatchSize", (v, bad) => integer(v, 0, bad)],
   task_bytes: ["taskSizeHintBytes", (v, bad) => bytes(v, bad)],

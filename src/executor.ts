@@ -88,7 +88,7 @@ export class ParallelExecutor implements AsyncDisposable {
   /** Most workers (threads or processes) this executor runs at once (1 for serial). */
   get maxWorkers(): number {
     const { choice, maxWorkers } = this.#core.settings;
-    if (choice === "serial") return 1;
+    if (choice === "serial" || choice === "async") return 1;
     if (typeof choice === "object") return choice.concurrency;
     return maxWorkers;
   }
@@ -142,7 +142,7 @@ export class ParallelExecutor implements AsyncDisposable {
       strategy: route.strategy,
       reason: route.reason,
       workers: route.workers,
-      inProcess: route.strategy === "serial",
+      inProcess: route.strategy === "serial" || route.strategy === "async",
     };
   }
 
@@ -183,7 +183,9 @@ export class ParallelExecutor implements AsyncDisposable {
       const specs = tasks.map((task) => this.#spec(task));
       if (core.closed) throw new ExecutorClosedError();
       const choice = core.settings.choice;
-      if (typeof choice !== "string" || choice === "serial") return Promise.resolve();
+      if (typeof choice !== "string" || choice === "serial" || choice === "async") {
+        return Promise.resolve();
+      }
       const pool = core.builtIn(choice === "auto" ? "threads" : choice);
       return pool.warmup?.(specs) ?? Promise.resolve();
     } catch (error) {
@@ -275,7 +277,8 @@ export class ParallelExecutor implements AsyncDisposable {
   ): AsyncIterableIterator<O> {
     const call = resolveCall("imap", this.#core.settings, options);
     const spec = this.#spec(task);
-    const window = this.maxWorkers * (call.chunkSize === "auto" ? MAX_CHUNK : call.chunkSize) * 2;
+    // Per chunk in flight: two chunks' worth each.
+    const window = (call.chunkSize === "auto" ? MAX_CHUNK : call.chunkSize) * 2;
     const core = this.#core;
     // The call begins when the loop takes its first result, as a generator's body does.
     return (async function* () {
@@ -320,8 +323,9 @@ export class ParallelExecutor implements AsyncDisposable {
       if (core.closed) throw new ExecutorClosedError();
       const direct = directStrategy(core);
       if (direct !== undefined) return submitDirect(this.#core, direct, spec, input, call);
-      const route = new Route(this.#core, "submit", spec, [input], call.timeoutMs);
+      const route = new Route(this.#core, "submit", spec, [input], call);
       const { signal, timeoutMs, seed } = call;
+      const perChunk = route.runner.perChunk;
       return route.runner.run({
         task: spec,
         base: 0,
@@ -330,6 +334,7 @@ export class ParallelExecutor implements AsyncDisposable {
         timeoutMs,
         seed,
         single: true,
+        concurrency: perChunk > 1 ? perChunk : undefined,
       }).then((result) => {
         route.end(true);
         return result.values[0] as O;
@@ -473,7 +478,7 @@ function begin(
   probeOnly = false,
 ): Pipeline {
   if (core.closed) throw new ExecutorClosedError();
-  const route = new Route(core, kind, spec, items, call.timeoutMs, probeOnly);
+  const route = new Route(core, kind, spec, items, call, probeOnly);
   try {
     return new Pipeline(route, spec, items, call, core.estimates);
   } catch (error) {

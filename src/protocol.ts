@@ -186,6 +186,8 @@ export type ToProcess =
      * absent meaning 0), and one that fails fails alone (see `Payload.EACH`).
      */
     each?: { seeds: readonly (bigint | undefined)[] | undefined };
+    /** Items of the chunk that may be in flight at once, when more than 1. */
+    concurrency?: number;
   }
   /** Abort the chunk's `ctx.signal`; the process answers `cancelled` (or the chunk's end). */
   | { type: "cancel"; id: number }

@@ -18,6 +18,11 @@ export interface BuiltInRequest extends ChunkRequest {
    */
   readonly timed?: boolean;
   /**
+   * On the calling thread: measure how much of the run time the thread spent computing rather
+   * than waiting (`BuiltInResult.busyMs`), for auto's probe.
+   */
+  readonly busy?: boolean;
+  /**
    * The shared values whose handles the items hold: a worker that lacks one gets it with this
    * chunk. Absent when there are none.
    */
@@ -46,6 +51,10 @@ export interface BuiltInRequest extends ChunkRequest {
 export interface BuiltInResult extends ChunkResult {
   /** For `each` chunks: the error of every item that failed, by position; the rest succeeded. */
   failures?: Map<number, unknown>;
+  /** With `busy`: of `ms`, the time the calling thread spent computing, in ms. */
+  busyMs?: number;
+  /** With `busy`: whether a task of the chunk returned a promise, which was awaited. */
+  awaited?: boolean;
 }
 
 /** A built-in strategy. */

@@ -73,6 +73,15 @@ export function crashedChunk(
     );
   }
   const index = running >= base && running < base + items.length ? running : base;
+  const several = (job.request.concurrency ?? 1) > 1 && index > base;
+  if (several) {
+    // Several were in flight: which one crashed it is not known.
+    return new WorkerCrashedError(
+      `The worker crashed while running one of tasks ${base}–${index} (up to ` +
+        `${job.request.concurrency} in flight at once): ${exit.message}`,
+      { exitCode: exit.code, cause },
+    );
+  }
   return new WorkerCrashedError(`The worker running task ${index} crashed: ${exit.message}`, {
     index,
     exitCode: exit.code,

@@ -173,7 +173,10 @@ export class JobQueue<W> {
         this.#jobs.shift();
         continue;
       }
-      if (next.taskId !== first.taskId || !coalescable(next.request)) break;
+      if (
+        next.taskId !== first.taskId || !coalescable(next.request) ||
+        next.request.concurrency !== first.request.concurrency
+      ) break;
       this.#jobs.shift();
       this.#waiting--;
       members.push(next);
@@ -239,6 +242,7 @@ function batchOf<W>(members: Job<W>[]): Job<W> {
     items,
     timed,
     each: { seeds },
+    concurrency: first.request.concurrency,
     onStart: started && ((no, behind) => {
       for (const onStart of started) onStart(no, behind);
     }),

@@ -127,6 +127,7 @@ export function writeRun(
   header[at + Bank.RUN_BASE] = request.base;
   header[at + Bank.RUN_PAYLOAD] = one ? Payload.ONE : request.each ? Payload.EACH : Payload.MANY;
   header[at + Bank.RUN_TIMED] = request.timed ? 1 : 0;
+  header[at + Bank.RUN_CONCURRENCY] = request.concurrency ?? 1;
   header[at + Bank.RUN_SHARED] = (request.shared === undefined ? 0 : Shares.REFS) |
     (wrapped ? Shares.WRAPPED : 0);
   header[at + Bank.CANCELLED] = 0;

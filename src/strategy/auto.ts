@@ -26,9 +26,10 @@ import type { RuntimeName } from "../runtime/mod.ts";
 import { CAPABILITIES } from "../runtime/_capabilities.ts";
 import type { Runner } from "../_pipeline.ts";
 import type { ChunkResult, StrategyName } from "./types.ts";
-import type { BuiltInRequest } from "./_builtin.ts";
+import type { BuiltInRequest, BuiltInResult } from "./_builtin.ts";
 import { Mean } from "../chunking.ts";
-import type { Figure, PoolCosts } from "../chunking.ts";
+import type { Figure, PoolCosts, Profile } from "../chunking.ts";
+import { ASYNC_CONCURRENCY } from "../config.ts";
 import { SoftStop } from "../_abort.ts";
 
 /** Round trip of one chunk to a warm thread and back, in ms (bench/round_trip.ts, part c). */
@@ -56,6 +57,22 @@ export const UNKNOWN_ITEMS = 1000;
 /** The probe keeps running items on the calling thread until this much time was measured. */
 export const PROBE_MS = 1;
 
+/**
+ * Below this share of its wall time spent computing, a task mostly waits: it is priced with
+ * items in flight (the `"async"` strategy, or threads running several at once).
+ */
+export const WAITING_SHARE = 0.9;
+/**
+ * A task that awaits is probed on this many chunks (or `WAITING_PROBE_MS`), and the least busy
+ * share among them counts: noise (another thread's turn on the core, a first call compiling)
+ * only ever adds to it.
+ */
+export const WAITING_SAMPLES = 3;
+/** ... or, after two, until this much wall time was probed. */
+export const WAITING_PROBE_MS = 20;
+/** Most items a thread keeps in flight when auto chooses for a task that awaits. */
+export const MAX_PER_THREAD = 64;
+
 /** A concrete strategy auto can choose: a built-in one. */
 type Choice = StrategyName;
 
@@ -73,6 +90,10 @@ export interface Workload {
   perItemMs: number | undefined;
   /** Where `perItemMs` comes from, for the reason. */
   measured: "probe" | "earlier calls" | undefined;
+  /** For a task that awaits: its time per item on the calling thread, and the share computing. */
+  profile: Profile | undefined;
+  /** The call's `concurrency`, when the caller set it. */
+  concurrency: number | undefined;
   /** Size of one input in bytes: the hint, or a measurement. */
   inputBytes: number | undefined;
   isolate: boolean;
@@ -107,19 +128,32 @@ export interface Decision {
    * this call, in ms (added to `Workload.regretMs`); else 0.
    */
   readonly regretMs: number;
+  /**
+   * Items in flight at once it chose, for a task that awaits: on the calling thread (`"async"`)
+   * or per thread; `undefined` otherwise (the call's own, or one at a time).
+   */
+  readonly concurrency?: number;
 }
 
 class Verdict implements Decision {
   readonly strategy: Choice | undefined;
   readonly workers: number;
   readonly regretMs: number;
+  readonly concurrency: number | undefined;
   #why: (() => string) | string;
 
-  constructor(strategy: Choice | undefined, why: () => string, workers: number, regretMs = 0) {
+  constructor(
+    strategy: Choice | undefined,
+    why: () => string,
+    workers: number,
+    regretMs = 0,
+    concurrency?: number,
+  ) {
     this.strategy = strategy;
     this.#why = why;
     this.workers = workers;
     this.regretMs = regretMs;
+    this.concurrency = concurrency;
   }
 
   get reason(): string {
@@ -139,8 +173,11 @@ export function decide(w: Workload): Decision {
     why: () => string,
     workers = w.maxWorkers,
     regretMs = 0,
+    concurrency?: number,
   ): Decision => {
-    const broken = strategy === "serial" ? undefined : w.broken[strategy];
+    const broken = strategy === "threads" || strategy === "processes"
+      ? w.broken[strategy]
+      : undefined;
     if (broken !== undefined) {
       return new Verdict(
         "serial",
@@ -151,8 +188,9 @@ export function decide(w: Workload): Decision {
     return new Verdict(
       strategy,
       () => `${strategy}: ${why()}`,
-      strategy === "serial" ? 1 : workers,
+      strategy === "serial" || strategy === "async" ? 1 : workers,
       regretMs,
+      concurrency,
     );
   };
   if (w.nested) {
@@ -190,10 +228,13 @@ export function decide(w: Workload): Decision {
   }
   const left = w.items === undefined ? UNKNOWN_ITEMS : w.items - w.done;
   const workers = Math.min(w.maxWorkers, Math.max(left, 1));
-  if (w.perItemMs === undefined) {
+  if (w.perItemMs === undefined && w.profile === undefined) {
     return new Verdict(undefined, () => "measuring the first items", 1);
   }
-  const c = w.perItemMs;
+  if (w.profile !== undefined && w.profile.busyShare < WAITING_SHARE) {
+    return waiting(w, w.profile, left, workers, fixed);
+  }
+  const c = w.perItemMs ?? w.profile!.wallMs;
   const each = (): string =>
     `${
       w.items === undefined ? `~${UNKNOWN_ITEMS} items (length unknown)` : count(left, "item")
@@ -240,6 +281,77 @@ export function decide(w: Workload): Decision {
   );
 }
 
+/**
+ * The choice for a task that mostly waits: many items in flight, on the calling thread
+ * (`"async"`: no start, no transport, but one thread computes every item's share) or on the
+ * threads, several per thread (their computing spread over the workers, at a pool's cost).
+ */
+function waiting(
+  w: Workload,
+  { wallMs, busyShare }: Profile,
+  left: number,
+  workers: number,
+  fixed: (
+    strategy: Choice,
+    why: () => string,
+    workers?: number,
+    regretMs?: number,
+    concurrency?: number,
+  ) => Decision,
+): Decision {
+  const busy = wallMs * busyShare;
+  const split = (): string =>
+    `${
+      w.items === undefined ? `~${UNKNOWN_ITEMS} items (length unknown)` : count(left, "item")
+    }, ~${ms(wallMs)} each, ${percent(busyShare)} of it computing${
+      w.measured === "earlier calls" ? " (measured by earlier calls)" : ""
+    }`;
+  const inFlight = w.concurrency ?? ASYNC_CONCURRENCY;
+  // One thread: at most `inFlight` waits overlap, and every item's computing takes its turn.
+  const asyncMs = Math.max((left * wallMs) / inFlight, left * busy);
+  // Enough in flight per thread that its waits hide behind the others' computing.
+  const perThread = w.concurrency ??
+    Math.min(MAX_PER_THREAD, Math.max(2, Math.ceil((2 * wallMs) / Math.max(busy, 1e-3))));
+  const threadsMs = Math.max(
+    (left * wallMs) / (workers * perThread),
+    (left * (busy + w.costs.transport.ms)) / workers,
+  ) + 2 * w.costs.roundTrip.ms;
+  const start = w.warm.threads ? 0 : w.costs.start.ms;
+  if (workers > 1 && (start + threadsMs) * MARGIN < asyncMs) {
+    return fixed(
+      "threads",
+      () =>
+        `${split()}: ${perThread} in flight on each of ${count(workers, "thread")} ~${
+          ms(threadsMs)
+        }${w.warm.threads ? "" : ` + ${ms(start)} pool start`} ≪ ~${
+          ms(asyncMs)
+        } on the calling thread, which would compute them all${figures(w.costs)}`,
+      workers,
+      0,
+      perThread,
+    );
+  }
+  return fixed(
+    "async",
+    () =>
+      `${split()}: ${inFlight} in flight on the calling thread ~${ms(asyncMs)}${
+        workers > 1
+          ? `; ${count(workers, "thread")} would take ~${ms(start + threadsMs)}${
+            w.warm.threads ? "" : ` (${ms(start)} pool start)`
+          }`
+          : ""
+      }`,
+    1,
+    0,
+    inFlight,
+  );
+}
+
+function percent(share: number): string {
+  const p = share * 100;
+  return `${p < 1 ? "<1" : p < 10 ? p.toFixed(1).replace(/\.0$/, "") : Math.round(p)}%`;
+}
+
 /** `n` with thousands separators (by hand: `Intl` costs tens of µs on some runtimes). */
 function grouped(n: number): string {
   const digits = String(Math.round(n));
@@ -279,13 +391,19 @@ export interface AutoHost {
     measured: Workload["measured"],
     done: number,
     sample?: unknown,
+    profile?: Profile,
   ): Workload;
-  /** The runner of a strategy, for this call (claims, telemetry and fallback included). */
-  runner(choice: Choice): Runner;
+  /**
+   * The runner of a strategy, for this call (claims, telemetry and fallback included), with
+   * `concurrency` unless the caller set one.
+   */
+  runner(choice: Choice, concurrency?: number): Runner;
   /** Told each time the choice is made or changed. */
   chosen(decision: Decision): void;
   /** Told what was measured on the calling thread, so that later calls need no probe. */
   measured(perItemMs: number): void;
+  /** Told how a task that awaits spends its time, so that later calls need no probe. */
+  profiled(profile: Profile): void;
 }
 
 /**
@@ -313,18 +431,41 @@ export class AutoRunner implements Runner {
   #choosing: Promise<void> | undefined;
   /** What the chunks run on the calling thread measured. */
   readonly #probed = new Mean();
+  /** Of the probed chunks whose tasks awaited: how many, and the least busy share of them. */
+  #waited = 0;
+  #leastShare = 1;
 
-  constructor(host: AutoHost, estimateMs: number | undefined, probeOnly = false) {
+  /**
+   * @param host The call's side of the executor.
+   * @param estimateMs The task's time per item from earlier calls, if known.
+   * @param profile How its items spent their time, if an earlier call's probe found it awaits.
+   * @param probeOnly For `explain()`: the probe, and nothing after it.
+   */
+  constructor(
+    host: AutoHost,
+    estimateMs: number | undefined,
+    profile?: Profile,
+    probeOnly = false,
+  ) {
     this.#host = host;
     this.#probeOnly = probeOnly;
+    const known = estimateMs !== undefined || profile !== undefined;
     const decision = decide(
-      host.workload(estimateMs, estimateMs === undefined ? undefined : "earlier calls", 0),
+      host.workload(estimateMs, known ? "earlier calls" : undefined, 0, undefined, profile),
     );
-    if (decision.strategy !== undefined) this.#choose(decision, estimateMs !== undefined);
+    if (decision.strategy !== undefined) this.#choose(decision, known);
   }
 
   get concurrency(): number {
     return this.#target?.concurrency ?? 1;
+  }
+
+  get perChunk(): number {
+    return this.#target?.perChunk ?? 1;
+  }
+
+  get onCaller(): boolean {
+    return this.#target?.onCaller ?? true;
   }
 
   /** The choice, once made (with `probeOnly`, what the call would run on). */
@@ -343,12 +484,24 @@ export class AutoRunner implements Runner {
     }
     // Probing, or serial by cost: run here, timed, and decide again.
     const serial = this.#serial ??= this.#host.runner("serial");
-    const run = serial.run({ ...request, timed: true });
+    const run = serial.run({ ...request, timed: true, busy: this.#target === undefined });
     this.#choosing = run.then(
       (result) => {
         this.#choosing = undefined;
         this.#probed.add(request.items.length, result.ms);
         const perItem = this.#probed.perItemMs;
+        const { busyMs, awaited } = result as BuiltInResult;
+        let profile: Profile | undefined;
+        if (awaited === true && busyMs !== undefined && result.ms > 0) {
+          // It awaits: probe a few chunks, and keep the least busy share (noise, and a first
+          // call's one-time costs, only ever add to it).
+          this.#waited++;
+          this.#leastShare = Math.min(this.#leastShare, busyMs / result.ms);
+          const more = this.#waited < WAITING_SAMPLES &&
+            (this.#waited < 2 || this.#probed.ms < WAITING_PROBE_MS);
+          if (more && this.#target === undefined) return;
+          profile = { wallMs: perItem, busyShare: this.#leastShare };
+        }
         const decision = decide(
           // explain() throws its probe's results away: the call it describes runs them all.
           this.#host.workload(
@@ -356,9 +509,13 @@ export class AutoRunner implements Runner {
             "probe",
             this.#probeOnly ? 0 : this.#probed.items,
             request.items[0],
+            profile,
           ),
         );
-        if (this.#target === undefined) this.#host.measured(perItem);
+        if (this.#target === undefined) {
+          this.#host.measured(perItem);
+          if (profile !== undefined) this.#host.profiled(profile);
+        }
         if (
           decision.strategy !== "serial" && decision.strategy !== undefined &&
           this.#probed.ms < PROBE_MS && this.#target === undefined
@@ -392,7 +549,7 @@ export class AutoRunner implements Runner {
       ? (this.#serial ??= this.#host.runner("serial"))
       : this.#probeOnly
       ? this.#serial
-      : this.#host.runner(strategy);
+      : this.#host.runner(strategy, decision.concurrency);
     this.#host.chosen(decision);
   }
 }

@@ -217,6 +217,8 @@ export class ProcessPool extends Pool<PoolProcess> {
     if (shared !== undefined) message.refs = true;
     if (job.request.seed) message.seed = job.request.seed;
     if (each !== undefined) message.each = { seeds: each.seeds };
+    const concurrency = job.request.concurrency;
+    if (concurrency !== undefined && concurrency > 1) message.concurrency = concurrency;
     if (this.options.idleMemoryLimitMb !== undefined) message.heap = true;
     if (delivery?.shares !== undefined) {
       message.shares = delivery.shares.map(([id, value]) => [id, toSendable(value)]);
@@ -323,11 +325,15 @@ export class ProcessPool extends Pool<PoolProcess> {
       const index = last !== undefined && last.index >= base && last.index < base + items.length
         ? last.index
         : base;
-      const which = whichTask(base, items.length, last === undefined ? undefined : index);
+      // With several in flight, the last one started is not the one that crashed it.
+      const several = (job.request.concurrency ?? 1) > 1 && index > base;
+      const which = several
+        ? `one of tasks ${base}–${index} (up to ${job.request.concurrency} in flight at once)`
+        : whichTask(base, items.length, last === undefined ? undefined : index);
       this.settle(
         job,
         new WorkerCrashedError(`The worker process running ${which} crashed: ${how}`, {
-          index,
+          index: several ? undefined : index,
           exitCode: exit.code ?? (last?.type === "exit" ? last.code : undefined),
           signal: exit.signal ?? undefined,
           cause: last?.type === "fatal" ? reviveError(last.error) : undefined,

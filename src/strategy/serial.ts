@@ -1,5 +1,9 @@
 /**
- * The serial strategy: chunks run one at a time on the calling thread. Inline functions are
+ * The calling-thread strategies: `"serial"` runs chunks one at a time, `"async"` many at once
+ * (`concurrency`, 64 unless set), for tasks that mostly wait: their promises are in flight
+ * together on this event loop, with no worker at all. Within a chunk, items run one after
+ * another; the pipeline keeps up to `concurrency` chunks in flight. Submits to `"async"` share
+ * that budget: past it they wait their turn, first come first served. Inline functions are
  * compiled from source here too, so a function that captures outer variables fails the same
  * way as on threads. Inputs and results are passed by reference, not cloned.
  *
@@ -14,7 +18,8 @@
 
 import type { TaskSpec } from "../protocol.ts";
 import type { ChunkResult } from "./types.ts";
-import type { BuiltInRequest, BuiltInStrategy } from "./_builtin.ts";
+import type { BuiltInRequest, BuiltInResult, BuiltInStrategy } from "./_builtin.ts";
+import { BusyMeter } from "../_busy.ts";
 import { onAbort } from "../_abort.ts";
 import { moduleOf, taskKey } from "../task.ts";
 import { capturedName, loadTask } from "../worker/load_task.js";
@@ -23,6 +28,7 @@ import type { TaskFn } from "../worker/load_task.js";
 import { loadFailure, taskFailure } from "../_revive.ts";
 import { ExecutorClosedError, LoadTimeoutError, TaskTimeoutError } from "../errors.ts";
 import { contained, release, unrefTimer, Watch } from "../runtime/_contain.ts";
+import { Deque } from "../_deque.ts";
 
 import { setImmediate } from "node:timers";
 
@@ -31,16 +37,31 @@ const YIELD_EVERY_MS = 10;
 
 const neverAborted = new AbortController().signal;
 
-/** Options of the serial strategy. */
+/** A submit waiting for its turn on `"async"`. */
+interface Turn {
+  go(): void;
+  dropped: boolean;
+}
+
+/** Options of the calling-thread strategies. */
 export interface SerialOptions {
   /** Longest a task's module may take to load, in ms (see `ParallelConfig.loadTimeoutMs`). */
   loadTimeoutMs?: number;
+  /** `"serial"` (the default) or `"async"`. */
+  name?: "serial" | "async";
+  /**
+   * Chunks of one call in flight at once unless the call says otherwise, and, on `"async"`,
+   * submits in flight at once.
+   *
+   * @default {1}
+   */
+  concurrency?: number;
 }
 
 /** Runs every chunk on the calling thread. */
 export class SerialStrategy implements BuiltInStrategy {
-  readonly name = "serial";
-  readonly concurrency = 1;
+  readonly name: "serial" | "async";
+  readonly concurrency: number;
   /** No workers: tasks run on the calling thread. */
   readonly live = 0;
   readonly respawns = 0;
@@ -55,13 +76,56 @@ export class SerialStrategy implements BuiltInStrategy {
   readonly #waiting = new Set<(error: unknown) => void>();
   #lastYield = performance.now();
   readonly #loadTimeoutMs: number | undefined;
+  /** Submits running now, on `"async"`; past `concurrency` they wait in `#turns`. */
+  #submits = 0;
+  readonly #turns = new Deque<Turn>();
 
-  /** @param options The bound on loading a task's module. */
+  /** @param options Its name, its concurrency, the bound on loading a task's module. */
   constructor(options: SerialOptions = {}) {
     this.#loadTimeoutMs = options.loadTimeoutMs;
+    this.name = options.name ?? "serial";
+    this.concurrency = options.concurrency ?? 1;
   }
 
-  async run(request: BuiltInRequest): Promise<ChunkResult> {
+  run(request: BuiltInRequest): Promise<ChunkResult> {
+    if (request.single !== true || this.name !== "async") return this.#run(request);
+    // Each submit is a call of its own: together they get the strategy's budget.
+    if (this.#submits < this.concurrency) {
+      this.#submits++;
+      return this.#runSubmit(request);
+    }
+    return new Promise<void>((resolve, reject) => {
+      const signal = request.signal;
+      const turn: Turn = {
+        dropped: false,
+        go: () => {
+          unlisten();
+          resolve();
+        },
+      };
+      // An aborted submit keeps its place in line, skipped when reached.
+      const unlisten = onAbort(signal, () => {
+        turn.dropped = true;
+        reject(signal!.reason);
+      });
+      this.#turns.push(turn);
+    }).then(() => this.#runSubmit(request));
+  }
+
+  /** Runs a submit that holds a turn; when it settles, the turn passes to the next in line. */
+  #runSubmit(request: BuiltInRequest): Promise<ChunkResult> {
+    const next = (): void => {
+      let turn;
+      while ((turn = this.#turns.shift()) !== undefined && turn.dropped);
+      if (turn === undefined) this.#submits--;
+      else turn.go();
+    };
+    const run = this.#run(request);
+    run.then(next, next);
+    return run;
+  }
+
+  async #run(request: BuiltInRequest): Promise<ChunkResult> {
     if (this.#closed) throw new ExecutorClosedError();
     const { task, base } = request;
     const callSignal = request.signal ?? neverAborted;
@@ -94,6 +158,9 @@ export class SerialStrategy implements BuiltInStrategy {
     const { task, base, items, timeoutMs } = request;
     const values = new Array(items.length);
     const start = performance.now();
+    /** With `busy`: measuring since the first task that awaited (before it, all was busy). */
+    let meter: BusyMeter | undefined;
+    let busyBefore = 0;
     for (let k = 0; k < items.length; k++) {
       if (callSignal.aborted) throw callSignal.reason;
       if (this.#terminated !== undefined) throw this.#terminated;
@@ -104,8 +171,13 @@ export class SerialStrategy implements BuiltInStrategy {
         ? callSignal
         : AbortSignal.any([callSignal, deadline.signal]);
       try {
+        const began = meter === undefined && request.busy ? performance.now() : 0;
         let value = fn(items[k], new SerialContext(index, signal, request.seed ?? 0n));
         if (watch.crash === undefined && isThenable(value)) {
+          if (request.busy && meter === undefined) {
+            busyBefore = began - start;
+            meter = new BusyMeter(began);
+          }
           value = await this.#await(value, signal, watch);
         }
         if (watch.crash !== undefined) throw watch.crash;
@@ -126,7 +198,10 @@ export class SerialStrategy implements BuiltInStrategy {
         deadline?.clear();
       }
     }
-    return { values, ms: performance.now() - start };
+    const ms = performance.now() - start;
+    if (!request.busy) return { values, ms };
+    const busyMs = meter === undefined ? ms : busyBefore + meter.stop();
+    return { values, ms, busyMs, awaited: meter !== undefined } as BuiltInResult;
   }
 
   /** Nothing to do: tasks here read the caller's own handles. */
@@ -205,6 +280,8 @@ export class SerialStrategy implements BuiltInStrategy {
     this.#terminated ??= new ExecutorClosedError(
       "The executor was terminated while this call was running",
     );
+    // Submits waiting for a turn run into the closed strategy, and reject.
+    for (const turn of this.#turns.drain()) if (!turn.dropped) turn.go();
     for (const reject of this.#waiting) reject(this.#terminated);
     this.#waiting.clear();
     return Promise.resolve();

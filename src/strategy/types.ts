@@ -14,7 +14,7 @@ import type { TaskSpec } from "../protocol.ts";
  * The built-in strategies, by name: the one list that `StrategyName`, `CE_PARALLEL`'s modes,
  * the `strategy` option's check and auto's choices are all made from.
  */
-export const STRATEGY_NAMES = ["serial", "threads", "processes"] as const;
+export const STRATEGY_NAMES = ["serial", "async", "threads", "processes"] as const;
 
 /** Names of the built-in strategies of `ParallelExecutor`. */
 export type StrategyName = typeof STRATEGY_NAMES[number];
@@ -39,6 +39,12 @@ export interface ChunkRequest {
   readonly timeoutMs?: number;
   /** The call's base seed, from which each task's `ctx.seed` is mixed. Absent means 0. */
   readonly seed?: bigint;
+  /**
+   * Most items of this chunk that may be in flight at once (the call's `concurrency`): a task
+   * that returns a promise need not settle before the next item starts. Absent means 1: one
+   * item after another.
+   */
+  readonly concurrency?: number;
 }
 
 /** What a finished chunk returns. */

@@ -156,7 +156,7 @@ function onMessage(message) {
     return;
   }
   if (message.type === "release") return forgetShares(message.ids);
-  const { id, task, spec, base, items, timed, seed, each } = message;
+  const { id, task, spec, base, items, timed, seed, each, concurrency } = message;
   measureHeap = message.heap === true;
   if (message.shares !== undefined) receiveShares(message.shares, undefined, true);
   if (message.refs) attachRefs(items);
@@ -174,7 +174,7 @@ function onMessage(message) {
     }, () => {});
   }
   loading.then(
-    (fn) => runChunk(id, fn, base, items, timed, seed ?? 0n, each),
+    (fn) => runChunk(id, fn, base, items, timed, seed ?? 0n, each, concurrency ?? 1),
     (error) =>
       send({ type: "fail", id, index: base, error: serializeError(error), load: true, ...heap() }),
   );
@@ -197,8 +197,9 @@ function heap() {
  * @param {bigint} seed
  * @param {{ seeds: readonly (bigint | undefined)[] | undefined } | undefined} each Set for a batch of
  *   submits.
+ * @param {number} limit Items that may be in flight at once.
  */
-function runChunk(id, fn, base, items, timed, seed, each) {
+function runChunk(id, fn, base, items, timed, seed, each, limit) {
   const chunk = new Chunk(id, () => cancelledId === id, seed);
   current = chunk;
   const start = timed ? performance.now() : 0;
@@ -237,7 +238,7 @@ function runChunk(id, fn, base, items, timed, seed, each) {
       }
     },
   };
-  runItems(fn, chunk, base, items, hooks, each);
+  runItems(fn, chunk, base, items, hooks, each, limit);
 }
 
 if (ipc) {

@@ -143,8 +143,10 @@ class Context {
  * @param {unknown[]} items
  * @param {ChunkHooks} hooks
  * @param {{ seeds: readonly (bigint | undefined)[] | undefined }} [each]
+ * @param {number} [limit] Items that may be in flight at once (see `runWindow`); 1 when absent.
  */
-export function runItems(fn, chunk, base, items, hooks, each) {
+export function runItems(fn, chunk, base, items, hooks, each, limit = 1) {
+  if (limit > 1 && items.length > 1) return runWindow(fn, chunk, base, items, hooks, each, limit);
   const values = new Array(items.length);
   /** @type {[number, unknown][] | undefined} */
   const failures = each === undefined ? undefined : [];
@@ -193,6 +195,87 @@ export function runItems(fn, chunk, base, items, hooks, each) {
     hooks.done(values, failures);
   };
   step();
+}
+
+/**
+ * `runItems` with up to `limit` items in flight: items start in order, each as soon as fewer
+ * than `limit` of those started have not settled, so the tasks' waits overlap. `hooks.at` names
+ * the last item started (a crash fails every item started, since none has been answered yet).
+ * The chunk's first failure ends it at once and aborts `ctx.signal` for the items still in
+ * flight, whose outcome is then dropped; in a batch (`each`) an item that fails fails alone.
+ * A cancel stops items from starting; the chunk says `stopped` once those in flight settled.
+ *
+ * @param {TaskFn} fn
+ * @param {Chunk} chunk
+ * @param {number} base
+ * @param {unknown[]} items
+ * @param {ChunkHooks} hooks
+ * @param {{ seeds: readonly (bigint | undefined)[] | undefined } | undefined} each
+ * @param {number} limit
+ */
+function runWindow(fn, chunk, base, items, hooks, each, limit) {
+  const values = new Array(items.length);
+  /** @type {[number, unknown][] | undefined} */
+  const failures = each === undefined ? undefined : [];
+  let next = 0;
+  let inFlight = 0;
+  let ended = false;
+  /** Whether the chunk ends with item `k`'s error. */
+  const failed = (/** @type {number} */ k, /** @type {unknown} */ error) => {
+    if (failures !== undefined) {
+      failures.push([k, error]);
+      return false;
+    }
+    ended = true;
+    if (inFlight > 0) chunk.abort();
+    hooks.fail(base + k, error);
+    return true;
+  };
+  /** Starts what it may; ends the chunk once every item settled. */
+  const pump = () => {
+    while (!ended && inFlight < limit && next < items.length) {
+      if (chunk.isCancelled()) break;
+      const k = next++;
+      hooks.at(base + k);
+      let value;
+      try {
+        value = fn(
+          items[k],
+          each === undefined
+            ? new Context(base + k, chunk, chunk.seed)
+            : new Context(0, chunk, each.seeds?.[k] ?? 0n),
+        );
+      } catch (error) {
+        if (failed(k, error)) return;
+        continue;
+      }
+      if (!isThenable(value)) {
+        values[k] = value;
+        continue;
+      }
+      inFlight++;
+      Promise.resolve(value).then((v) => {
+        inFlight--;
+        if (ended) return;
+        hooks.resumed?.();
+        values[k] = v;
+        pump();
+      }, (error) => {
+        inFlight--;
+        if (ended) return;
+        hooks.resumed?.();
+        if (!failed(k, error)) pump();
+      });
+    }
+    if (ended || inFlight > 0) {
+      if (!ended) hooks.waiting?.();
+      return;
+    }
+    ended = true;
+    if (next < items.length) hooks.stopped();
+    else hooks.done(values, failures);
+  };
+  pump();
 }
 
 /**

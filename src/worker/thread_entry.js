@@ -158,8 +158,9 @@ function beforeReply() {
  * @param {boolean} timed Whether the pool wants the run time.
  * @param {{ seeds: readonly (bigint | undefined)[] | undefined } | undefined} each Set for a batch of
  *   submits (see `Payload.EACH`).
+ * @param {number} limit Items that may be in flight at once.
  */
-function runChunk(id, bank, fn, base, items, one, timed, each) {
+function runChunk(id, bank, fn, base, items, one, timed, each, limit) {
   const at = bankAt(bank);
   const high = header[at + Bank.RUN_SEED_HIGH];
   const low = header[at + Bank.RUN_SEED_LOW];
@@ -215,7 +216,7 @@ function runChunk(id, bank, fn, base, items, one, timed, each) {
       startWaiting();
     },
   };
-  runItems(fn, chunk, base, items, hooks, each);
+  runItems(fn, chunk, base, items, hooks, each, limit);
 }
 
 /**
@@ -279,16 +280,17 @@ function start(bank, payload) {
   const fn = /** @type {TaskFn} */ (prepared.get(header[at + Bank.RUN_TASK]));
   const base = header[at + Bank.RUN_BASE];
   const timed = header[at + Bank.RUN_TIMED] === 1;
+  const limit = header[at + Bank.RUN_CONCURRENCY];
   if (kind === Payload.EACH) {
     const batch = /** @type {{ items: unknown[], seeds: (bigint | undefined)[] | undefined }} */ (
       payload
     );
-    return runChunk(id, bank, fn, base, batch.items, false, timed, batch);
+    return runChunk(id, bank, fn, base, batch.items, false, timed, batch, limit);
   }
   const one = kind === Payload.ONE;
   const items = one ? [payload] : /** @type {unknown[]} */ (payload);
   if (shared & Shares.REFS) attachRefs(items);
-  runChunk(id, bank, fn, base, items, one, timed, undefined);
+  runChunk(id, bank, fn, base, items, one, timed, undefined, limit);
 }
 
 /** @param {InitMessage} message */

@@ -58,18 +58,21 @@ export const Bank = /** @type {const} */ ({
    * sides change it with `Atomics.compareExchange`, so exactly one of them wins.
    */
   CLAIM: 11,
+  /** Items of the chunk the worker may have in flight at once (the call's `concurrency`). */
+  RUN_CONCURRENCY: 12,
 });
 
 /** Values of `Bank.CLAIM` besides a chunk id (ids are positive). */
 export const Claim = /** @type {const} */ ({ TAKEN: -1, REVOKED: -2 });
 
 /** Slots of one bank. */
-export const BANK_SLOTS = 12;
+export const BANK_SLOTS = 13;
 /** Index of the first slot of bank `b` (0 or 1). */
 export const bankAt = (/** @type {number} */ b) => 4 + b * BANK_SLOTS;
 
 /** Number of `Int32` slots in the header (even, so the `Float64`s after them are aligned). */
 export const SLOTS = 4 + 2 * BANK_SLOTS;
+if (SLOTS % 2 !== 0) throw new Error("The header's slots must be even in number");
 /** Byte offset of the two `Float64`s holding each bank's last run time in ms. */
 export const MS_OFFSET = SLOTS * Int32Array.BYTES_PER_ELEMENT;
 /** Bytes of shared state per worker. */

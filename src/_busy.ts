@@ -1,0 +1,93 @@
+/**
+ * How much of a stretch of time the calling thread spent computing rather than waiting: what
+ * tells an I/O-bound task (it awaits, and the thread is idle meanwhile) from a CPU-bound one.
+ * Auto's probe measures it while its first items run on the calling thread.
+ *
+ * The thread's own CPU clock (`process.threadCpuUsage`) ticks in 4–10 ms steps on Linux (the
+ * kernel's jiffies; measured on Deno, Bun and Node alike), too coarse for items of a few ms.
+ * So, while a task awaits, the meter keeps one `setImmediate` pending: an idle event loop runs
+ * it within microseconds, a busy one only once the code running now returns. The gaps between
+ * its turns, beyond a turn's own cost, are the time the thread was busy. Spinning like that
+ * costs a core, so it lasts `SPIN_MS` at most; past it the thread's CPU clock takes over, by
+ * then long enough for its steps.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { setImmediate } from "node:timers";
+
+/** Longest the meter spins the event loop; after it, the thread's CPU clock is read instead. */
+export const SPIN_MS = 50;
+/** A gap up to this long is an idle turn of the event loop, not work. */
+const IDLE_GAP_MS = 0.05;
+
+type CpuUsage = { user: number; system: number };
+const threadCpu = (process as { threadCpuUsage?: () => CpuUsage }).threadCpuUsage;
+
+/** One measurement: started when a task first awaits, read when its chunk ends. */
+export class BusyMeter {
+  readonly #start: number;
+  #last: number;
+  #busy: number;
+  #spinning = true;
+  /** The thread's CPU clock when spinning stopped, in µs; -1 where there is none. */
+  #cpuAt = -1;
+
+  /**
+   * Starts measuring, counting the time since `since` as busy: the synchronous part of the
+   * task that has just returned its promise.
+   */
+  constructor(since: number) {
+    const now = performance.now();
+    this.#start = since;
+    this.#last = now;
+    this.#busy = now - since;
+    setImmediate(this.#tick);
+  }
+
+  readonly #tick = (): void => {
+    if (!this.#spinning) return;
+    const now = performance.now();
+    this.#gap(now);
+    if (now - this.#start < SPIN_MS) {
+      setImmediate(this.#tick);
+      return;
+    }
+    this.#spinning = false;
+    if (threadCpu !== undefined) {
+      const usage = threadCpu();
+      this.#cpuAt = usage.user + usage.system;
+    }
+  };
+
+  #gap(now: number): void {
+    const gap = now - this.#last;
+    if (gap > IDLE_GAP_MS) this.#busy += gap - IDLE_GAP_MS;
+    this.#last = now;
+  }
+
+  /**
+   * Stops, and says how long the thread was busy since `since`, in ms (the wall time it covers
+   * is the caller's to measure).
+   */
+  stop(): number {
+    const now = performance.now();
+    if (this.#spinning) {
+      // The time since the last turn is the code that ends the chunk: busy.
+      this.#gap(now);
+      this.#spinning = false;
+      return Math.min(this.#busy, now - this.#start);
+    }
+    let busy = this.#busy;
+    if (this.#cpuAt >= 0 && threadCpu !== undefined) {
+      const usage = threadCpu();
+      busy += (usage.user + usage.system - this.#cpuAt) / 1000;
+    } else {
+      // No clock after the spin: assume the rest went as the spin measured.
+      const spun = this.#last - this.#start;
+      busy += spun > 0 ? ((now - this.#last) * this.#busy) / spun : 0;
+    }
+    return Math.min(busy, now - this.#start);
+  }
+}
