@@ -30,7 +30,7 @@ export const work = tasks<typeof import("./fixtures/work.ts")>(
 export const runtime = detect().name;
 
 /** Every strategy the contract suite runs against. */
-export const STRATEGIES = ["serial", "threads", "processes"] as const;
+export const STRATEGIES = ["serial", "async", "threads", "processes"] as const;
 
 /** What {@linkcode forEachStrategy} may loop over: a built-in strategy, or `"auto"`. */
 export type StrategyUnderTest = StrategyName | "auto";

@@ -256,8 +256,9 @@ const REJECTED: [string, [string, string, string][]][] = [
 
 /** Every accepted form the message of a RangeError lists. */
 const LISTED = [
-  "off, serial, threads, processes, auto",
+  "off, serial, async, threads, processes, auto",
   "workers=N",
+  "concurrency=N",
   "chunk=N|auto",
   "min_batch=N",
   "task_bytes=N[B|KB|MB|GB|KiB|MiB|GiB]",

@@ -34,12 +34,20 @@ import {
 
 forEachStrategy(STRATEGIES, (strategy) => {
   describe(`lifecycle (${strategy})`, () => {
+    /** Whether tasks run on the calling thread (serial, async), where they must yield. */
+    const onCaller = strategy === "serial" || strategy === "async";
     /** Whether tasks run beside each other (threads, processes) rather than one by one. */
-    const parallel = strategy !== "serial";
+    const parallel = !onCaller;
     const processes = strategy === "processes";
-    const options = { strategy, maxWorkers: 2, chunkSize: 1 } as const;
+    // Async keeps two in flight here, as two workers would: the bounds below count on it.
+    const options = {
+      strategy,
+      maxWorkers: 2,
+      chunkSize: 1,
+      ...(strategy === "async" ? { concurrency: 2 } : {}),
+    } as const;
     /** How many one-item chunks run at once. */
-    const running = parallel ? 2 : 1;
+    const running = strategy === "serial" ? 1 : 2;
     /**
      * A task that runs until its call is cancelled. In parallel it spins synchronously (the
      * hard case: only killing its process, terminating its thread, or on Deno threads the
@@ -99,7 +107,7 @@ forEachStrategy(STRATEGIES, (strategy) => {
     });
 
     // Processes, and threads on Bun and Node, are killed instead: their tasks see nothing.
-    if (strategy === "serial" || (strategy === "threads" && runtime === "deno")) {
+    if (onCaller || (strategy === "threads" && runtime === "deno")) {
       test("an aborted running task sees ctx.signal.aborted", async () => {
         // Serial: the task shares the thread and must be told. Deno threads: terminate() cannot
         // stop a busy worker, so the spec has ctx.signal read from shared memory, visible even
@@ -396,7 +404,7 @@ forEachStrategy(STRATEGIES, (strategy) => {
       for (const { how, task, exitCode, signal } of crashes) {
         // On serial, uncaught errors are contained too, but `bun test` takes them for itself
         // ahead of any listener: contain.test.ts checks those in programs of their own.
-        if (strategy === "serial" && !/exit/i.test(how)) continue;
+        if (onCaller && !/exit/i.test(how)) continue;
         test(`a worker killed by ${how} rejects the call with WorkerCrashedError, and the executor recovers`, async () => {
           await using ex = new ParallelExecutor(options);
           const error = await within(
