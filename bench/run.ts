@@ -9,7 +9,9 @@
  * - `processes.ts`: p1 (round trip), p2 (start-up), p3 (trivial items), on processes;
  * - `shared_payloads.ts`: s1 to s4 (what `ex.share()` saves);
  * - `auto.ts`: tiny, small, cpu, skewed, payload, io (does auto choose well), then suite;
- * - `submits.ts`: sb1 to sb6 (per-call workloads on `submit()`, each against a bare baseline).
+ * - `submits.ts`: sb1 to sb6 (per-call workloads on `submit()`, each against a bare baseline);
+ * - `io.ts`: timers, fetch, mixed (tasks that mostly wait: auto against a bare promise pool,
+ *   the ideal, and the best fixed strategy and concurrency).
  *
  * ```sh
  * node_modules/.bin/deno run -A bench/run.ts [scenario or part …] [--only a,b] [--quick] [--json]
@@ -17,9 +19,10 @@
  * node_modules/.bin/node bench/run.ts a,b --quick
  * ```
  *
- * Names (as arguments or in `--only`) pick scenarios or single parts; without any, every part
- * runs (a scenario file started as a script calls {@linkcode main} with its own name). Sizes
- * come from flags, else from `FANOUT_BENCH_<FLAG>` environment variables (e.g.
+ * Names (as arguments or in `--only`) pick scenarios or single parts (`scenario:part` picks
+ * one part of one scenario; see {@linkcode stepsOf} for a name that is both); without any,
+ * every part runs (a scenario file started as a script calls {@linkcode main} with its own
+ * name). Sizes come from flags, else from `FANOUT_BENCH_<FLAG>` environment variables (e.g.
  * `FANOUT_BENCH_CYCLES=200`), else from each scenario's defaults (or its `--quick` ones); a flag
  * two scenarios share (`--workers`, `--watchdog-ms`) sets both, each keeping its own default.
  * `--json` prints the report as JSON after `REPORT_MARKER`, which is how `compare.mjs` reads it.
@@ -31,6 +34,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { detect, liveProcessPids, liveThreadCount } from "../src/runtime/mod.ts";
 import { auto } from "./auto.ts";
+import { ioScenario } from "./io.ts";
 import { processes } from "./processes.ts";
 import { roundTrip } from "./round_trip.ts";
 import { sharedPayloads } from "./shared_payloads.ts";
@@ -49,6 +53,7 @@ const SCENARIOS: readonly Scenario[] = [
   sharedPayloads,
   auto,
   submits,
+  ioScenario,
 ];
 
 /** One part to run, and its scenario. */
@@ -96,13 +101,30 @@ function usage(): string {
   return lines.join("\n");
 }
 
-/** The parts a name stands for: a scenario's, or the one part of that name. */
-function stepsOf(name: string): Step[] {
-  for (const scenario of SCENARIOS) {
-    if (scenario.name === name) {
+/**
+ * The parts a name stands for: a scenario's, or the one part of that name, or with
+ * `scenario:part` that scenario's part. A name that is both a scenario and another scenario's
+ * part ("io": the scenario `io.ts`, and auto's io workload) is the part when another of the
+ * names asked for belongs to that part's scenario (as in compare.mjs's
+ * `--only tiny,…,io,suite`), else the scenario.
+ */
+function stepsOf(name: string, names: readonly string[]): Step[] {
+  const colon = name.indexOf(":");
+  if (colon !== -1) {
+    const scenario = SCENARIOS.find((s) => s.name === name.slice(0, colon));
+    const part = name.slice(colon + 1);
+    if (scenario !== undefined && part in scenario.parts) return [{ scenario, part }];
+  } else {
+    const scenario = SCENARIOS.find((s) => s.name === name);
+    const owner = SCENARIOS.find((s) => name in s.parts);
+    const withOwner = owner !== undefined &&
+      names.some((n) => n !== name && (n === owner.name || n in owner.parts));
+    if (owner !== undefined && (scenario === undefined || withOwner)) {
+      return [{ scenario: owner, part: name }];
+    }
+    if (scenario !== undefined) {
       return Object.keys(scenario.parts).map((part) => ({ scenario, part }));
     }
-    if (name in scenario.parts) return [{ scenario, part: name }];
   }
   const known = SCENARIOS.flatMap((s) => [s.name, ...Object.keys(s.parts)]);
   throw new RangeError(
@@ -139,7 +161,7 @@ function parseCommandLine(argv: string[], scenario?: string): Plan {
     ...((given.only as string | undefined) ?? env("FANOUT_BENCH_ONLY") ?? "").split(","),
   ].flatMap((n) => n.split(",")).map((n) => n.trim()).filter(Boolean);
   if (names.length === 0) names.push(...(scenario ? [scenario] : SCENARIOS.map((s) => s.name)));
-  let steps = names.flatMap(stepsOf);
+  let steps = names.flatMap((name) => stepsOf(name, names));
   steps = steps.filter((s, i) =>
     steps.findIndex((t) => t.scenario === s.scenario && t.part === s.part) === i
   );
