@@ -100,7 +100,16 @@ forEachStrategy([...STRATEGIES, "auto"], (strategy) => {
       );
       assert.ok(iterated instanceof TaskError, show(iterated));
       assert.equal(iterated.index, 1);
-      assert.deepEqual(seen, [0], "only the results before the failed one are yielded");
+      // Only results before the failed one: item 0's, unless the failure came first (items
+      // in flight together, as on async, may settle in the same turn).
+      assert.ok(
+        strategy === "async" ? seen.length <= 1 && seen.every((n, i) => n === i) : seen[0] === 0,
+        `only the results before the failed one are yielded: ${show(seen)}`,
+      );
+      assert.ok(
+        seen.length <= 1,
+        `only the results before the failed one are yielded: ${show(seen)}`,
+      );
       assert.equal(ex.stats().failedCalls, 3);
     });
 
