@@ -166,12 +166,7 @@ export function runItems(fn, chunk, base, items, hooks, each, limit = 1) {
       hooks.at(base + k);
       let value;
       try {
-        value = fn(
-          items[k],
-          each === undefined
-            ? new Context(base + k, chunk, chunk.seed)
-            : new Context(0, chunk, each.seeds?.[k] ?? 0n),
-        );
+        value = fn(items[k], contextOf(chunk, base, k, each));
       } catch (error) {
         if (failed(error)) return;
         continue;
@@ -239,12 +234,7 @@ function runWindow(fn, chunk, base, items, hooks, each, limit) {
       hooks.at(base + k);
       let value;
       try {
-        value = fn(
-          items[k],
-          each === undefined
-            ? new Context(base + k, chunk, chunk.seed)
-            : new Context(0, chunk, each.seeds?.[k] ?? 0n),
-        );
+        value = fn(items[k], contextOf(chunk, base, k, each));
       } catch (error) {
         if (failed(k, error)) return;
         continue;
@@ -276,6 +266,21 @@ function runWindow(fn, chunk, base, items, hooks, each, limit) {
     else hooks.done(values, failures);
   };
   pump();
+}
+
+/**
+ * The `ctx` of item `k`: its index in the call, or in a batch of submits (`each`) index 0 and
+ * the submit's own seed.
+ *
+ * @param {Chunk} chunk
+ * @param {number} base
+ * @param {number} k
+ * @param {{ seeds: readonly (bigint | undefined)[] | undefined } | undefined} each
+ */
+function contextOf(chunk, base, k, each) {
+  return each === undefined
+    ? new Context(base + k, chunk, chunk.seed)
+    : new Context(0, chunk, each.seeds?.[k] ?? 0n);
 }
 
 /**
