@@ -5,11 +5,14 @@
  *
  * The thread's own CPU clock (`process.threadCpuUsage`) ticks in 4–10 ms steps on Linux (the
  * kernel's jiffies; measured on Deno, Bun and Node alike), too coarse for items of a few ms.
- * So, while a task awaits, the meter keeps one `setImmediate` pending: an idle event loop runs
- * it within microseconds, a busy one only once the code running now returns. The gaps between
- * its turns, beyond a turn's own cost, are the time the thread was busy. Spinning like that
- * costs a core, so it lasts `SPIN_MS` at most; past it the thread's CPU clock takes over, by
- * then long enough for its steps.
+ * Node measures its event loop itself (`performance.eventLoopUtilization()`: the time the loop
+ * was not waiting for I/O), to the microsecond and for free; the meter reads that there. Deno
+ * and Bun answer zeros to it, so there, while a task awaits, the meter keeps one `setImmediate`
+ * pending: an idle event loop runs it within microseconds, a busy one only once the code running
+ * now returns. The gaps between its turns, beyond a turn's own cost, are the time the thread was
+ * busy. Spinning like that costs a core, so it lasts `SPIN_MS` at most; past it the thread's CPU
+ * clock takes over, by then long enough for its steps. (On Node the spin's own garbage made
+ * collections that it then counted as busy: a pure wait measured 50% computing.)
  *
  * @module
  */
@@ -25,6 +28,15 @@ const IDLE_GAP_MS = 0.05;
 type CpuUsage = { user: number; system: number };
 const threadCpu = (process as { threadCpuUsage?: () => CpuUsage }).threadCpuUsage;
 
+type Utilization = { idle: number; active: number; utilization: number };
+type Elu = (since?: Utilization) => Utilization;
+const scope = globalThis as { Deno?: unknown; Bun?: unknown };
+/** Node's own measure of its event loop; Deno and Bun have the function, but it says zeros. */
+const elu: Elu | undefined = scope.Deno === undefined && scope.Bun === undefined
+  ? (performance as unknown as { eventLoopUtilization?: Elu }).eventLoopUtilization
+    ?.bind(performance)
+  : undefined;
+
 /** One measurement: started when a task first awaits, read when its chunk ends. */
 export class BusyMeter {
   readonly #start: number;
@@ -33,6 +45,8 @@ export class BusyMeter {
   #spinning = true;
   /** The thread's CPU clock when spinning stopped, in µs; -1 where there is none. */
   #cpuAt = -1;
+  /** On Node: the event loop's utilization when the meter started. */
+  readonly #elu: Utilization | undefined;
 
   /**
    * Starts measuring, counting the time since `since` as busy: the synchronous part of the
@@ -43,7 +57,10 @@ export class BusyMeter {
     this.#start = since;
     this.#last = now;
     this.#busy = now - since;
-    setImmediate(this.#tick);
+    if (elu !== undefined) {
+      this.#elu = elu();
+      this.#spinning = false;
+    } else setImmediate(this.#tick);
   }
 
   readonly #tick = (): void => {
@@ -73,6 +90,9 @@ export class BusyMeter {
    */
   stop(): number {
     const now = performance.now();
+    if (this.#elu !== undefined) {
+      return Math.min(this.#busy + elu!(this.#elu).active, now - this.#start);
+    }
     if (this.#spinning) {
       // The time since the last turn is the code that ends the chunk: busy.
       this.#gap(now);
