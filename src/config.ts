@@ -219,6 +219,11 @@ export interface Explanation {
   /** Workers it would use at once. */
   workers: number;
   /**
+   * Items it would keep in flight at once: on the calling thread for `"serial"` and `"async"`,
+   * per worker for threads and processes (see `ExecutorOptions.concurrency`).
+   */
+  concurrency: number;
+  /**
    * Whether the tasks would run on the calling thread (serial): there a task's exit call,
    * uncaught error or unhandled rejection is contained only while the task runs, and nothing
    * isolates a native crash or runaway memory. Threads and processes isolate those.

@@ -136,12 +136,26 @@ export class ParallelExecutor implements AsyncDisposable {
       });
     } else route.end(true);
     if (auto !== undefined && auto.decision === undefined) {
-      return { strategy: "serial", reason: "serial: no items", workers: 1, inProcess: true };
+      return {
+        strategy: "serial",
+        reason: "serial: no items",
+        workers: 1,
+        concurrency: 1,
+        inProcess: true,
+      };
     }
+    const runner = route.runner;
+    // Auto's probe ran on the calling thread: what it chose is in its decision, not its runner.
+    const concurrency = auto !== undefined
+      ? auto.decision?.concurrency ?? this.#core.settings.concurrency ?? 1
+      : runner.onCaller
+      ? runner.concurrency
+      : runner.perChunk;
     return {
       strategy: route.strategy,
       reason: route.reason,
       workers: route.workers,
+      concurrency,
       inProcess: route.strategy === "serial" || route.strategy === "async",
     };
   }

@@ -8,7 +8,7 @@ import { describe } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import { ParallelExecutor, tasks, WorkerCrashedError } from "../mod.ts";
-import type { ParallelExecutionEvent, TelemetryEvent } from "../mod.ts";
+import type { ExecutorOptions, ParallelExecutionEvent, TelemetryEvent } from "../mod.ts";
 import { decide, estimateBytes, LARGE_INPUT_BYTES } from "../src/strategy/auto.ts";
 import type { Workload } from "../src/strategy/auto.ts";
 import { detect } from "../src/runtime/mod.ts";
@@ -256,8 +256,22 @@ describe("strategy auto", () => {
       strategy: "serial",
       reason: 'serial: strategy "serial" set on the executor',
       workers: 1,
+      concurrency: 1,
       inProcess: true,
     });
+  });
+
+  test("explain() says how many items each would keep in flight", async () => {
+    const explained = async (options: ExecutorOptions): Promise<number> => {
+      await using ex = new ParallelExecutor(options);
+      return (await ex.explain(auto.square, [1, 2])).concurrency;
+    };
+    assert.equal(await explained({ strategy: "async" }), 64);
+    assert.equal(await explained({ strategy: "async", concurrency: 5 }), 5);
+    assert.equal(await explained({ strategy: "threads", maxWorkers: 2 }), 1);
+    assert.equal(await explained({ strategy: "threads", maxWorkers: 2, concurrency: 4 }), 4);
+    const d = decide(workload({ items: 64, profile: { wallMs: 5, busyShare: 0.03 } }));
+    assert.equal(d.concurrency, 64);
   });
 });
 
