@@ -196,6 +196,8 @@ export class Mean {
 export interface Profile {
   readonly wallMs: number;
   readonly busyShare: number;
+  /** Items it was measured on, over every probe so far. */
+  readonly samples: number;
 }
 
 /** Most tasks whose time per item an executor remembers. */

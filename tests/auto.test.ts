@@ -102,7 +102,7 @@ describe("decide()", () => {
   });
 
   test("a task that mostly waits goes to async, with its split in the reason", () => {
-    const d = decide(workload({ items: 64, profile: { wallMs: 5, busyShare: 0.03 } }));
+    const d = decide(workload({ items: 64, profile: { wallMs: 5, busyShare: 0.03, samples: 3 } }));
     assert.equal(d.strategy, "async");
     assert.equal(d.concurrency, 64);
     assert.equal(d.workers, 1);
@@ -115,7 +115,7 @@ describe("decide()", () => {
         items: 128,
         maxWorkers: 2,
         warm: { threads: true, processes: false },
-        profile: { wallMs: 7, busyShare: 2 / 7 },
+        profile: { wallMs: 7, busyShare: 2 / 7, samples: 3 },
       }),
     );
     assert.equal(d.strategy, "threads");
@@ -123,15 +123,31 @@ describe("decide()", () => {
     assert.match(d.reason, /29% of it computing: 7 in flight on each of 2 threads/);
   });
 
+  test("async chosen only because the pool is cold adds up until starting it pays", () => {
+    const mixed = {
+      items: 64,
+      maxWorkers: 2,
+      profile: { wallMs: 7, busyShare: 2 / 7, samples: 9 },
+    };
+    const cold = decide(workload(mixed));
+    assert.equal(cold.strategy, "async");
+    assert.ok(cold.regretMs > 0, `regret ${cold.regretMs}`);
+    const later = decide(workload({ ...mixed, regretMs: 1000 }));
+    assert.equal(later.strategy, "threads");
+    assert.match(later.reason, /calls have already given up 1,000 ms: worth the pool start/);
+  });
+
   test("the caller's concurrency is the one auto prices and uses", () => {
-    const d = decide(workload({ items: 64, concurrency: 8, profile: { wallMs: 5, busyShare: 0 } }));
+    const d = decide(
+      workload({ items: 64, concurrency: 8, profile: { wallMs: 5, busyShare: 0, samples: 3 } }),
+    );
     assert.equal(d.strategy, "async");
     assert.equal(d.concurrency, 8);
     assert.match(d.reason, /: 8 in flight on the calling thread/);
   });
 
   test("a task that awaits but mostly computes is priced as computing", () => {
-    const d = decide(workload({ items: 64, profile: { wallMs: 5, busyShare: 0.95 } }));
+    const d = decide(workload({ items: 64, profile: { wallMs: 5, busyShare: 0.95, samples: 9 } }));
     assert.notEqual(d.strategy, "async");
     assert.equal(d.concurrency, undefined);
   });
@@ -270,7 +286,7 @@ describe("strategy auto", () => {
     assert.equal(await explained({ strategy: "async", concurrency: 5 }), 5);
     assert.equal(await explained({ strategy: "threads", maxWorkers: 2 }), 1);
     assert.equal(await explained({ strategy: "threads", maxWorkers: 2, concurrency: 4 }), 4);
-    const d = decide(workload({ items: 64, profile: { wallMs: 5, busyShare: 0.03 } }));
+    const d = decide(workload({ items: 64, profile: { wallMs: 5, busyShare: 0.03, samples: 3 } }));
     assert.equal(d.concurrency, 64);
   });
 });

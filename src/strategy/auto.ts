@@ -30,6 +30,7 @@ import type { BuiltInRequest, BuiltInResult } from "./_builtin.ts";
 import { Mean } from "../chunking.ts";
 import type { Figure, PoolCosts, Profile } from "../chunking.ts";
 import { ASYNC_CONCURRENCY } from "../config.ts";
+import { wakeCost } from "../_busy.ts";
 import { SoftStop } from "../_abort.ts";
 
 /** Round trip of one chunk to a warm thread and back, in ms (bench/round_trip.ts, part c). */
@@ -70,6 +71,14 @@ export const WAITING_SHARE = 0.9;
 export const WAITING_SAMPLES = 3;
 /** ... or, after two, until this much wall time was probed. */
 export const WAITING_PROBE_MS = 20;
+/**
+ * A task's first probes run while much is still cold (its first calls, the runtime's own first
+ * fetch, collections of what ran before): they can make it look busier and slower than it is.
+ * So later calls of a task that awaits probe it again, a few items each, until its profile rests
+ * on this many: its share is the least of them all, its wall time the latest call's.
+ */
+export const PROFILE_SAMPLES = 9;
+
 /** Most items a thread keeps in flight when auto chooses for a task that awaits. */
 export const MAX_PER_THREAD = 64;
 
@@ -317,7 +326,10 @@ function waiting(
     (left * (busy + w.costs.transport.ms)) / workers,
   ) + 2 * w.costs.roundTrip.ms;
   const start = w.warm.threads ? 0 : w.costs.start.ms;
-  if (workers > 1 && (start + threadsMs) * MARGIN < asyncMs) {
+  // Async, only because the pool is cold? Then count what it cost (rent or buy, as for serial).
+  const gain = workers > 1 && !w.warm.threads ? asyncMs - threadsMs * MARGIN : 0;
+  const bought = gain > 0 && w.regretMs + gain >= start && w.broken.threads === undefined;
+  if (workers > 1 && ((start + threadsMs) * MARGIN < asyncMs || bought)) {
     return fixed(
       "threads",
       () =>
@@ -325,7 +337,13 @@ function waiting(
           ms(threadsMs)
         }${w.warm.threads ? "" : ` + ${ms(start)} pool start`} ≪ ~${
           ms(asyncMs)
-        } on the calling thread, which would compute them all${figures(w.costs)}`,
+        } on the calling thread, which would compute them all${
+          bought && (start + threadsMs) * MARGIN >= asyncMs
+            ? `; a warm pool saves ~${ms(gain)} on this call, and calls have already given up ${
+              ms(w.regretMs)
+            }: worth the pool start`
+            : ""
+        }${figures(w.costs)}`,
       workers,
       0,
       perThread,
@@ -342,7 +360,7 @@ function waiting(
           : ""
       }`,
     1,
-    0,
+    Math.max(gain, 0),
     inFlight,
   );
 }
@@ -434,6 +452,8 @@ export class AutoRunner implements Runner {
   /** Of the probed chunks whose tasks awaited: how many, and the least busy share of them. */
   #waited = 0;
   #leastShare = 1;
+  /** A doubtful profile of earlier calls, probed again (see `PROFILE_SAMPLES`). */
+  #earlier: Profile | undefined;
 
   /**
    * @param host The call's side of the executor.
@@ -449,6 +469,13 @@ export class AutoRunner implements Runner {
   ) {
     this.#host = host;
     this.#probeOnly = probeOnly;
+    if (profile !== undefined && profile.samples < PROFILE_SAMPLES) {
+      // Not settled yet: probe again, and keep the least busy share of every probe so far.
+      this.#earlier = profile;
+      this.#leastShare = profile.busyShare;
+      estimateMs = undefined;
+      profile = undefined;
+    }
     const known = estimateMs !== undefined || profile !== undefined;
     const decision = decide(
       host.workload(estimateMs, known ? "earlier calls" : undefined, 0, undefined, profile),
@@ -486,21 +513,27 @@ export class AutoRunner implements Runner {
     const serial = this.#serial ??= this.#host.runner("serial");
     const run = serial.run({ ...request, timed: true, busy: this.#target === undefined });
     this.#choosing = run.then(
-      (result) => {
+      async (result) => {
+        const { busyMs, awaited } = result as BuiltInResult;
+        // A wait's own wake-up is not the task's computing (see `wakeCost`).
+        const wakeMs = awaited === true ? await wakeCost() : 0;
         this.#choosing = undefined;
         this.#probed.add(request.items.length, result.ms);
         const perItem = this.#probed.perItemMs;
-        const { busyMs, awaited } = result as BuiltInResult;
         let profile: Profile | undefined;
         if (awaited === true && busyMs !== undefined && result.ms > 0) {
           // It awaits: probe a few chunks, and keep the least busy share (noise, and a first
           // call's one-time costs, only ever add to it).
           this.#waited++;
-          this.#leastShare = Math.min(this.#leastShare, busyMs / result.ms);
+          this.#leastShare = Math.min(this.#leastShare, Math.max(0, busyMs - wakeMs) / result.ms);
           const more = this.#waited < WAITING_SAMPLES &&
             (this.#waited < 2 || this.#probed.ms < WAITING_PROBE_MS);
           if (more && this.#target === undefined) return;
-          profile = { wallMs: perItem, busyShare: this.#leastShare };
+          profile = {
+            wallMs: perItem,
+            busyShare: this.#leastShare,
+            samples: this.#waited + (this.#earlier?.samples ?? 0),
+          };
         }
         const decision = decide(
           // explain() throws its probe's results away: the call it describes runs them all.
