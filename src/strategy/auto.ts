@@ -316,13 +316,14 @@ function waiting(
       w.measured === "earlier calls" ? " (measured by earlier calls)" : ""
     }`;
   const inFlight = w.concurrency ?? ASYNC_CONCURRENCY;
-  // One thread: at most `inFlight` waits overlap, and every item's computing takes its turn.
-  const asyncMs = Math.max((left * wallMs) / inFlight, left * busy);
+  // One thread: waves of `inFlight` waits (none shorter than one item's), and every item's
+  // computing takes its turn.
+  const asyncMs = Math.max(Math.ceil(left / inFlight) * wallMs, left * busy);
   // Enough in flight per thread that its waits hide behind the others' computing.
   const perThread = w.concurrency ??
     Math.min(MAX_PER_THREAD, Math.max(2, Math.ceil((2 * wallMs) / Math.max(busy, 1e-3))));
   const threadsMs = Math.max(
-    (left * wallMs) / (workers * perThread),
+    Math.ceil(left / (workers * perThread)) * wallMs,
     (left * (busy + w.costs.transport.ms)) / workers,
   ) + 2 * w.costs.roundTrip.ms;
   const start = w.warm.threads ? 0 : w.costs.start.ms;
