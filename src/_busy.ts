@@ -84,6 +84,11 @@ export class BusyMeter {
     this.#last = now;
   }
 
+  /** Stops without a result (the chunk failed): no more turns of the event loop. */
+  cancel(): void {
+    this.#spinning = false;
+  }
+
   /**
    * Stops, and says how long the thread was busy since `since`, in ms (the wall time it covers
    * is the caller's to measure).

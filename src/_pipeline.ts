@@ -279,6 +279,7 @@ export async function collect<O>(pipeline: Pipeline): Promise<O[]> {
     stopped: settle,
   });
   await stopped;
+  await pipeline.route.concluded();
   pipeline.route.end(!pipeline.failed, pipeline.error);
   if (pipeline.failed) throw pipeline.error;
   const results = new Array<O>(total);
@@ -342,6 +343,7 @@ export async function* iterate<O>(
     const failed = failure !== undefined || pipeline.failed;
     const error = failure !== undefined ? failure.error : pipeline.error;
     pipeline.cancel(new ExecutorClosedError("The iterator was closed"), false);
+    await pipeline.route.concluded();
     pipeline.route.end(!failed, failed ? error : undefined);
   }
 }

@@ -167,6 +167,14 @@ export class Route {
     );
   }
 
+  /**
+   * Resolves once auto has chosen, if the call ran only its probe (see `AutoRunner.conclude`),
+   * so that its reason says what it measured; at once for any other call.
+   */
+  concluded(): Promise<void> {
+    return this.runner instanceof AutoRunner ? this.runner.conclude() : Promise.resolve();
+  }
+
   /** Why the strategy, in words; formatted on first read (most calls never look). */
   get reason(): string {
     if (typeof this.#reason === "function") this.#reason = this.#reason();

@@ -114,7 +114,7 @@ export class ChunkSizer {
    */
   #atLeast(least: number, remaining: number | undefined): number {
     const share = remaining === undefined ? least : Math.ceil(remaining / this.#workers());
-    const floor = Math.max(1, Math.min(least, share));
+    const floor = Math.max(1, Math.min(least, share, MAX_CHUNK));
     if (this.#perItemMs === undefined) return (this.#last = floor);
     this.#opening = 0;
     const wanted = this.#perItemMs > 0 ? TARGET_CHUNK_MS / this.#perItemMs : Infinity;

@@ -134,6 +134,7 @@ export class ParallelExecutor implements AsyncDisposable {
       await collect(pipeline).catch((error: unknown) => {
         if (!(error instanceof SoftStop)) throw error;
       });
+      await auto.conclude();
     } else route.end(true);
     if (auto !== undefined && auto.decision === undefined) {
       return {
@@ -349,10 +350,12 @@ export class ParallelExecutor implements AsyncDisposable {
         seed,
         single: true,
         concurrency: perChunk > 1 ? perChunk : undefined,
-      }).then((result) => {
+      }).then(async (result) => {
+        await route.concluded();
         route.end(true);
         return result.values[0] as O;
-      }, (error: unknown) => {
+      }, async (error: unknown) => {
+        await route.concluded();
         route.end(false, error);
         throw error;
       });

@@ -113,7 +113,15 @@ export interface WrappedPayload {
  * the chunks ran in; the rest go on the events port.
  */
 export type FromWorkerEvent =
-  | { type: "fail"; id: number; index: number; error: WireError; clone?: CloneFailure }
+  | {
+    type: "fail";
+    id: number;
+    index: number;
+    error: WireError;
+    clone?: CloneFailure;
+    /** Items of the chunk still running after the grace (see `runWindow`): replace the worker. */
+    stragglers?: number;
+  }
   /** The chunk was cancelled before it finished. */
   | { type: "cancelled"; id: number }
   /** The chunk was taken back by the pool before it started (`Claim.REVOKED`): not run. */
@@ -221,6 +229,8 @@ export type FromProcess =
     load?: boolean;
     clone?: CloneFailure;
     heap?: number;
+    /** Items of the chunk still running after the grace (see `runWindow`): replace the process. */
+    stragglers?: number;
   }
   | { type: "cancelled"; id: number; heap?: number }
   /** An uncaught error or unhandled rejection; the process exits with code 1 next. */

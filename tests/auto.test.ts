@@ -152,6 +152,38 @@ describe("decide()", () => {
     assert.equal(d.concurrency, undefined);
   });
 
+  test("with a timeout, a thread runs one waiting item at a time, and auto prices it so", () => {
+    const d = decide(
+      workload({
+        items: 1000,
+        maxWorkers: 2,
+        timeoutMs: 1000,
+        warm: { threads: true, processes: false },
+        profile: { wallMs: 20, busyShare: 0.01, samples: 9 },
+      }),
+    );
+    assert.equal(d.strategy, "async", d.reason);
+  });
+
+  test("a short call of a task that awaits still chooses, and says so", async () => {
+    const events: ParallelExecutionEvent[] = [];
+    await using ex = new ParallelExecutor({
+      maxWorkers: 2,
+      onEvent: (event) => event.type === "parallel_execution" && events.push(event),
+    });
+    const wait = async (n: number): Promise<number> => {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      return n;
+    };
+    const plan = await ex.explain(wait, [1, 2]);
+    assert.notEqual(plan.reason, "serial: no items");
+    assert.match(plan.reason, /of it computing/);
+    assert.deepEqual(await ex.map(wait, [3, 4]), [3, 4]);
+    for (let k = 0; k < 3; k++) assert.equal(await ex.submit(wait, k), k);
+    assert.equal(events.length, 4);
+    for (const event of events) assert.notEqual(event.reason, "", show(event));
+  });
+
   test("the probe measures the split of a task that awaits, and explain() says it", async () => {
     await using ex = new ParallelExecutor({ maxWorkers: 2 });
     const wait = async (n: number): Promise<number> => {

@@ -9,6 +9,7 @@
 
 import { describe } from "node:test";
 import assert from "node:assert/strict";
+import { setImmediate } from "node:timers";
 import { ParallelExecutor, parseParallelEnv, tasks } from "../mod.ts";
 import * as local from "./fixtures/io_work.ts";
 import { collect, forEachStrategy, show, test, within, work } from "./_helpers.ts";
@@ -393,6 +394,93 @@ forEachStrategy(["threads", "processes"], (strategy, test) => {
       );
       assert.equal(seen.length, 40);
       assert.ok(most(seen) > 1 && most(seen) <= 4, `in flight at once per worker: ${seen}`);
+    });
+  });
+});
+
+describe("a chunk's failure with several of its items in flight", () => {
+  test("the others see ctx.signal aborted, however late they first read it", async () => {
+    const { Chunk, runItems } = await import("../src/worker/run_task.js");
+    const chunk = new Chunk(1, () => false, 0n);
+    const seen: boolean[] = [];
+    const failed = new Promise<[number, unknown, number | undefined]>((resolve) => {
+      runItems(
+        async (n: unknown, ctx: { signal: AbortSignal }) => {
+          if (n === 0) throw new Error("item 0 failed");
+          // A turn of the event loop: the failure, a microtask, is handled before it ends.
+          await new Promise((resolve) => setImmediate(resolve));
+          seen.push(ctx.signal.aborted); // the first read of the signal, after the failure
+          return n;
+        },
+        chunk,
+        10,
+        [0, 1, 2, 3],
+        {
+          at() {},
+          done: () => assert.fail("the chunk failed; it must not say done"),
+          fail: (index, error, stragglers) => resolve([index, error, stragglers]),
+          stopped: () => assert.fail("nothing cancelled the chunk"),
+        },
+        undefined,
+        4,
+      );
+    });
+    const [index, error, stragglers] = await within(failed, BOUND_MS, "the chunk's failure");
+    assert.equal(index, 10);
+    assert.equal((error as Error).message, "item 0 failed");
+    // Reported once the others settled, none of them left running.
+    assert.equal(stragglers ?? 0, 0);
+    assert.deepEqual(seen, [true, true, true]);
+  });
+
+  test("one that runs on past the grace is reported, and nothing else starts", async () => {
+    const { Chunk, runItems } = await import("../src/worker/run_task.js");
+    const chunk = new Chunk(1, () => false, 0n);
+    const started: unknown[] = [];
+    const failed = new Promise<number | undefined>((resolve) => {
+      runItems(
+        (n: unknown) => {
+          started.push(n);
+          if (n === 0) return Promise.reject(new Error("item 0 failed"));
+          return new Promise(() => {}); // never settles, whatever its signal says
+        },
+        chunk,
+        0,
+        [0, 1, 2, 3, 4, 5],
+        {
+          at() {},
+          done: () => assert.fail("the chunk failed; it must not say done"),
+          fail: (_index, _error, stragglers) => resolve(stragglers),
+          stopped: () => assert.fail("nothing cancelled the chunk"),
+        },
+        undefined,
+        3,
+      );
+    });
+    assert.equal(await within(failed, BOUND_MS, "the chunk's failure"), 2);
+    assert.deepEqual(started, [0, 1, 2], "no item starts after the failure");
+  });
+
+  forEachStrategy(["threads", "processes"] as const, (strategy) => {
+    test(`items that never settle after a failure do not hold up the next call (${strategy})`, async () => {
+      await using ex = new ParallelExecutor({ strategy, maxWorkers: 1, concurrency: 4 });
+      const stuck = (n: number): Promise<number> => {
+        if (n === 0) return Promise.reject(new Error("item 0 failed"));
+        return new Promise(() => {});
+      };
+      const error = await failure(
+        "the map",
+        () => within(ex.map(stuck, [0, 1, 2, 3]), BOUND_MS, "map()"),
+      );
+      assert.equal((error as { index?: number }).index, 0, show(error));
+      assert.equal(((error as Error).cause as Error).message, "item 0 failed");
+      // The worker that still ran them was replaced: the next call runs, and nothing crashed.
+      assert.deepEqual(await within(ex.map((n: number) => n + 1, [1, 2]), BOUND_MS, "map()"), [
+        2,
+        3,
+      ]);
+      assert.equal(ex.stats().crashes, 0);
+      assert.equal(ex.stats().respawns, 1, "the worker still running them was replaced");
     });
   });
 });

@@ -320,7 +320,8 @@ function waiting(
   // computing takes its turn.
   const asyncMs = Math.max(Math.ceil(left / inFlight) * wallMs, left * busy);
   // Enough in flight per thread that its waits hide behind the others' computing.
-  const perThread = w.concurrency ??
+  // With a timeout each item goes alone (see `withTimeout`), so a thread has one in flight.
+  const perThread = w.timeoutMs !== undefined ? 1 : w.concurrency ??
     Math.min(MAX_PER_THREAD, Math.max(2, Math.ceil((2 * wallMs) / Math.max(busy, 1e-3))));
   const threadsMs = Math.max(
     Math.ceil(left / (workers * perThread)) * wallMs,
@@ -453,8 +454,10 @@ export class AutoRunner implements Runner {
   /** Of the probed chunks whose tasks awaited: how many, and the least busy share of them. */
   #waited = 0;
   #leastShare = 1;
-  /** A doubtful profile of earlier calls, probed again (see `PROFILE_SAMPLES`). */
+  /** A profile of earlier calls not settled yet, probed again (see `PROFILE_SAMPLES`). */
   #earlier: Profile | undefined;
+  /** An input the probe ran, for the workload's size of one. */
+  #sample: unknown;
 
   /**
    * @param host The call's side of the executor.
@@ -520,49 +523,20 @@ export class AutoRunner implements Runner {
         const wakeMs = awaited === true ? await wakeCost() : 0;
         this.#choosing = undefined;
         this.#probed.add(request.items.length, result.ms);
-        const perItem = this.#probed.perItemMs;
-        let profile: Profile | undefined;
+        this.#sample = request.items[0];
+        const first = this.#target === undefined;
         if (awaited === true && busyMs !== undefined && result.ms > 0) {
           // It awaits: probe a few chunks, and keep the least busy share (noise, and a first
-          // call's one-time costs, only ever add to it).
+          // call's one-time costs, only ever add to it). What is known so far is kept at once,
+          // so that a short call (a submit) leaves it for the next.
           this.#waited++;
           this.#leastShare = Math.min(this.#leastShare, Math.max(0, busyMs - wakeMs) / result.ms);
-          const more = this.#waited < WAITING_SAMPLES &&
+          if (first) this.#remember();
+          const more = request.single !== true && this.#waited < WAITING_SAMPLES &&
             (this.#waited < 2 || this.#probed.ms < WAITING_PROBE_MS);
-          if (more && this.#target === undefined) return;
-          profile = {
-            wallMs: perItem,
-            busyShare: this.#leastShare,
-            samples: this.#waited + (this.#earlier?.samples ?? 0),
-          };
+          if (more && first) return;
         }
-        const decision = decide(
-          // explain() throws its probe's results away: the call it describes runs them all.
-          this.#host.workload(
-            perItem,
-            "probe",
-            this.#probeOnly ? 0 : this.#probed.items,
-            request.items[0],
-            profile,
-          ),
-        );
-        if (this.#target === undefined) {
-          this.#host.measured(perItem);
-          if (profile !== undefined) this.#host.profiled(profile);
-        }
-        if (
-          decision.strategy !== "serial" && decision.strategy !== undefined &&
-          this.#probed.ms < PROBE_MS && this.#target === undefined
-        ) {
-          // Looks parallel, but on too little measured time: keep probing a little longer.
-          return;
-        }
-        const chosen = decision.strategy === undefined
-          ? new Verdict("serial", () => `serial: ${decision.reason}`, 1)
-          : decision;
-        if (this.#target === undefined || chosen.strategy !== "serial") {
-          this.#choose(chosen, true);
-        }
+        this.#decideNow(false);
       },
       () => {
         this.#choosing = undefined;
@@ -573,6 +547,63 @@ export class AutoRunner implements Runner {
       },
     );
     return run;
+  }
+
+  /** How the probed items spent their time, if any of them awaited. */
+  #profile(): Profile | undefined {
+    if (this.#waited === 0) return undefined;
+    return {
+      wallMs: this.#probed.perItemMs,
+      busyShare: this.#leastShare,
+      samples: this.#waited + (this.#earlier?.samples ?? 0),
+    };
+  }
+
+  /** Keeps what the probe measured for the task's later calls. */
+  #remember(): void {
+    this.#host.measured(this.#probed.perItemMs);
+    const profile = this.#profile();
+    if (profile !== undefined) this.#host.profiled(profile);
+  }
+
+  /**
+   * Decides from what the probe measured; unless `final`, a parallel choice waits for ~`PROBE_MS`
+   * of measured work.
+   */
+  #decideNow(final: boolean): void {
+    const perItem = this.#probed.perItemMs;
+    const decision = decide(
+      // explain() throws its probe's results away: the call it describes runs them all.
+      this.#host.workload(
+        perItem,
+        "probe",
+        this.#probeOnly ? 0 : this.#probed.items,
+        this.#sample,
+        this.#profile(),
+      ),
+    );
+    if (this.#target === undefined) this.#remember();
+    if (
+      !final && decision.strategy !== "serial" && decision.strategy !== undefined &&
+      this.#probed.ms < PROBE_MS && this.#target === undefined
+    ) {
+      // Looks parallel, but on too little measured time: keep probing a little longer.
+      return;
+    }
+    const chosen = decision.strategy === undefined
+      ? new Verdict("serial", () => `serial: ${decision.reason}`, 1)
+      : decision;
+    if (this.#target === undefined || chosen.strategy !== "serial") this.#choose(chosen, true);
+  }
+
+  /**
+   * The call has run every item: if the probe took them all before a choice was made (a short
+   * input of a task that awaits), choose now from what it measured, so that the call (and
+   * `explain()`) says what a longer one would do.
+   */
+  async conclude(): Promise<void> {
+    while (this.#choosing !== undefined) await this.#choosing;
+    if (this.#decision === undefined && this.#probed.items > 0) this.#decideNow(true);
   }
 
   #choose(decision: Decision, costed: boolean): void {

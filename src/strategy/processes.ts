@@ -161,6 +161,12 @@ export class ProcessPool extends Pool<PoolProcess> {
         } else if (message.type === "fail") {
           if (message.load) worker.prepared.delete(job.taskId);
           this.settle(job, failure(message));
+          if (message.stragglers) {
+            // Items of the failed chunk run on: none may outlive its call.
+            this.retire(worker);
+            this.pump();
+            return;
+          }
         } else this.settle(job, job.request.signal?.reason);
         this.release(worker);
         return;

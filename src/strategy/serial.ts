@@ -1,6 +1,6 @@
 /**
- * The calling-thread strategies: `"serial"` runs chunks one at a time, `"async"` many at once
- * (`concurrency`, 64 unless set), for tasks that mostly wait: their promises are in flight
+ * The calling-thread strategies: `"serial"` runs chunks one at a time (unless `concurrency`
+ * says more), `"async"` many at once (`concurrency`, 64 unless set), for tasks that mostly wait: their promises are in flight
  * together on this event loop, with no worker at all. Within a chunk, items run one after
  * another; the pipeline keeps up to `concurrency` chunks in flight. Submits to `"async"` share
  * that budget: past it they wait their turn, first come first served. Inline functions are
@@ -161,42 +161,48 @@ export class SerialStrategy implements BuiltInStrategy {
     /** With `busy`: measuring since the first task that awaited (before it, all was busy). */
     let meter: BusyMeter | undefined;
     let busyBefore = 0;
-    for (let k = 0; k < items.length; k++) {
-      if (callSignal.aborted) throw callSignal.reason;
-      if (this.#terminated !== undefined) throw this.#terminated;
-      const index = base + k;
-      watch.index = index;
-      const deadline = timeoutMs === undefined ? undefined : new Deadline(index, timeoutMs);
-      const signal = deadline === undefined
-        ? callSignal
-        : AbortSignal.any([callSignal, deadline.signal]);
-      try {
-        const began = meter === undefined && request.busy ? performance.now() : 0;
-        let value = fn(items[k], new SerialContext(index, signal, request.seed ?? 0n));
-        if (watch.crash === undefined && isThenable(value)) {
-          if (request.busy && meter === undefined) {
-            busyBefore = began - start;
-            meter = new BusyMeter(began);
+    try {
+      for (let k = 0; k < items.length; k++) {
+        if (callSignal.aborted) throw callSignal.reason;
+        if (this.#terminated !== undefined) throw this.#terminated;
+        const index = base + k;
+        watch.index = index;
+        const deadline = timeoutMs === undefined ? undefined : new Deadline(index, timeoutMs);
+        const signal = deadline === undefined
+          ? callSignal
+          : AbortSignal.any([callSignal, deadline.signal]);
+        try {
+          const began = meter === undefined && request.busy ? performance.now() : 0;
+          let value = fn(items[k], new SerialContext(index, signal, request.seed ?? 0n));
+          if (watch.crash === undefined && isThenable(value)) {
+            if (request.busy && meter === undefined) {
+              busyBefore = began - start;
+              meter = new BusyMeter(began);
+            }
+            value = await this.#await(value, signal, watch);
           }
-          value = await this.#await(value, signal, watch);
+          if (watch.crash !== undefined) throw watch.crash;
+          // A synchronous task cannot be interrupted here; past its limit, it still fails.
+          deadline?.check();
+          values[k] = value;
+        } catch (error) {
+          if (watch.crash !== undefined) throw watch.crash;
+          if (
+            (signal.aborted && error === signal.reason) ||
+            (this.#terminated !== undefined && error === this.#terminated) ||
+            (deadline?.late !== undefined && error === deadline.late)
+          ) {
+            throw error;
+          }
+          throw taskFailure(index, error, task.kind === "inline" ? capturedName(error) : undefined);
+        } finally {
+          deadline?.clear();
         }
-        if (watch.crash !== undefined) throw watch.crash;
-        // A synchronous task cannot be interrupted here; past its limit, it still fails.
-        deadline?.check();
-        values[k] = value;
-      } catch (error) {
-        if (watch.crash !== undefined) throw watch.crash;
-        if (
-          (signal.aborted && error === signal.reason) ||
-          (this.#terminated !== undefined && error === this.#terminated) ||
-          (deadline?.late !== undefined && error === deadline.late)
-        ) {
-          throw error;
-        }
-        throw taskFailure(index, error, task.kind === "inline" ? capturedName(error) : undefined);
-      } finally {
-        deadline?.clear();
       }
+    } catch (error) {
+      // The meter spins the event loop on some runtimes: never past its chunk.
+      meter?.cancel();
+      throw error;
     }
     const ms = performance.now() - start;
     if (!request.busy) return { values, ms };
@@ -282,6 +288,7 @@ export class SerialStrategy implements BuiltInStrategy {
     );
     // Submits waiting for a turn run into the closed strategy, and reject.
     for (const turn of this.#turns.drain()) if (!turn.dropped) turn.go();
+    this.#submits = 0;
     for (const reject of this.#waiting) reject(this.#terminated);
     this.#waiting.clear();
     return Promise.resolve();

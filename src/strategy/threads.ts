@@ -146,6 +146,7 @@ export class ThreadPool extends Pool<PoolWorker> {
       else if (!job.settled && event.type === "cancelled") {
         this.settle(job, job.request.signal?.reason);
       }
+      if (event.type === "fail" && event.stragglers) return this.#dropStragglers(worker);
       return this.#done(worker, job);
     }
     this.#replied(worker);
@@ -175,6 +176,22 @@ export class ThreadPool extends Pool<PoolWorker> {
       this.pump();
     } else if (worker.job === undefined) this.release(worker);
     else this.#pipeline(worker);
+  }
+
+  /**
+   * A chunk failed while some of its items ran on past the grace (see `runWindow`): the worker,
+   * which starts nothing more, is replaced, so that none of them outlives its call; the chunk
+   * posted behind goes back to the queue.
+   */
+  #dropStragglers(worker: PoolWorker): void {
+    const next = worker.next;
+    worker.job = undefined;
+    if (next !== undefined && !this.#revoke(worker, next, true) && !next.settled) {
+      this.settle(next, crashedChunk(next, undefined, { message: "it was replaced" }, undefined));
+    }
+    worker.next = undefined;
+    this.retire(worker);
+    this.pump();
   }
 
   /**

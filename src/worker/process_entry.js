@@ -210,9 +210,10 @@ function runChunk(id, fn, base, items, timed, seed, each, limit) {
   /** @type {import("./run_task.js").ChunkHooks} */
   const hooks = {
     at: (index) => (running = index),
-    fail(index, error) {
+    fail(index, error, stragglers) {
       end();
-      send({ type: "fail", id, index, error: serializeError(error), ...heap() });
+      const rest = stragglers ? { stragglers } : {};
+      send({ type: "fail", id, index, error: serializeError(error), ...rest, ...heap() });
     },
     stopped() {
       end();

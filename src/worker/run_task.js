@@ -27,6 +27,12 @@ const abortedGetter = /** @type {() => boolean} */ (
 const cancelled = () => new DOMException("The task was cancelled", "AbortError");
 
 /**
+ * After a chunk's item failed, how long the chunk's other items in flight get to settle, told
+ * through `ctx.signal`, before the worker reports them still running and is replaced.
+ */
+export const STRAGGLER_GRACE_MS = 100;
+
+/**
  * One running chunk, on a worker thread or in a worker process. Its signal is made on first
  * use only: most tasks never read `ctx.signal`, and an AbortController per chunk is a
  * measurable part of a round trip.
@@ -44,6 +50,8 @@ export class Chunk {
     this.seed = seed;
     /** @type {AbortController | undefined} */
     this.controller = undefined;
+    /** Set by `abort()`: a signal made after it is aborted from the start. */
+    this.aborted = false;
   }
 
   /**
@@ -57,7 +65,7 @@ export class Chunk {
     const controller = new AbortController();
     this.controller = controller;
     const signal = controller.signal;
-    const isCancelled = this.isCancelled;
+    const isCancelled = this.aborted ? () => true : this.isCancelled;
     // Deno's abort() reads `aborted` itself: without the guard that would recurse.
     let aborting = false;
     const aborted = () => {
@@ -81,8 +89,9 @@ export class Chunk {
     return signal;
   }
 
-  /** Aborts the signal, if a task asked for it. */
+  /** Aborts the signal: now, if a task asked for it, else once one does. */
   abort() {
+    this.aborted = true;
     this.controller?.abort(cancelled());
   }
 }
@@ -123,7 +132,10 @@ class Context {
  * @property {(index: number) => void} at An item is about to run.
  * @property {(values: unknown[], failures?: [number, unknown][]) => void} done Every item
  *   ran (in a batch of submits, with the items that failed: position, error).
- * @property {(index: number, error: unknown) => void} fail Item `index` threw or rejected.
+ * @property {(index: number, error: unknown, stragglers?: number) => void} fail Item `index`
+ *   threw or rejected. With several in flight, once the others settled, or after
+ *   `STRAGGLER_GRACE_MS` with `stragglers` of them still running: the worker is then replaced,
+ *   so that none of them outlives its call.
  * @property {() => void} stopped The chunk was cancelled between two items.
  * @property {() => void} [waiting] A task returned a promise: nothing runs until it settles.
  * @property {() => void} [resumed] That promise settled: the chunk goes on.
@@ -196,8 +208,10 @@ export function runItems(fn, chunk, base, items, hooks, each, limit = 1) {
  * `runItems` with up to `limit` items in flight: items start in order, each as soon as fewer
  * than `limit` of those started have not settled, so the tasks' waits overlap. `hooks.at` names
  * the last item started (a crash fails every item started, since none has been answered yet).
- * The chunk's first failure ends it at once and aborts `ctx.signal` for the items still in
- * flight, whose outcome is then dropped; in a batch (`each`) an item that fails fails alone.
+ * The chunk's first failure ends it: no more items start, `ctx.signal` aborts for those still in
+ * flight, and the failure is reported once they settled (their outcome dropped), or after
+ * `STRAGGLER_GRACE_MS` with the count of those still running; in a batch (`each`) an item that
+ * fails fails alone.
  * A cancel stops items from starting; the chunk says `stopped` once those in flight settled.
  *
  * @param {TaskFn} fn
@@ -215,6 +229,9 @@ function runWindow(fn, chunk, base, items, hooks, each, limit) {
   let next = 0;
   let inFlight = 0;
   let ended = false;
+  /** With the chunk failed and items still in flight: called as each of them settles. */
+  /** @type {(() => void) | undefined} */
+  let straggled;
   /** Whether the chunk ends with item `k`'s error. */
   const failed = (/** @type {number} */ k, /** @type {unknown} */ error) => {
     if (failures !== undefined) {
@@ -222,8 +239,24 @@ function runWindow(fn, chunk, base, items, hooks, each, limit) {
       return false;
     }
     ended = true;
-    if (inFlight > 0) chunk.abort();
-    hooks.fail(base + k, error);
+    if (inFlight === 0) {
+      hooks.fail(base + k, error);
+      return true;
+    }
+    // The others are told to stop, and the reply waits for them (briefly): one that ran on
+    // after it could crash the worker in the middle of another call.
+    chunk.abort();
+    let reported = false;
+    const report = (/** @type {number} */ stragglers) => {
+      if (reported) return;
+      reported = true;
+      clearTimeout(timer);
+      hooks.fail(base + k, error, stragglers);
+    };
+    const timer = setTimeout(() => report(inFlight), STRAGGLER_GRACE_MS);
+    straggled = () => {
+      if (inFlight === 0) report(0);
+    };
     return true;
   };
   /** Starts what it may; ends the chunk once every item settled. */
@@ -246,13 +279,13 @@ function runWindow(fn, chunk, base, items, hooks, each, limit) {
       inFlight++;
       Promise.resolve(value).then((v) => {
         inFlight--;
-        if (ended) return;
+        if (ended) return straggled?.();
         hooks.resumed?.();
         values[k] = v;
         pump();
       }, (error) => {
         inFlight--;
-        if (ended) return;
+        if (ended) return straggled?.();
         hooks.resumed?.();
         if (!failed(k, error)) pump();
       });

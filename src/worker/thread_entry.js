@@ -179,11 +179,16 @@ function runChunk(id, bank, fn, base, items, one, timed, each, limit) {
     // A plain store: the pool reads this slot only after the thread has died, and an atomic
     // store (a full fence on x86) per item was a visible share of a trivial task.
     at: (index) => (header[Slot.RUNNING_INDEX] = index),
-    fail(index, error) {
-      current = undefined;
+    fail(index, error, stragglers) {
+      // With items still running, it stays the current chunk: nothing more starts here.
+      if (!stragglers) current = undefined;
       beforeReply();
-      replyEvent(at, { type: "fail", id, index, error: serializeError(error) });
-      startWaiting();
+      /** @type {Extract<FromWorkerEvent, { type: "fail" }>} */
+      const event = { type: "fail", id, index, error: serializeError(error) };
+      if (stragglers) event.stragglers = stragglers;
+      replyEvent(at, event);
+      // Still running some of its items: the pool replaces this worker, which starts nothing more.
+      if (!stragglers) startWaiting();
     },
     stopped() {
       current = undefined;
