@@ -223,21 +223,22 @@ export class Route {
         if (this.#fellBack !== undefined) return this.#fellBack.run(request);
         return direct(request).catch((error: unknown) => {
           if (!(error instanceof WorkerError) || request.signal?.aborted) throw error;
-          this.#fallBack(strategy, error);
+          this.#fallBack(strategy, error, wanted);
           return this.#fellBack!.run(request);
         });
       },
     };
   }
 
-  #fallBack(strategy: Strategy, error: unknown): void {
+  /** Moves the rest of the call to serial, keeping as many in flight as each worker had. */
+  #fallBack(strategy: Strategy, error: unknown, concurrency: number | undefined): void {
     if (this.#fellBack !== undefined) return;
     const why = error instanceof Error ? error.message : String(error);
     if (error instanceof WorkerStartError && strategy.name !== "serial") {
       this.core.broken[strategy.name as "threads" | "processes"] = why;
     }
     this.#fallbacks++;
-    const serial = this.#runnerOf(this.core.builtIn("serial"));
+    const serial = this.#runnerOf(this.core.builtIn("serial"), concurrency);
     this.#fellBack = serial;
     const reason = `serial: fell back from ${strategy.name}: ${why}`;
     this.#tell({ type: "fallback", from: strategy.name, reason, error });
