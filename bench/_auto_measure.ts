@@ -73,8 +73,8 @@ function settle(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
 }
 
-/** `after - before`, per strategy name. */
-function ranBetween(
+/** `after - before`, per strategy name (calls per strategy between two `stats().byStrategy`). */
+export function ranBetween(
   before: Record<string, number>,
   after: Record<string, number>,
 ): Record<string, number> {
@@ -86,7 +86,8 @@ function ranBetween(
   return out;
 }
 
-function addRan(into: Record<string, number>, more: Record<string, number>): void {
+/** Adds `more`'s calls per strategy into `into`. */
+export function addRan(into: Record<string, number>, more: Record<string, number>): void {
   for (const [name, n] of Object.entries(more)) into[name] = (into[name] ?? 0) + n;
 }
 

@@ -51,6 +51,7 @@ import {
   withWatchdog,
 } from "./_measure.ts";
 import { spin } from "./work.ts";
+import { addRan, ranBetween } from "./_auto_measure.ts";
 
 type Size =
   | "workers"
@@ -284,23 +285,6 @@ function limitOf(plan: Plan): Limit {
       ? `${total} (${per} per worker × ${plan.workers} ${plan.strategy}, from ${how})`
       : `${total} (${plan.strategy}, from ${how})`,
   };
-}
-
-/** Calls per strategy between two `stats().byStrategy` readings. */
-function ranBetween(
-  before: Record<string, number>,
-  after: Record<string, number>,
-): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [name, n] of Object.entries(after)) {
-    const d = n - (before[name] ?? 0);
-    if (d > 0) out[name] = d;
-  }
-  return out;
-}
-
-function addRan(into: Record<string, number>, more: Record<string, number>): void {
-  for (const [name, n] of Object.entries(more)) into[name] = (into[name] ?? 0) + n;
 }
 
 const ranText = (ran: Record<string, number>): string =>
