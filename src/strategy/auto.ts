@@ -75,7 +75,7 @@ export const WAITING_PROBE_MS = 20;
  * A task's first probes run while much is still cold (its first calls, the runtime's own first
  * fetch, collections of what ran before): they can make it look busier and slower than it is.
  * So later calls of a task that awaits probe it again, a few items each, until its profile rests
- * on this many: its share is the least of them all, its wall time the latest call's.
+ * on this many: the least busy of them all gives its share and its wall time.
  */
 export const PROFILE_SAMPLES = 9;
 
@@ -454,6 +454,8 @@ export class AutoRunner implements Runner {
   /** Of the probed chunks whose tasks awaited: how many, and the least busy share of them. */
   #waited = 0;
   #leastShare = 1;
+  /** The wall time per item of that least busy chunk. */
+  #leastWall = 0;
   /** A profile of earlier calls not settled yet, probed again (see `PROFILE_SAMPLES`). */
   #earlier: Profile | undefined;
   /** An input the probe ran, for the workload's size of one. */
@@ -477,6 +479,7 @@ export class AutoRunner implements Runner {
       // Not settled yet: probe again, and keep the least busy share of every probe so far.
       this.#earlier = profile;
       this.#leastShare = profile.busyShare;
+      this.#leastWall = profile.wallMs;
       estimateMs = undefined;
       profile = undefined;
     }
@@ -530,7 +533,13 @@ export class AutoRunner implements Runner {
           // call's one-time costs, only ever add to it). What is known so far is kept at once,
           // so that a short call (a submit) leaves it for the next.
           this.#waited++;
-          this.#leastShare = Math.min(this.#leastShare, Math.max(0, busyMs - wakeMs) / result.ms);
+          const share = Math.max(0, busyMs - wakeMs) / result.ms;
+          if (this.#waited === 1 && this.#earlier === undefined || share <= this.#leastShare) {
+            // The least disturbed chunk: its share, and its wall time (a first call's is far
+            // slower, and would stand for every item).
+            this.#leastShare = share;
+            this.#leastWall = result.ms / request.items.length;
+          }
           if (first) this.#remember();
           const more = request.single !== true && this.#waited < WAITING_SAMPLES &&
             (this.#waited < 2 || this.#probed.ms < WAITING_PROBE_MS);
@@ -553,7 +562,7 @@ export class AutoRunner implements Runner {
   #profile(): Profile | undefined {
     if (this.#waited === 0) return undefined;
     return {
-      wallMs: this.#probed.perItemMs,
+      wallMs: this.#leastWall,
       busyShare: this.#leastShare,
       samples: this.#waited + (this.#earlier?.samples ?? 0),
     };
