@@ -231,3 +231,32 @@ export async function startBareSumPool(count: number, data: Float64Array): Promi
     },
   };
 }
+
+/** What a `Deno.bench` body is given, as far as {@linkcode barePoolBench} uses it. */
+export interface BenchTimer {
+  start(): void;
+  end(): void;
+}
+
+/**
+ * A `Deno.bench` body that times `run` on a fresh pool of `count` bare workers, after one
+ * untimed run, each run's values passed to `check`; the pool is stopped at the end.
+ */
+export function barePoolBench(
+  count: number,
+  run: (workers: BareWorker[]) => Promise<number[]>,
+  check: (values: number[]) => void,
+): (b: BenchTimer) => Promise<void> {
+  return async (b) => {
+    const workers = await startBarePool(count);
+    try {
+      check(await run(workers));
+      b.start();
+      const values = await run(workers);
+      b.end();
+      check(values);
+    } finally {
+      await stopBarePool(workers);
+    }
+  };
+}

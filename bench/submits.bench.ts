@@ -16,7 +16,7 @@
  */
 
 import { ParallelExecutor } from "../mod.ts";
-import { bareMap, startBarePool, stopBarePool } from "./_bare.ts";
+import { bareMap, barePoolBench } from "./_bare.ts";
 import { bareBounded } from "./_bare_bounded.ts";
 import { expectValues } from "./_measure.ts";
 import { boundedSubmits, burst } from "./submits.ts";
@@ -39,18 +39,11 @@ function done(r: { done: boolean }): void {
 
 Deno.bench(
   { name: "bare pool, all posted at once", group: atOnce, baseline: true, n: 10 },
-  async (b) => {
-    const workers = await startBarePool(WORKERS);
-    try {
-      expectValues(await bareMap(workers, items), expected, "bare pool");
-      b.start();
-      const values = await bareMap(workers, items);
-      b.end();
-      expectValues(values, expected, "bare pool");
-    } finally {
-      await stopBarePool(workers);
-    }
-  },
+  barePoolBench(
+    WORKERS,
+    (workers) => bareMap(workers, items),
+    (values) => expectValues(values, expected, "bare pool"),
+  ),
 );
 
 Deno.bench({ name: "fanout submit() × n, Promise.all", group: atOnce, n: 10 }, async (b) => {
@@ -64,18 +57,11 @@ Deno.bench({ name: "fanout submit() × n, Promise.all", group: atOnce, n: 10 }, 
 
 Deno.bench(
   { name: `bare pool, ≤ ${IN_FLIGHT} in flight`, group: bounded, baseline: true, n: 10 },
-  async (b) => {
-    const workers = await startBarePool(WORKERS);
-    try {
-      expectValues(await bareBounded(workers, items, IN_FLIGHT), expected, "bare bounded");
-      b.start();
-      const values = await bareBounded(workers, items, IN_FLIGHT);
-      b.end();
-      expectValues(values, expected, "bare bounded");
-    } finally {
-      await stopBarePool(workers);
-    }
-  },
+  barePoolBench(
+    WORKERS,
+    (workers) => bareBounded(workers, items, IN_FLIGHT),
+    (values) => expectValues(values, expected, "bare bounded"),
+  ),
 );
 
 Deno.bench(

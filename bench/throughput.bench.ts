@@ -19,7 +19,7 @@
 
 import { ParallelExecutor } from "../mod.ts";
 import { spin, SPIN_ITERATIONS_20MS } from "./work.ts";
-import { bareMap, startBarePool, stopBarePool } from "./_bare.ts";
+import { bareMap, barePoolBench } from "./_bare.ts";
 import { expectValues, workTasks } from "./_measure.ts";
 import { trivialItems } from "./throughput.ts";
 import { cpuWork, TASK_MS } from "./throughput.ts";
@@ -67,18 +67,11 @@ const throughput = `map: ${ITEMS.toLocaleString("en-US")} trivial items, ${WORKE
 
 Deno.bench(
   { name: "bare pool, one message per item", group: throughput, baseline: true, n: 10 },
-  async (b) => {
-    const workers = await startBarePool(WORKERS);
-    try {
-      expectValues(await bareMap(workers, items), expected, "bare pool");
-      b.start();
-      const values = await bareMap(workers, items);
-      b.end();
-      expectValues(values, expected, "bare pool");
-    } finally {
-      await stopBarePool(workers);
-    }
-  },
+  barePoolBench(
+    WORKERS,
+    (workers) => bareMap(workers, items),
+    (values) => expectValues(values, expected, "bare pool"),
+  ),
 );
 
 Deno.bench({ name: "fanout map()", group: throughput, n: 10 }, async (b) => {
