@@ -67,6 +67,14 @@ export type {
   TaskRef,
 } from "./src/task.ts";
 export { commandsAsCompleted, runCommands } from "./src/run_commands.ts";
+export { estimateEta, progressReporter } from "./src/progress.ts";
+export type {
+  Progress,
+  ProgressOutput,
+  ProgressReporter,
+  ProgressReporterOptions,
+  ProgressStyle,
+} from "./src/progress.ts";
 export { JobHaltedError, JobKilledError, JobSkippedError } from "./src/commands/errors.ts";
 export type {
   BatchResult,
@@ -74,6 +82,7 @@ export type {
   CommandOptions,
   CommandProgress,
   HaltMode,
+  HaltRule,
   JobResult,
 } from "./src/run_commands.ts";
 export {

@@ -27,7 +27,8 @@
 import { planBatch } from "./commands/_plan.ts";
 import type { Plan } from "./commands/_plan.ts";
 import { Batch, isSuccess } from "./commands/_batch.ts";
-import type { Stop } from "./commands/_batch.ts";
+import type { JobOutput, Stop } from "./commands/_batch.ts";
+import type { Progress } from "./progress.ts";
 import { Deque } from "./_deque.ts";
 
 /** One external command of a batch. */
@@ -70,8 +71,27 @@ export interface CommandJob {
  */
 export type HaltMode = "never" | "soon" | "now";
 
+/**
+ * When a batch halts, GNU parallel's `--halt when,on=count` (or `=percent%`): after `count`
+ * jobs (or `percent` % of all jobs) failed (`"fail"`), succeeded (`"success"`) or finished
+ * either way (`"done"`). `"soon"` starts no new job and lets running ones finish; `"now"`
+ * kills them too. `"soon"` as a {@linkcode HaltMode} is `{ when: "soon", on: "fail", count: 1 }`.
+ */
+export interface HaltRule {
+  readonly when: "soon" | "now";
+  readonly on: "fail" | "success" | "done";
+  /**
+   * How many jobs it takes, from 1; not with `percent`.
+   *
+   * @default {1}
+   */
+  readonly count?: number;
+  /** How many jobs it takes, as a percentage of the batch's jobs (above 0, at most 100). */
+  readonly percent?: number;
+}
+
 /** What {@linkcode CommandOptions.onProgress} receives after each job finishes. */
-export interface CommandProgress {
+export interface CommandProgress extends Progress {
   /** Jobs finished so far, this one included (skipped jobs never count here). */
   readonly done: number;
   /** How many of the finished jobs failed. */
@@ -87,7 +107,8 @@ export interface CommandProgress {
 /** Options of {@linkcode runCommands} and {@linkcode commandsAsCompleted}. */
 export interface CommandOptions {
   /**
-   * Most commands running at once: an integer from 1 to 16.
+   * Most commands running at once: an integer from 1 to `max(64, 16 × CPUs)` (a bound against
+   * exhausting processes and file descriptors, which grows with the machine).
    *
    * @default {4}
    */
@@ -125,7 +146,7 @@ export interface CommandOptions {
    *
    * @default {"never"}
    */
-  halt?: HaltMode;
+  halt?: HaltMode | HaltRule;
   /**
    * How many times a failed job (non-zero exit, signal, timeout, or a start error) is run
    * again. The result is that of the last attempt; `attempts` says how many there were. A
@@ -162,6 +183,13 @@ export interface JobResult {
   readonly index: number;
   /** The job's `cmd`, as given. */
   readonly cmd: readonly string[];
+  /**
+   * Which of the `maxWorkers` slots ran it, from 1 (the lowest free one when it started);
+   * `undefined` for a skipped job.
+   */
+  readonly slot: number | undefined;
+  /** When its first attempt started, in ms since the epoch; `undefined` for a skipped job. */
+  readonly startedAt: number | undefined;
   /** Exit code; `null` when a signal ended the command or it never ran. */
   readonly exitCode: number | null;
   /** The signal that ended the command, e.g. `"SIGTERM"`; `null` otherwise. */
@@ -196,6 +224,8 @@ export interface BatchResult {
   readonly failed: number;
   /** Wall time of the whole batch, in ms. */
   readonly durationMs: number;
+  /** The index of the job whose result halted the batch (see `halt`), if one did. */
+  readonly haltedBy: number | undefined;
 }
 
 /**
@@ -235,16 +265,28 @@ export async function runCommands(
   jobs: Iterable<CommandJob>,
   options: CommandOptions = {},
 ): Promise<BatchResult> {
+  return runPlan(planBatch(jobs, options));
+}
+
+/**
+ * Runs a planned batch to its end; `onResult` sees each result (with its output's bytes) in
+ * finish order, skipped jobs last. What `runCommands` and the `fanout` command share.
+ */
+export async function runPlan(
+  plan: Plan,
+  onResult?: (result: JobResult, output: JobOutput) => void,
+): Promise<BatchResult> {
   const started = performance.now();
-  const plan = planBatch(jobs, options);
   const results: JobResult[] = new Array(plan.jobs.length);
-  await new Promise<void>((resolve, reject) => {
-    new Batch(plan, {
-      result: (result) => {
+  const batch = await new Promise<Batch>((resolve, reject) => {
+    const batch: Batch = new Batch(plan, {
+      result: (result, output) => {
         results[result.index] = result;
+        onResult?.(result, output);
       },
-      end: (stop) => stop === undefined ? resolve() : reject(stop.error),
-    }).start();
+      end: (stop) => stop === undefined ? resolve(batch) : reject(stop.error),
+    });
+    batch.start();
   });
   const succeeded = results.filter(isSuccess).length;
   return {
@@ -252,6 +294,7 @@ export async function runCommands(
     succeeded,
     failed: results.length - succeeded,
     durationMs: performance.now() - started,
+    haltedBy: batch.haltedBy?.index,
   };
 }
 

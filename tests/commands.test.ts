@@ -20,6 +20,7 @@ import {
 } from "../mod.ts";
 import type { CommandJob, CommandOptions, CommandProgress, JobResult } from "../mod.ts";
 import { detect, liveProcessPids } from "../src/runtime/mod.ts";
+import { maxCommandWorkers } from "../src/commands/_plan.ts";
 import { rejection, show, test, within } from "./_helpers.ts";
 
 /** Bound for a whole batch in a test: a hang fails with a message instead of stalling. */
@@ -529,9 +530,14 @@ describe("runCommands() validation", () => {
       "maxWorkers: 0",
       () => runCommands([], { maxWorkers: 0 }),
       RangeError,
-      /`maxWorkers`.*1 to 16.*`0`/,
+      new RegExp(`\`maxWorkers\`.*1 to ${maxCommandWorkers()}.*\`0\``),
     ],
-    ["maxWorkers: 17", () => runCommands([], { maxWorkers: 17 }), RangeError, /`maxWorkers`.*`17`/],
+    [
+      "maxWorkers: one above the machine's bound",
+      () => runCommands([], { maxWorkers: maxCommandWorkers() + 1 }),
+      RangeError,
+      new RegExp(`\`maxWorkers\`.*\`${maxCommandWorkers() + 1}\``),
+    ],
     ["maxWorkers: 1.5", () => runCommands([], { maxWorkers: 1.5 }), RangeError, /`maxWorkers`/],
     [
       'maxWorkers: "4"',
@@ -543,7 +549,31 @@ describe("runCommands() validation", () => {
       'halt: "later"',
       () => runCommands([], { halt: "later" as "now" }),
       RangeError,
-      /`halt`.*"never", "soon" or "now".*"later"/,
+      /`halt`.*"never", "soon", "now" or a halt rule.*"later"/,
+    ],
+    [
+      "halt: a rule with count and percent",
+      () => runCommands([], { halt: { when: "now", on: "fail", count: 1, percent: 5 } }),
+      TypeError,
+      /`halt`.*`count` or `percent`, got both/,
+    ],
+    [
+      "halt: percent 0",
+      () => runCommands([], { halt: { when: "soon", on: "fail", percent: 0 } }),
+      RangeError,
+      /`halt.percent`.*above 0 and at most 100.*`0`/,
+    ],
+    [
+      'halt: on "error"',
+      () => runCommands([], { halt: { when: "soon", on: "error" as "fail" } }),
+      RangeError,
+      /`halt.on`.*"fail", "success" or "done".*"error"/,
+    ],
+    [
+      "halt: count 0",
+      () => runCommands([], { halt: { when: "soon", on: "fail", count: 0 } }),
+      RangeError,
+      /`halt.count`/,
     ],
     ["halt: 1", () => runCommands([], { halt: 1 as unknown as "now" }), TypeError, /`halt`/],
     ["retries: -1", () => runCommands([], { retries: -1 }), RangeError, /`retries`.*0 and up/],
@@ -716,3 +746,72 @@ const COUNT_JOBS = [
   'rm "$1/$2"',
   'echo "$((first)) $((last))"',
 ].join("; ");
+
+describe("runCommands() halt rules, slots and start times", () => {
+  const exits = (codes: number[]): CommandJob[] =>
+    codes.map((code) => ({ cmd: ["sh", "-c", `exit ${code}`] }));
+
+  test("halts soon after the count of failures is reached, skipping the rest", async () => {
+    const batch = await runCommands(exits([0, 1, 0, 2, 0, 0]), {
+      maxWorkers: 1,
+      halt: { when: "soon", on: "fail", count: 2 },
+    });
+    assert.equal(batch.haltedBy, 3);
+    assert.deepEqual(batch.results.map((r) => r.attempts), [1, 1, 1, 1, 0, 0]);
+    assert.ok(batch.results[4].error instanceof JobSkippedError);
+    assert.match(batch.results[4].error!.message, /halted after job 3 .* exited with code 2/);
+  });
+
+  test("halts on a percentage of all jobs", async () => {
+    // 3 of 10 is 30 %: the third failure halts, not the second.
+    const batch = await runCommands(exits([1, 0, 1, 0, 1, 0, 0, 0, 0, 0]), {
+      maxWorkers: 1,
+      halt: { when: "soon", on: "fail", percent: 30 },
+    });
+    assert.equal(batch.haltedBy, 4);
+    assert.equal(batch.results.filter((r) => r.attempts === 0).length, 5);
+  });
+
+  test("halts on successes, and says the halting job succeeded", async () => {
+    const batch = await runCommands(exits([1, 0, 1, 0, 0, 0]), {
+      maxWorkers: 1,
+      halt: { when: "soon", on: "success", count: 2 },
+    });
+    assert.equal(batch.haltedBy, 3);
+    assert.match(batch.results[5].error!.message, /halted after job 3 .* succeeded/);
+  });
+
+  test("halts on done jobs whatever their outcome", async () => {
+    const batch = await runCommands(exits([1, 0, 0, 0]), {
+      maxWorkers: 1,
+      halt: { when: "soon", on: "done", count: 2 },
+    });
+    assert.equal(batch.haltedBy, 1);
+    assert.equal(batch.succeeded, 1);
+  });
+
+  test("without a halt, haltedBy is undefined", async () => {
+    const batch = await runCommands(exits([1, 0]));
+    assert.equal(batch.haltedBy, undefined);
+  });
+
+  test("every job ran in a slot from 1 to maxWorkers, with a start time", async () => {
+    const before = Date.now();
+    const batch = await runCommands(exits([0, 0, 0, 0, 0, 0, 0, 0]), { maxWorkers: 3 });
+    for (const result of batch.results) {
+      assert.ok(result.slot! >= 1 && result.slot! <= 3, `slot ${result.slot}`);
+      assert.ok(result.startedAt! >= before && result.startedAt! <= Date.now());
+    }
+    const one = await runCommands(exits([0, 0, 0]), { maxWorkers: 1 });
+    assert.deepEqual(one.results.map((r) => r.slot), [1, 1, 1]);
+  });
+
+  test("progress carries elapsed time and an ETA that reaches 0", async () => {
+    const seen: CommandProgress[] = [];
+    await runCommands(exits([0, 0, 0]), { maxWorkers: 1, onProgress: (p) => void seen.push(p) });
+    assert.equal(seen.length, 3);
+    assert.ok(seen.every((p) => p.elapsedMs >= 0));
+    assert.ok(seen[0].etaMs !== undefined && seen[0].etaMs >= 0);
+    assert.equal(seen[2].etaMs, 0);
+  });
+});

@@ -16,7 +16,8 @@ import type { ChildExit, ChildHandle } from "../runtime/mod.ts";
 import { killGently } from "../runtime/_kill.ts";
 import { onAbort } from "../_abort.ts";
 import { SpawnError } from "../errors.ts";
-import type { CommandProgress, JobResult } from "../run_commands.ts";
+import type { CommandProgress, HaltRule, JobResult } from "../run_commands.ts";
+import { estimateEta } from "../progress.ts";
 import { JobKilledError, JobSkippedError } from "./errors.ts";
 import { Capture } from "./_capture.ts";
 import type { Plan, PlannedJob } from "./_plan.ts";
@@ -27,10 +28,16 @@ export interface Stop {
   readonly error: unknown;
 }
 
+/** A job's output as it came, bytes not decoded (the `fanout` command passes it on as is). */
+export interface JobOutput {
+  readonly stdout: Uint8Array;
+  readonly stderr: Uint8Array;
+}
+
 /** Where a batch hands its results. */
 export interface Sink {
-  /** A job's result, once its progress call (if any) settled. */
-  result(result: JobResult): void;
+  /** A job's result, once its progress call (if any) settled, with its output's bytes. */
+  result(result: JobResult, output: JobOutput): void;
   /** Called once, when nothing runs any more: without `stop` when every job was delivered. */
   end(stop: Stop | undefined): void;
 }
@@ -79,8 +86,11 @@ interface Attempt {
 /** A finished job waiting for its progress call. */
 interface Finished {
   readonly result: JobResult;
+  readonly output: JobOutput;
   readonly progress: CommandProgress;
 }
+
+const NO_OUTPUT: JobOutput = { stdout: new Uint8Array(0), stderr: new Uint8Array(0) };
 
 /** One batch: launches jobs, retries, halts, stops, and reports through a `Sink`. */
 export class Batch {
@@ -92,6 +102,9 @@ export class Batch {
   readonly #runs = new Set<Run>();
   #done = 0;
   #failed = 0;
+  /** Which of the `maxWorkers` slots run a job (`{%}` of the `fanout` command). */
+  readonly #slots: boolean[] = [];
+  readonly #started = performance.now();
   #halt: JobResult | undefined;
   #stop: Stop | undefined;
   readonly #progress: Deque<Finished> = new Deque();
@@ -101,6 +114,11 @@ export class Batch {
   #resolveEnded!: () => void;
   /** Removes the abort listener of `start()`, once the batch ended. */
   #stopListening: (() => void) | undefined;
+
+  /** The job whose result halted the batch, if one did. */
+  get haltedBy(): JobResult | undefined {
+    return this.#halt;
+  }
 
   constructor(plan: Plan, sink: Sink) {
     this.#plan = plan;
@@ -141,8 +159,14 @@ export class Batch {
     ) {
       const index = this.#next++;
       this.#active++;
-      this.#runJob(index).then(
-        (result) => this.#finish(result),
+      let slot = this.#slots.indexOf(false);
+      if (slot === -1) slot = this.#slots.length;
+      this.#slots[slot] = true;
+      this.#runJob(index, slot + 1).then(
+        ([result, output]) => {
+          this.#slots[slot] = false;
+          this.#finish(result, output);
+        },
         // Not expected: every failure of a job is caught into its result.
         (error) => {
           this.#active--;
@@ -153,8 +177,10 @@ export class Batch {
     }
   }
 
-  async #runJob(index: number): Promise<JobResult> {
-    const job = this.#plan.jobs[index];
+  async #runJob(index: number, slot: number): Promise<[JobResult, JobOutput]> {
+    const planned = this.#plan.jobs[index];
+    const job = this.#plan.prepare?.(planned, index, slot) ?? planned;
+    const startedAt = Date.now();
     const started = performance.now();
     let attempts = 0;
     let attempt: Attempt;
@@ -173,9 +199,11 @@ export class Batch {
         `Job ${index} (${formatCmd(job.cmd)}) was killed: ${haltCause(this.#halt!)}`,
       )
       : attempt.error;
-    return {
+    const result: JobResult = {
       index,
       cmd: job.cmd,
+      slot,
+      startedAt,
       exitCode: attempt.exit.code,
       signal: attempt.exit.signal,
       stdout: attempt.stdout.text(),
@@ -186,6 +214,7 @@ export class Batch {
       error,
       attempts,
     };
+    return [result, { stdout: attempt.stdout.bytes(), stderr: attempt.stderr.bytes() }];
   }
 
   async #attempt(job: PlannedJob): Promise<Attempt> {
@@ -211,7 +240,7 @@ export class Batch {
     const run = new Run(handle, this.#plan.killGraceMs);
     this.#runs.add(run);
     if (this.#stop !== undefined) run.kill("stop");
-    else if (this.#halt !== undefined && this.#plan.halt === "now") run.kill("halt");
+    else if (this.#halt !== undefined && this.#plan.halt?.when === "now") run.kill("halt");
     const timer = job.timeoutMs === Infinity
       ? undefined
       : setTimeout(() => run.kill("timeout"), job.timeoutMs);
@@ -241,23 +270,31 @@ export class Batch {
     };
   }
 
-  #finish(result: JobResult): void {
+  #finish(result: JobResult, output: JobOutput): void {
     this.#active--;
     this.#done++;
-    if (!isSuccess(result)) {
-      this.#failed++;
-      if (this.#plan.halt !== "never" && this.#halt === undefined && this.#stop === undefined) {
-        this.#halt = result;
-        if (this.#plan.halt === "now") { for (const run of this.#runs) run.kill("halt"); }
-      }
+    const success = isSuccess(result);
+    if (!success) this.#failed++;
+    const rule = this.#plan.halt;
+    if (
+      rule !== undefined && this.#halt === undefined && this.#stop === undefined &&
+      halts(rule, success, this.#done, this.#failed, this.#plan.jobs.length)
+    ) {
+      this.#halt = result;
+      if (rule.when === "now") { for (const run of this.#runs) run.kill("halt"); }
     }
+    const total = this.#plan.jobs.length;
+    const elapsedMs = performance.now() - this.#started;
     this.#progress.push({
       result,
+      output,
       progress: {
         done: this.#done,
         failed: this.#failed,
         running: this.#active,
-        total: this.#plan.jobs.length,
+        total,
+        elapsedMs,
+        etaMs: estimateEta(this.#done, total, elapsedMs),
         job: result,
       },
     });
@@ -283,7 +320,7 @@ export class Batch {
         }
         if (this.#stop !== undefined) break;
       }
-      this.#sink.result(item.result);
+      this.#sink.result(item.result, item.output);
     }
     this.#pumping = false;
     this.#settleIfIdle();
@@ -300,7 +337,7 @@ export class Batch {
     this.#stopListening?.();
     if (this.#stop === undefined && this.#halt !== undefined) {
       for (let index = this.#next; index < this.#plan.jobs.length; index++) {
-        this.#sink.result(this.#skipped(index, this.#halt));
+        this.#sink.result(this.#skipped(index, this.#halt), NO_OUTPUT);
       }
     }
     this.#sink.end(this.#stop);
@@ -312,6 +349,8 @@ export class Batch {
     return {
       index,
       cmd,
+      slot: undefined,
+      startedAt: undefined,
       exitCode: null,
       signal: null,
       stdout: "",
@@ -327,6 +366,22 @@ export class Batch {
       attempts: 0,
     };
   }
+}
+
+/** Whether the result of a job that just finished meets the batch's halt rule. */
+function halts(
+  rule: HaltRule,
+  success: boolean,
+  done: number,
+  failed: number,
+  total: number,
+): boolean {
+  if (rule.on === "fail" && success) return false;
+  if (rule.on === "success" && !success) return false;
+  const reached = rule.on === "fail" ? failed : rule.on === "success" ? done - failed : done;
+  return rule.percent === undefined
+    ? reached >= (rule.count ?? 1)
+    : reached >= 1 && reached * 100 >= rule.percent * total;
 }
 
 /** Whether a job succeeded: exit code 0, without an error or a timeout. */
@@ -367,7 +422,9 @@ function isDirectory(path: string): boolean {
 
 /** Why a batch halted, for the messages of skipped and killed jobs. */
 function haltCause(failed: JobResult): string {
-  const how = failed.error !== undefined
+  const how = isSuccess(failed)
+    ? "succeeded"
+    : failed.error !== undefined
     ? `could not start (${failed.error.message})`
     : failed.timedOut
     ? `timed out (${failed.signal ?? "exited"})`

@@ -28,18 +28,21 @@ export class Capture {
     this.#size += chunk.length;
   }
 
+  /** The kept bytes, as they came. */
+  bytes(): Uint8Array {
+    if (this.#chunks.length === 1) return this.#chunks[0];
+    const bytes = new Uint8Array(this.#size);
+    let at = 0;
+    for (const chunk of this.#chunks) {
+      bytes.set(chunk, at);
+      at += chunk.length;
+    }
+    return bytes;
+  }
+
   /** The kept bytes as UTF-8; a character cut in half at the limit is left out. */
   text(): string {
-    let bytes: Uint8Array;
-    if (this.#chunks.length === 1) bytes = this.#chunks[0];
-    else {
-      bytes = new Uint8Array(this.#size);
-      let at = 0;
-      for (const chunk of this.#chunks) {
-        bytes.set(chunk, at);
-        at += chunk.length;
-      }
-    }
+    let bytes = this.bytes();
     if (this.truncated) bytes = bytes.subarray(0, wholeUtf8Length(bytes));
     return decoder.decode(bytes);
   }

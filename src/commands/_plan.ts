@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { CommandJob, CommandOptions, CommandProgress, HaltMode } from "../run_commands.ts";
+import type { CommandJob, CommandOptions, CommandProgress, HaltRule } from "../run_commands.ts";
 import {
   checkFlag,
   checkFunction,
@@ -18,6 +18,7 @@ import {
   MAX_TIMER_MS,
 } from "../_checks.ts";
 import { KILL_GRACE_MS } from "../runtime/_kill.ts";
+import { detect } from "../runtime/mod.ts";
 
 /** A job with the batch's defaults filled in. */
 export interface PlannedJob {
@@ -38,18 +39,33 @@ export interface Plan {
   readonly maxWorkers: number;
   readonly signal: AbortSignal | undefined;
   readonly onProgress: ((progress: CommandProgress) => void | Promise<void>) | undefined;
-  readonly halt: HaltMode;
+  /** `undefined`: never halt. */
+  readonly halt: HaltRule | undefined;
   readonly retries: number;
   readonly maxOutputBytes: number;
   readonly killGraceMs: number;
+  /**
+   * Rewrites a job as it starts, knowing its slot (1 to `maxWorkers`, the lowest one free):
+   * the `fanout` command's `{%}`. Not an option of `runCommands`.
+   */
+  readonly prepare?: (job: PlannedJob, index: number, slot: number) => PlannedJob;
 }
 
 const DEFAULT_MAX_WORKERS = 4;
-const MAX_WORKERS = 16;
 const DEFAULT_TIMEOUT_MS = 300_000;
 const DEFAULT_MAX_OUTPUT_BYTES = 10 * 1024 * 1024;
 const SHELL = "/bin/sh";
-const HALT_MODES: readonly HaltMode[] = ["never", "soon", "now"];
+const HALT_RULE_KEYS = ["when", "on", "count", "percent"];
+const HALT_ON: readonly HaltRule["on"][] = ["fail", "success", "done"];
+
+/**
+ * Most commands a batch may run at once on this machine: `max(64, 16 × CPUs)`. A bound
+ * still, against a typo such as `-j 100000` exhausting processes and file descriptors (each
+ * running command holds two pipes), but one that grows with the machine.
+ */
+export function maxCommandWorkers(): number {
+  return Math.max(64, 16 * detect().cpus);
+}
 const OPTIONS = [
   "maxWorkers",
   "parallel",
@@ -74,7 +90,7 @@ export function planBatch(jobs: Iterable<CommandJob>, options: CommandOptions): 
   checkKeys("options", options, OPTIONS);
   const maxWorkers = options.maxWorkers === undefined
     ? DEFAULT_MAX_WORKERS
-    : checkInteger("maxWorkers", options.maxWorkers, 1, MAX_WORKERS);
+    : checkInteger("maxWorkers", options.maxWorkers, 1, maxCommandWorkers());
   const parallel = checkFlag("parallel", options.parallel ?? true);
   const timeoutMs = checkMs("timeoutMs", options.timeoutMs ?? DEFAULT_TIMEOUT_MS, {
     infinite: true,
@@ -115,11 +131,43 @@ export function planBatch(jobs: Iterable<CommandJob>, options: CommandOptions): 
   };
 }
 
-function checkHalt(halt: unknown): HaltMode {
-  if (HALT_MODES.includes(halt as HaltMode)) return halt as HaltMode;
-  const expected = 'Expected `halt` to be "never", "soon" or "now"';
+function checkHalt(halt: unknown): HaltRule | undefined {
+  if (halt === "never") return undefined;
+  if (halt === "soon" || halt === "now") return { when: halt, on: "fail", count: 1 };
+  if (typeof halt === "object" && halt !== null && !Array.isArray(halt)) {
+    return checkHaltRule(halt as HaltRule);
+  }
+  const expected = 'Expected `halt` to be "never", "soon", "now" or a halt rule';
   if (typeof halt !== "string") throw new TypeError(`${expected}, got ${describe(halt)}`);
   throw new RangeError(`${expected}, got ${describe(halt)}`);
+}
+
+function checkHaltRule(rule: HaltRule): HaltRule {
+  checkKeys("halt", rule, HALT_RULE_KEYS);
+  if (rule.when !== "soon" && rule.when !== "now") {
+    throw new RangeError(
+      `Expected \`halt.when\` to be "soon" or "now", got ${describe(rule.when)}`,
+    );
+  }
+  if (!HALT_ON.includes(rule.on)) {
+    throw new RangeError(
+      `Expected \`halt.on\` to be "fail", "success" or "done", got ${describe(rule.on)}`,
+    );
+  }
+  if (rule.count !== undefined && rule.percent !== undefined) {
+    throw new TypeError("Expected `halt` to have `count` or `percent`, got both");
+  }
+  if (rule.percent !== undefined) {
+    if (typeof rule.percent !== "number" || !(rule.percent > 0 && rule.percent <= 100)) {
+      throw new RangeError(
+        `Expected \`halt.percent\` to be a number above 0 and at most 100, got ${
+          describe(rule.percent)
+        }`,
+      );
+    }
+    return { when: rule.when, on: rule.on, percent: rule.percent };
+  }
+  return { when: rule.when, on: rule.on, count: checkInteger("halt.count", rule.count ?? 1, 1) };
 }
 
 function planJob(job: CommandJob, index: number, timeoutMs: number, shell: boolean): PlannedJob {
