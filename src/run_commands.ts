@@ -265,7 +265,7 @@ export async function runCommands(
   jobs: Iterable<CommandJob>,
   options: CommandOptions = {},
 ): Promise<BatchResult> {
-  return runPlan(planBatch(jobs, options));
+  return await runPlan(planBatch(jobs, options));
 }
 
 /**
