@@ -26,8 +26,16 @@ import ts from "typescript";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const OUT = path.join(ROOT, "dist");
 
-/** The package's entry and the two worker programs, which nothing imports (they are started). */
-const ROOTS = ["mod.ts", "src/worker/thread_entry.js", "src/worker/process_entry.js"];
+/**
+ * The package's entries (the library and the `fanout` command, whose `#!` line tsc keeps) and
+ * the two worker programs, which nothing imports (they are started).
+ */
+const ROOTS = [
+  "mod.ts",
+  "src/cli.ts",
+  "src/worker/thread_entry.js",
+  "src/worker/process_entry.js",
+];
 
 /** @type {import("typescript").CompilerOptions} */
 const options = {

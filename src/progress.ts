@@ -50,6 +50,7 @@ export type ProgressStyle = "bar" | "progress" | "eta";
 
 /** Where a {@linkcode ProgressReporter} writes: a stream such as `process.stderr`. */
 export interface ProgressOutput {
+  /** Writes text as it is. */
   write(text: string): unknown;
   /** Whether it is a terminal: a line redrawn in place, rather than plain lines. */
   readonly isTTY?: boolean;

@@ -78,7 +78,9 @@ export type HaltMode = "never" | "soon" | "now";
  * kills them too. `"soon"` as a {@linkcode HaltMode} is `{ when: "soon", on: "fail", count: 1 }`.
  */
 export interface HaltRule {
+  /** `"soon"`: start no new job; `"now"`: kill the running ones too. */
   readonly when: "soon" | "now";
+  /** Which jobs count toward the halt. */
   readonly on: "fail" | "success" | "done";
   /**
    * How many jobs it takes, from 1; not with `percent`.
