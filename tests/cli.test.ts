@@ -286,6 +286,88 @@ describe("fanout run: exit statuses, halting, retries, logs", () => {
     }
   });
 
+  test("--resume skips logged jobs; --resume-failed runs the failed ones again", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fanout-cli-"));
+    try {
+      const log = join(dir, "log");
+      const first = await fanout([
+        "run",
+        "--joblog",
+        log,
+        "--shell",
+        "exit {}",
+        ":::",
+        "0",
+        "1",
+        "0",
+      ]);
+      assert.equal(first.status, 1);
+      const again = await fanout([
+        "run",
+        "--resume-failed",
+        "--joblog",
+        log,
+        "--shell",
+        "echo run {#}",
+        ":::",
+        "0",
+        "1",
+        "0",
+      ]);
+      assert.equal(again.status, 0);
+      assert.equal(again.stdout, "run 2\n");
+      const more = await fanout([
+        "run",
+        "--resume",
+        "--joblog",
+        log,
+        "echo",
+        "run",
+        "{#}",
+        ":::",
+        "0",
+        "1",
+        "0",
+        "5",
+      ]);
+      assert.equal(more.stdout, "run 4\n");
+      const seqs = readFileSync(log, "utf8").trimEnd().split("\n").slice(1).map((l) =>
+        l.split("\t")[0]
+      );
+      assert.deepEqual(seqs.sort(), ["1", "2", "2", "3", "4"]);
+      const without = await fanout(["run", "--resume", "true"]);
+      assert.equal(without.status, 255);
+      assert.match(without.stderr, /--joblog FILE with --resume/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("--results keeps each job's stdout and stderr in GNU parallel's layout", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fanout-cli-"));
+    try {
+      const out = join(dir, "out");
+      const ran = await fanout([
+        "run",
+        "--results",
+        out,
+        "--shell",
+        "echo {1}; echo e{2} >&2",
+        ":::",
+        "a/b",
+        "c",
+        ":::",
+        "x",
+      ]);
+      assert.equal(ran.status, 0, ran.stderr);
+      assert.equal(readFileSync(join(out, "1", "a\\_b", "2", "x", "stdout"), "utf8"), "a/b\n");
+      assert.equal(readFileSync(join(out, "1", "c", "2", "x", "stderr"), "utf8"), "ex\n");
+      assert.equal(readFileSync(join(out, "1", "c", "2", "x", "seq"), "utf8"), "2\n");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("--json - writes the batch result", async () => {
     const ran = await fanout(["run", "--json", "-", "sh", "-c", "exit $0", ":::", "0", "4"]);
     const json = JSON.parse(ran.stdout);

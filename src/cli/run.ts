@@ -12,7 +12,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import process from "node:process";
 import { planBatch } from "../commands/_plan.ts";
 import type { PlannedJob } from "../commands/_plan.ts";
@@ -60,6 +61,9 @@ Options:
       --retries N       run a failing job up to N times in all
       --halt WHEN       never | now | soon | now,fail=N | soon,fail=N% | ...,success=N | ...,done=N
       --joblog FILE     write a GNU parallel job log
+      --resume          skip the jobs the --joblog lists (and append to it)
+      --resume-failed   skip the jobs the --joblog lists as succeeded; run the rest again
+      --results DIR     keep each job's stdout and stderr in DIR/1/VALUE/.../stdout|stderr
       --json FILE|-     write the batch result as JSON
       --dry-run         print the commands instead of running them
       --shell           run each command through /bin/sh -c (inputs are quoted)
@@ -77,6 +81,9 @@ const OPTIONS = {
   retries: { type: "string" },
   halt: { type: "string" },
   joblog: { type: "string" },
+  resume: { type: "boolean" },
+  "resume-failed": { type: "boolean" },
+  results: { type: "string" },
   json: { type: "string" },
   "dry-run": { type: "boolean" },
   shell: { type: "boolean" },
@@ -152,6 +159,16 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   const shell = values.shell === true;
   const rows = combine(readSources(parts.sources, io));
   const command = parts.command;
+  const resume = values["resume-failed"] ? "failed" : values.resume ? "all" : undefined;
+  if (resume !== undefined && values.joblog === undefined) {
+    throw new UsageError(
+      resume === "failed" ? "--resume-failed" : "--resume",
+      `Expected --joblog FILE with ${resume === "failed" ? "--resume-failed" : "--resume"}`,
+    );
+  }
+  const skip = resume === undefined ? new Set<number>() : finishedSeqs(values.joblog!, resume);
+  /** The rows this run runs, by their index among all rows (their `{#}` less one). */
+  const todo = rows.map((_, i) => i).filter((i) => !skip.has(i + 1));
   const slotted = usesSlot(command);
 
   if (values["dry-run"]) {
@@ -173,8 +190,8 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     ? undefined
     : progressReporter({ output: io.stderr as never, style });
 
-  const jobList: CommandJob[] = rows.map((row, i) => ({
-    cmd: commandFor(command, { values: row, seq: i + 1, slot: 1 }, shell),
+  const jobList: CommandJob[] = todo.map((i) => ({
+    cmd: commandFor(command, { values: rows[i], seq: i + 1, slot: 1 }, shell),
     shell,
   }));
   let plan;
@@ -198,7 +215,8 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     plan = {
       ...base,
       prepare: (job: PlannedJob, index: number, slot: number): PlannedJob => {
-        const argv = commandFor(command, { values: rows[index], seq: index + 1, slot }, shell);
+        const row = todo[index];
+        const argv = commandFor(command, { values: rows[row], seq: row + 1, slot }, shell);
         return {
           ...job,
           cmd: argv,
@@ -208,7 +226,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     };
   }
 
-  if (values.joblog !== undefined) {
+  if (values.joblog !== undefined && !(resume !== undefined && existsSync(values.joblog))) {
     writeFileSync(
       values.joblog,
       "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n",
@@ -223,8 +241,19 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     if (stderr.length > 0) io.stderr.write(stderr);
   };
   const batch: BatchResult = await runPlan(plan, (result, output) => {
+    const row = todo[result.index];
     if (result.attempts > 0 && values.joblog !== undefined) {
-      appendFileSync(values.joblog, joblogLine(result, output.stdout.length, shell));
+      appendFileSync(values.joblog, joblogLine(result, row + 1, output.stdout.length, shell));
+    }
+    if (result.attempts > 0 && values.results !== undefined) {
+      const dir = join(
+        values.results,
+        ...rows[row].flatMap((value, source) => [String(source + 1), resultsName(value)]),
+      );
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, "stdout"), output.stdout);
+      writeFileSync(join(dir, "stderr"), output.stderr);
+      writeFileSync(join(dir, "seq"), `${row + 1}\n`);
     }
     if (!keep) emit(output.stdout, output.stderr);
     else {
@@ -304,13 +333,37 @@ const SIGNALS: Record<string, number> = {
   SIGTERM: 15,
 };
 
+/** A value as a folder name of `--results`, as GNU parallel writes it (`/` as `\_`). */
+function resultsName(value: string): string {
+  const name = value.replaceAll("\\", "\\\\").replaceAll("/", "\\_");
+  return name === "" || name === "." || name === ".." ? `\\${name}` : name;
+}
+
+/**
+ * The job numbers a joblog lists as finished (`"all"`), or as succeeded (`"failed"`, for
+ * `--resume-failed`: exit value 0 and no signal). A missing joblog lists none.
+ */
+function finishedSeqs(file: string, which: "all" | "failed"): Set<number> {
+  if (!existsSync(file)) return new Set();
+  const seqs = new Set<number>();
+  for (const line of lines(readFileSync(file, "utf8")).slice(1)) {
+    const cols = line.split("\t");
+    const seq = Number(cols[0]);
+    if (!Number.isInteger(seq) || seq < 1) continue;
+    if (which === "all" || (cols[6] === "0" && cols[7] === "0")) seqs.add(seq);
+    // A later line for the same job (a re-run) decides.
+    else seqs.delete(seq);
+  }
+  return seqs;
+}
+
 /** One joblog line in GNU parallel's columns; a job that could not start exits 127 as in sh. */
-function joblogLine(result: JobResult, received: number, shell: boolean): string {
+function joblogLine(result: JobResult, seq: number, received: number, shell: boolean): string {
   const start = ((result.startedAt ?? 0) / 1000).toFixed(3);
   const runtime = (result.durationMs / 1000).toFixed(3).padStart(10);
   const exitval = result.timedOut ? -1 : result.error !== undefined ? 127 : result.exitCode ?? 0;
   const signal = result.signal === null ? 0 : SIGNALS[result.signal] ?? 0;
-  return `${result.index + 1}\t:\t${start}\t${runtime}\t0\t${received}\t${exitval}\t${signal}\t${
+  return `${seq}\t:\t${start}\t${runtime}\t0\t${received}\t${exitval}\t${signal}\t${
     display(result.cmd, shell)
   }\n`;
 }
