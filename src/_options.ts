@@ -14,6 +14,7 @@ import type { PoolOptions } from "./strategy/_pool.ts";
 import type { Strategy, StrategyName } from "./strategy/types.ts";
 import { STRATEGY_NAMES } from "./strategy/types.ts";
 import type { TelemetryEvent } from "./telemetry.ts";
+import type { Progress } from "./progress.ts";
 import { detect } from "./runtime/mod.ts";
 import { KILL_GRACE_MS } from "./runtime/_kill.ts";
 import { toBaseSeed } from "./seeds.ts";
@@ -52,8 +53,8 @@ const EXECUTOR_OPTIONS = [
 
 /** The options each call method takes. */
 const CALL_OPTIONS = {
-  map: ["signal", "chunkSize", "concurrency", "timeoutMs", "seed"],
-  imap: ["signal", "chunkSize", "concurrency", "timeoutMs", "ordered", "seed"],
+  map: ["signal", "chunkSize", "concurrency", "timeoutMs", "seed", "onProgress"],
+  imap: ["signal", "chunkSize", "concurrency", "timeoutMs", "ordered", "seed", "onProgress"],
   submit: ["signal", "timeoutMs", "seed"],
 } as const;
 
@@ -93,6 +94,8 @@ export interface CallSettings {
   readonly timeoutMs: number | undefined;
   readonly seed: bigint;
   readonly ordered: boolean;
+  /** `map` and `imap`: told how far the call has come (see `MapOptions.onProgress`). */
+  readonly onProgress: ((progress: Progress) => void) | undefined;
 }
 
 /**
@@ -187,7 +190,8 @@ export function resolveCall(kind: CallKind, settings: Settings, options: unknown
   const concurrency = o.concurrency === undefined
     ? settings.concurrency
     : checkInteger("concurrency", o.concurrency, 1, MAX_CONCURRENCY);
-  return { signal, chunkSize, concurrency, timeoutMs, seed, ordered };
+  const onProgress = checkFunction("onProgress", o.onProgress as CallSettings["onProgress"]);
+  return { signal, chunkSize, concurrency, timeoutMs, seed, ordered, onProgress };
 }
 
 /** A strategy by name, or an object that has what a strategy needs. */

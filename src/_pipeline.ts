@@ -19,6 +19,8 @@
  *  Pipeline: record the time per item, hand the values to the Sink ─► the caller
  *      map: collect() puts chunks in input order            (this file)
  *      imap: iterate() yields them in order or as they come (this file)
+ *      onProgress: counted per chunk, called now and then    _call_progress.ts
+ *                  and once when the call stops
  * ```
  *
  * Cancellation composes signals rather than flags: each chunk's signal is the call's own
@@ -33,13 +35,14 @@ import type { TaskSpec } from "./protocol.ts";
 import type { ChunkResult } from "./strategy/types.ts";
 import type { BuiltInRequest } from "./strategy/_builtin.ts";
 import type { Source } from "./_source.ts";
-import { abandon, take, takeAsync, toSource } from "./_source.ts";
+import { abandon, countOf, take, takeAsync, toSource } from "./_source.ts";
 import { ChunkSizer } from "./chunking.ts";
 import type { Estimates } from "./chunking.ts";
 import { onAbort, SoftStop } from "./_abort.ts";
 import type { CallSettings } from "./_options.ts";
 import type { Route } from "./_route.ts";
 import { ExecutorClosedError } from "./errors.ts";
+import { CallProgress } from "./_call_progress.ts";
 
 /** What a pipeline needs of a strategy. */
 export interface Runner {
@@ -86,6 +89,8 @@ export class Pipeline {
   /** What every chunk gets: the caller's signal joined with the pipeline's. */
   readonly #signal: AbortSignal;
   readonly #unlisten: () => void;
+  /** The call's counts for its `onProgress`, if it has one. */
+  readonly #progress: CallProgress | undefined;
   #sink: Sink | undefined;
   /** Most items dispatched but not yet released by the consumer, per chunk in flight. */
   #window = Infinity;
@@ -116,6 +121,9 @@ export class Pipeline {
     this.#task = task;
     this.#source = toSource(items);
     this.#call = call;
+    this.#progress = call.onProgress === undefined
+      ? undefined
+      : new CallProgress(call.onProgress, countOf(items));
     const runner = this.#runner;
     const workers = (): number => runner.concurrency;
     const least = (): number => runner.perChunk;
@@ -227,10 +235,19 @@ export class Pipeline {
         if (this.stopped) return;
         this.#sizer.record(items.length, result.ms);
         this.#sink!.put(seq, result.values);
+        if (this.#progress !== undefined) {
+          try {
+            this.#progress.advance(items.length);
+          } catch (error) {
+            return this.#fail(error);
+          }
+        }
         void this.#fill();
       },
       (error: unknown) => {
         this.#inFlight--;
+        // Once the call has stopped, the chunks still running fail because it did: not items.
+        if (!this.stopped) this.#progress?.fail();
         this.#fail(error);
       },
     );
@@ -238,6 +255,15 @@ export class Pipeline {
 
   #checkFinished(): void {
     if (this.stopped || !this.#exhausted || this.#inFlight > 0 || this.#filling) return;
+    if (this.#progress !== undefined) {
+      try {
+        this.#progress.finish();
+      } catch (error) {
+        return this.#fail(error);
+      }
+      // An onProgress that aborted the call's signal has ended the call itself.
+      if (this.stopped) return;
+    }
     this.#stop();
     this.#sink!.stopped();
   }
@@ -261,6 +287,11 @@ export class Pipeline {
       this.#control.abort(hard ? error : new SoftStop("The call stopped", error));
     }
     if (!this.#exhausted) abandon(this.#source);
+    try {
+      this.#progress?.finish();
+    } catch {
+      // The call fails with its own error already; that is the one to report.
+    }
     this.#sink?.stopped();
   }
 }

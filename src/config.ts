@@ -12,6 +12,7 @@
 import type { Strategy, StrategyName } from "./strategy/types.ts";
 import type { TelemetryEvent } from "./telemetry.ts";
 import type { TaskFunction, TaskRef } from "./task.ts";
+import type { Progress } from "./progress.ts";
 
 /** How work runs: a strategy by name, `"auto"` to choose per call, or a strategy of your own. */
 export type StrategyChoice = "auto" | StrategyName | Strategy;
@@ -259,6 +260,23 @@ export interface MapOptions {
    * @default {the executor's `seed`}
    */
   seed?: number | bigint;
+  /**
+   * Told how far the call has come (hand it to a `progressReporter`'s `update` to draw a bar):
+   * `done` counts the items whose result or error came back, `failed` those that failed,
+   * `total` is the input's length when it is known without reading the input (an array, a
+   * typed array, a `Set` or a `Map`; for an iterator or a generator `undefined`), `elapsedMs`
+   * runs from the start of the call and `etaMs` is `estimateEta`'s.
+   *
+   * It is called as results come back, at most every 100 ms (so a fast map pays nothing for
+   * it), and always once more at the end, before `map` settles or `imap`'s iterator ends: with
+   * `done === total` after a success, with `failed` of 1 or more after a failure, with the
+   * counts so far after a cancellation or a loop left early. It is called on the calling thread
+   * and not awaited. If it throws, the call stops as a failed task stops it, and fails with
+   * that error (a call that had already failed keeps its own error).
+   *
+   * @default {none}
+   */
+  onProgress?: (progress: Progress) => void;
 }
 
 /** Options of {@linkcode ParallelExecutor.prototype.imap}. */

@@ -226,7 +226,7 @@ export class ParallelExecutor implements AsyncDisposable {
    *
    * @param task A task reference from {@linkcode tasks}, or a self-contained function.
    * @param items The inputs: any iterable or async iterable.
-   * @param options `signal` and `chunkSize`.
+   * @param options `signal`, `chunkSize`, `onProgress` and the rest of `MapOptions`.
    * @returns The results, in input order.
    * @throws {TaskError} If a task throws; `index` says which, `cause` is its error.
    * @throws {WorkerCrashedError} If a worker dies while running a task.
@@ -268,7 +268,7 @@ export class ParallelExecutor implements AsyncDisposable {
    *
    * @param task A task reference from {@linkcode tasks}, or a self-contained function.
    * @param items The inputs: any iterable or async iterable.
-   * @param options `signal`, `chunkSize` and `ordered`.
+   * @param options `signal`, `chunkSize`, `ordered`, `onProgress` and the rest of `ImapOptions`.
    * @returns An async iterator of the results.
    * @throws {TypeError} At once, for bad options or a task that cannot be sent.
    *

@@ -1,0 +1,100 @@
+/**
+ * A `map` or `imap` call's progress, for its `onProgress`: counted as chunks come back and
+ * reported at most every {@linkcode PROGRESS_INTERVAL_MS}, then once more at the end.
+ *
+ * Results come back a chunk at a time, so counting per chunk costs one addition and one clock
+ * read per chunk, never per item; a map that ends within the interval makes just the final call.
+ *
+ * @module
+ */
+
+import type { Progress } from "./progress.ts";
+import { estimateEta } from "./progress.ts";
+
+/**
+ * Least time between two periodic `onProgress` calls, in ms: about what a terminal redraw
+ * wants (`progressReporter` redraws at most this often too), and rare enough to cost nothing
+ * next to the work.
+ */
+export const PROGRESS_INTERVAL_MS = 100;
+
+/** One call's counts, and when to report them next. */
+export class CallProgress {
+  readonly #onProgress: (progress: Progress) => void;
+  readonly #total: number | undefined;
+  readonly #now: () => number;
+  readonly #start: number;
+  #dueAt: number;
+  #done = 0;
+  #failed = 0;
+  /** Whether the final call was made, or `onProgress` threw: no call comes after either. */
+  #over = false;
+
+  /**
+   * @param onProgress The caller's callback.
+   * @param total Items in the input, when known before reading it.
+   * @param now The clock, in ms (a test's own, to step time without waiting).
+   */
+  constructor(
+    onProgress: (progress: Progress) => void,
+    total: number | undefined,
+    now: () => number = () => performance.now(),
+  ) {
+    this.#onProgress = onProgress;
+    this.#total = total;
+    this.#now = now;
+    this.#start = now();
+    this.#dueAt = this.#start + PROGRESS_INTERVAL_MS;
+  }
+
+  /**
+   * `count` more items came back; reports when the last report is old enough.
+   *
+   * @throws What `onProgress` throws.
+   */
+  advance(count: number): void {
+    const done = this.#done += count;
+    const now = this.#now();
+    // Once every item is in, the final call follows at once: no periodic one with the same counts.
+    if (now < this.#dueAt || done === this.#total || this.#over) return;
+    this.#dueAt = now + PROGRESS_INTERVAL_MS;
+    this.#report(now);
+  }
+
+  /** An item failed: its error came back, so it is done too. Reported by `finish()`. */
+  fail(): void {
+    this.#done++;
+    this.#failed++;
+  }
+
+  /**
+   * The final call, made once, whatever ended the call; nothing after a throwing `onProgress`.
+   *
+   * @throws What `onProgress` throws.
+   */
+  finish(): void {
+    if (this.#over) return;
+    // Set first: an `onProgress` that ends the call itself (aborting its signal) re-enters here.
+    this.#over = true;
+    this.#report(this.#now());
+  }
+
+  #report(now: number): void {
+    const done = this.#done;
+    const total = this.#total;
+    const elapsedMs = now - this.#start;
+    try {
+      this.#onProgress({
+        done,
+        total,
+        failed: this.#failed,
+        elapsedMs,
+        etaMs: estimateEta(done, total, elapsedMs),
+      });
+    } catch (error) {
+      // The call fails with this error; calling back a callback that threw would only repeat it.
+      this.#over = true;
+      throw error;
+    }
+  }
+}
