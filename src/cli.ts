@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `fanout` command: `fanout run` runs batches of commands from the shell the way GNU
- * parallel does (see `fanout run --help`). Installed as `fanout` by npm (`npx fanout`,
+ * parallel does (see `fanout run --help`); `fanout map` runs a module's exported function over
+ * JSON lines. Installed as `fanout` by npm (`npx fanout`,
  * `bunx fanout`); on Deno, `deno run -A jsr:@fanout/fanout/cli`.
  *
  * @example Run from a program
@@ -18,6 +19,7 @@ import process from "node:process";
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { processIo, run, RUN_HELP } from "./cli/run.ts";
+import { map, MAP_HELP } from "./cli/map.ts";
 import type { Io } from "./cli/run.ts";
 import { UsageError } from "./cli/errors.ts";
 
@@ -30,8 +32,9 @@ const HELP = `Usage: fanout COMMAND [options]
 
 Commands:
   run     run a command once per input, several at a time (GNU parallel's way)
+  map     run a module's exported function over JSON lines, in order
 
-fanout run --help tells more. fanout --version prints the version.
+fanout run --help and fanout map --help tell more. fanout --version prints the version.
 `;
 
 /** The exit status of a usage error, as GNU parallel's. */
@@ -52,13 +55,22 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
       return 0;
     }
     if (command === undefined || command === "--help" || command === "-h" || command === "help") {
-      io.stdout.write(command === undefined ? HELP : rest[0] === "run" ? RUN_HELP : HELP);
+      io.stdout.write(
+        command === undefined
+          ? HELP
+          : rest[0] === "run"
+          ? RUN_HELP
+          : rest[0] === "map"
+          ? MAP_HELP
+          : HELP,
+      );
       return command === undefined ? USAGE_EXIT : 0;
     }
     if (command === "run") return await run(rest, io);
+    if (command === "map") return await map(rest, io);
     throw new UsageError(
       command,
-      `Expected a command (run), got ${JSON.stringify(command)}; see fanout --help`,
+      `Expected a command (run or map), got ${JSON.stringify(command)}; see fanout --help`,
     );
   } catch (error) {
     if (error instanceof UsageError || error instanceof RangeError) {

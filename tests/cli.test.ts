@@ -25,6 +25,7 @@ import { detect } from "../src/runtime/mod.ts";
 import { programReport, runProgram, test } from "./_helpers.ts";
 
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+const MAP_MODULE = fileURLToPath(new URL("./fixtures/cli_map.ts", import.meta.url));
 
 interface Ran {
   status: number;
@@ -42,7 +43,7 @@ async function fanout(args: string[], stdin = ""): Promise<Ran> {
   const io: Io = {
     stdout: { write: (chunk) => out.push(text(chunk)) },
     stderr: { write: (chunk) => err.push(text(chunk)) },
-    readStdin: () => stdin,
+    readStdin: () => Promise.resolve(stdin),
   };
   const status = await main(args, io);
   return { status, stdout: out.join(""), stderr: err.join("") };
@@ -181,7 +182,7 @@ describe("fanout run: exit statuses, halting, retries, logs", () => {
         [["run", "--timeout", "0", "true"], /--timeout.*seconds above 0.*"0"/],
         [["run", "--bogus", "true"], /--bogus/],
         [["run"], /COMMAND/],
-        [["launch"], /Expected a command \(run\), got "launch"/],
+        [["launch"], /Expected a command \(run or map\), got "launch"/],
       ] as const
     ) {
       const ran = await fanout([...args]);
@@ -381,6 +382,63 @@ describe("fanout run: exit statuses, halting, retries, logs", () => {
     assert.equal(ran.status, 0);
     assert.ok(!ran.stderr.includes("\x1b"), JSON.stringify(ran.stderr));
     assert.match(ran.stderr.trimEnd().split("\n").at(-1)!, /3\/3 100%/);
+  });
+});
+
+describe("fanout map", () => {
+  for (const strategy of ["serial", "threads"]) {
+    test(`runs an export over JSON lines in input order (${strategy})`, async () => {
+      const input = Array.from({ length: 50 }, (_, i) => String(i + 20)).join("\n") + "\n";
+      const ran = await fanout(
+        ["map", `${MAP_MODULE}#square`, "--strategy", strategy, "-j", "2"],
+        input,
+      );
+      assert.equal(ran.status, 0, ran.stderr);
+      assert.deepEqual(
+        ran.stdout.trimEnd().split("\n").map(Number),
+        Array.from({ length: 50 }, (_, i) => (i + 20) ** 2),
+      );
+    });
+  }
+
+  test("the default export, --in and --out files, and --bar", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fanout-cli-"));
+    try {
+      writeFileSync(join(dir, "in"), '{"a":1}\n[2]\n"three"\n');
+      const ran = await fanout([
+        "map",
+        MAP_MODULE,
+        "--in",
+        join(dir, "in"),
+        "--out",
+        join(dir, "out"),
+        "--bar",
+      ]);
+      assert.equal(ran.status, 0, ran.stderr);
+      assert.equal(readFileSync(join(dir, "out"), "utf8"), '{"a":1}\n[2]\n"three"\n');
+      assert.match(ran.stderr, /3\/3 100%/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a bad line fails with its line number before anything runs; a failing task with its own", async () => {
+    const bad = await fanout(["map", `${MAP_MODULE}#square`], "1\n{oops\n3\n");
+    assert.equal(bad.status, 255);
+    assert.match(bad.stderr, /line 2 to be JSON/);
+    assert.equal(bad.stdout, "");
+    const failing = await fanout(
+      ["map", `${MAP_MODULE}#square`, "--strategy", "serial"],
+      "12\n13\n",
+    );
+    assert.equal(failing.status, 1);
+    assert.match(failing.stderr, /line 2.*unlucky 13/);
+  });
+
+  test("--explain prints auto's choice and its reason, and runs nothing", async () => {
+    const ran = await fanout(["map", `${MAP_MODULE}#square`, "--explain"], "1\n2\n3\n");
+    assert.equal(ran.status, 0, ran.stderr);
+    assert.match(ran.stdout, /^(serial|async|threads|processes)\b.*\n$/);
   });
 });
 

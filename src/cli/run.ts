@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
+import { Buffer } from "node:buffer";
 import { planBatch } from "../commands/_plan.ts";
 import type { PlannedJob } from "../commands/_plan.ts";
 import { isSuccess } from "../commands/_batch.ts";
@@ -40,7 +41,7 @@ export interface Io {
     columns?: number;
   };
   /** Standard input's text, read only when no `:::` source is given. */
-  readStdin(): string;
+  readStdin(): Promise<string>;
 }
 
 export const RUN_HELP =
@@ -157,7 +158,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   const retries = values.retries === undefined ? 0 : whole("--retries", values.retries, 1) - 1;
   const halt: HaltMode | HaltRule = values.halt === undefined ? "never" : parseHalt(values.halt);
   const shell = values.shell === true;
-  const rows = combine(readSources(parts.sources, io));
+  const rows = combine(await readSources(parts.sources, io));
   const command = parts.command;
   const resume = values["resume-failed"] ? "failed" : values.resume ? "all" : undefined;
   if (resume !== undefined && values.joblog === undefined) {
@@ -288,15 +289,19 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   return exitStatus(batch, halt);
 }
 
-function readSources(sources: Split["sources"], io: Io): Source[] {
-  if (sources.length === 0) return [{ values: lines(io.readStdin()), linked: false }];
+async function readSources(sources: Split["sources"], io: Io): Promise<Source[]> {
+  if (sources.length === 0) return [{ values: lines(await io.readStdin()), linked: false }];
+  const stdin =
+    sources.some(({ separator, words }) => separator.startsWith("::::") && words.includes("-"))
+      ? await io.readStdin()
+      : "";
   return sources.map(({ separator, words }) => {
     const linked = separator.endsWith("+");
     if (separator.startsWith("::::")) {
       const values: string[] = [];
       for (const file of words) {
         try {
-          values.push(...lines(file === "-" ? io.readStdin() : readFileSync(file, "utf8")));
+          values.push(...lines(file === "-" ? stdin : readFileSync(file, "utf8")));
         } catch (error) {
           throw new UsageError(
             separator,
@@ -401,6 +406,11 @@ export function processIo(): Io {
   return {
     stdout: process.stdout,
     stderr: process.stderr,
-    readStdin: () => readFileSync(0, "utf8"),
+    // Not readFileSync(0): on a pipe Node can fail with EAGAIN.
+    readStdin: async () => {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Uint8Array);
+      return Buffer.concat(chunks).toString("utf8");
+    },
   };
 }
