@@ -16,6 +16,7 @@ import type { TaskRef } from "../task.ts";
 import { progressReporter } from "../progress.ts";
 import type { Io } from "./run.ts";
 import { UsageError } from "./errors.ts";
+import { seconds, whole } from "./_flags.ts";
 import { lines } from "./_inputs.ts";
 
 export const MAP_HELP = `Usage: fanout map [options] MODULE[#EXPORT]
@@ -87,16 +88,7 @@ export async function map(argv: readonly string[], io: Io): Promise<number> {
   }
   if (values.seed !== undefined) options.seed = whole("--seed", values.seed, 0);
   if (values.timeout !== undefined) {
-    const seconds = Number(values.timeout);
-    if (!(seconds > 0) || !Number.isFinite(seconds)) {
-      throw new UsageError(
-        "--timeout",
-        `Expected --timeout to be a number of seconds above 0, got ${
-          JSON.stringify(values.timeout)
-        }`,
-      );
-    }
-    options.timeoutMs = seconds * 1000;
+    options.timeoutMs = seconds("--timeout", values.timeout) * 1000;
   }
 
   const text = values.in === undefined ? await io.readStdin() : readInput(values.in);
@@ -158,15 +150,4 @@ function readInput(file: string): string {
       `Expected --in ${file} to be a readable file, got ${(error as Error).message}`,
     );
   }
-}
-
-function whole(flag: string, text: string, min = 1): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < min) {
-    throw new UsageError(
-      flag,
-      `Expected ${flag} to be a whole number from ${min}, got ${JSON.stringify(text)}`,
-    );
-  }
-  return n;
 }

@@ -29,6 +29,7 @@ import { combine, lines } from "./_inputs.ts";
 import type { Source } from "./_inputs.ts";
 import { exitStatus, parseHalt } from "./_halt.ts";
 import { UsageError } from "./errors.ts";
+import { seconds, whole } from "./_flags.ts";
 
 /** Where the command writes; the process's own streams unless a test gives others. */
 export interface Io {
@@ -377,28 +378,6 @@ function jsonValue(_key: string, value: unknown): unknown {
   if (value instanceof Error) return { name: value.name, message: value.message };
   if (value === Infinity) return null;
   return value;
-}
-
-function whole(flag: string, text: string, min: number): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < min) {
-    throw new UsageError(
-      flag,
-      `Expected ${flag} to be a whole number from ${min}, got ${JSON.stringify(text)}`,
-    );
-  }
-  return n;
-}
-
-function seconds(flag: string, text: string): number {
-  const n = Number(text);
-  if (text === "" || !Number.isFinite(n) || n <= 0) {
-    throw new UsageError(
-      flag,
-      `Expected ${flag} to be a number of seconds above 0, got ${JSON.stringify(text)}`,
-    );
-  }
-  return n;
 }
 
 /** The process's own streams. */
