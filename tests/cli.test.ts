@@ -27,6 +27,16 @@ import { programReport, runProgram, test } from "./_helpers.ts";
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 const MAP_MODULE = fileURLToPath(new URL("./fixtures/cli_map.ts", import.meta.url));
 
+/** Runs `fn` with a new temporary folder, removed afterwards. */
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "fanout-cli-"));
+  try {
+    await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 interface Ran {
   status: number;
   stdout: string;
@@ -100,8 +110,7 @@ describe("fanout run: replacement strings and inputs", () => {
   });
 
   test("-k keeps input order; ::: :::: and standard input give the values", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "fanout-cli-"));
-    try {
+    await withDir(async (dir) => {
       const file = join(dir, "list");
       writeFileSync(file, "f1\nf2\n");
       const ran = await fanout([
@@ -121,9 +130,7 @@ describe("fanout run: replacement strings and inputs", () => {
       assert.equal(ran.stdout, "a f1\na f2\nb f1\nb f2\n");
       const piped = await fanout(["run", "-k", "echo", "got"], "x\ny\n");
       assert.equal(piped.stdout, "got x\ngot y\n");
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("a job's output is never interleaved with another's", async () => {
@@ -231,8 +238,7 @@ describe("fanout run: exit statuses, halting, retries, logs", () => {
   });
 
   test("--retries N runs a failing job N times in all", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "fanout-cli-"));
-    try {
+    await withDir(async (dir) => {
       const count = join(dir, "count");
       const ran = await fanout([
         "run",
@@ -245,14 +251,11 @@ describe("fanout run: exit statuses, halting, retries, logs", () => {
       ]);
       assert.equal(ran.status, 1);
       assert.equal(readFileSync(count, "utf8"), "x\nx\nx\n");
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("--timeout kills a job; the joblog says -1 and signal 15, as GNU parallel's", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "fanout-cli-"));
-    try {
+    await withDir(async (dir) => {
       const log = join(dir, "log");
       const ran = await fanout([
         "run",
@@ -282,14 +285,11 @@ describe("fanout run: exit statuses, halting, retries, logs", () => {
       assert.deepEqual(bySeq.get("1")!.slice(6), ["0", "0", "sleep 0"]);
       assert.deepEqual(bySeq.get("2")!.slice(6), ["-1", "15", "sleep 30"]);
       assert.match(bySeq.get("2")![2], /^\d+\.\d{3}$/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("--resume skips logged jobs; --resume-failed runs the failed ones again", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "fanout-cli-"));
-    try {
+    await withDir(async (dir) => {
       const log = join(dir, "log");
       const first = await fanout([
         "run",
@@ -339,14 +339,11 @@ describe("fanout run: exit statuses, halting, retries, logs", () => {
       const without = await fanout(["run", "--resume", "true"]);
       assert.equal(without.status, 255);
       assert.match(without.stderr, /--joblog FILE with --resume/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("--results keeps each job's stdout and stderr in GNU parallel's layout", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "fanout-cli-"));
-    try {
+    await withDir(async (dir) => {
       const out = join(dir, "out");
       const ran = await fanout([
         "run",
@@ -364,9 +361,7 @@ describe("fanout run: exit statuses, halting, retries, logs", () => {
       assert.equal(readFileSync(join(out, "1", "a\\_b", "2", "x", "stdout"), "utf8"), "a/b\n");
       assert.equal(readFileSync(join(out, "1", "c", "2", "x", "stderr"), "utf8"), "ex\n");
       assert.equal(readFileSync(join(out, "1", "c", "2", "x", "seq"), "utf8"), "2\n");
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("--json - writes the batch result", async () => {
@@ -402,8 +397,7 @@ describe("fanout map", () => {
   }
 
   test("the default export, --in and --out files, and --bar", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "fanout-cli-"));
-    try {
+    await withDir(async (dir) => {
       writeFileSync(join(dir, "in"), '{"a":1}\n[2]\n"three"\n');
       const ran = await fanout([
         "map",
@@ -417,9 +411,7 @@ describe("fanout map", () => {
       assert.equal(ran.status, 0, ran.stderr);
       assert.equal(readFileSync(join(dir, "out"), "utf8"), '{"a":1}\n[2]\n"three"\n');
       assert.match(ran.stderr, /3\/3 100%/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("a bad line fails with its line number before anything runs; a failing task with its own", async () => {
@@ -463,8 +455,7 @@ describe("fanout: the executable", () => {
   });
 
   test("real work: gzip -9 -k and sha256sum over 200 files equal a serial loop's", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "fanout-cli-"));
-    try {
+    await withDir(async (dir) => {
       const files = Array.from({ length: 200 }, (_, i) => {
         const file = join(dir, `f${i}.txt`);
         writeFileSync(file, `file ${i}\n`.repeat(200 + i));
@@ -480,9 +471,7 @@ describe("fanout: the executable", () => {
         `${createHash("sha256").update(readFileSync(file)).digest("hex")}  ${file}\n`
       ).join("");
       assert.equal(hashed.stdout, expected);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
@@ -561,8 +550,7 @@ describe(`fanout run against GNU parallel${gnuMissing ? ` (skipped: ${gnuMissing
       continue;
     }
     test(`${name}: the same output, exit status and joblog`, async () => {
-      const dir = mkdtempSync(join(tmpdir(), "fanout-gnu-"));
-      try {
+      await withDir(async (dir) => {
         const theirs = await gnu(["--joblog", join(dir, "gnu"), ...args]);
         const ours = await fanout(["run", "--shell", "--joblog", join(dir, "ours"), ...args]);
         assert.equal(
@@ -578,9 +566,7 @@ describe(`fanout run against GNU parallel${gnuMissing ? ` (skipped: ${gnuMissing
             return [cols[0], cols[1], cols[4], cols[5], cols[6], cols[7], cols[8]].join("\t");
           }).sort();
         assert.deepEqual(rows("ours"), rows("gnu"));
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      });
     });
   }
 });
