@@ -83,8 +83,10 @@ export class CallProgress {
     const done = this.#done;
     const total = this.#total;
     const elapsedMs = now - this.#start;
+    // Called detached, as the caller wrote it: `this` inside it is not this object.
+    const onProgress = this.#onProgress;
     try {
-      this.#onProgress({
+      onProgress({
         done,
         total,
         failed: this.#failed,
