@@ -100,7 +100,8 @@ if (isProgram()) {
       process.exitCode = status;
     },
     (error) => {
-      process.stderr.write(`fanout: ${error?.stack ?? error}\n`);
+      // A failure of fanout itself (a log it may not write, say): one line, not a stack.
+      process.stderr.write(`fanout: ${error?.name ?? "Error"}: ${error?.message ?? error}\n`);
       process.exitCode = 1;
     },
   );

@@ -364,6 +364,16 @@ describe("fanout run: exit statuses, halting, retries, logs", () => {
     });
   });
 
+  test("a command that cannot start fails its job, says why, and logs 127", async () => {
+    await withDir(async (dir) => {
+      const log = join(dir, "log");
+      const ran = await fanout(["run", "--joblog", log, "fanout-no-such-command", ":::", "a"]);
+      assert.equal(ran.status, 1);
+      assert.match(ran.stderr, /fanout-no-such-command/);
+      assert.equal(readFileSync(log, "utf8").split("\n")[1].split("\t")[6], "127");
+    });
+  });
+
   test("--json - writes the batch result", async () => {
     const ran = await fanout(["run", "--json", "-", "sh", "-c", "exit $0", ":::", "0", "4"]);
     const json = JSON.parse(ran.stdout);

@@ -244,6 +244,11 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   };
   const batch: BatchResult = await runPlan(plan, (result, output) => {
     const row = todo[result.index];
+    if (result.attempts > 0 && result.error !== undefined) {
+      // A command that could not start has no output of its own to say so (a shell would).
+      bar?.clear();
+      io.stderr.write(`fanout: ${result.error.message}\n`);
+    }
     if (result.attempts > 0 && values.joblog !== undefined) {
       appendFileSync(values.joblog, joblogLine(result, row + 1, output.stdout.length, shell));
     }
