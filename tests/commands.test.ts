@@ -19,7 +19,7 @@ import {
   SpawnError,
 } from "../mod.ts";
 import type { CommandJob, CommandOptions, CommandProgress, JobResult } from "../mod.ts";
-import { detect, liveProcessPids } from "../src/runtime/mod.ts";
+import { detect, liveJobPids, liveProcessPids } from "../src/runtime/mod.ts";
 import { maxCommandWorkers } from "../src/commands/_plan.ts";
 import { rejection, show, test, within } from "./_helpers.ts";
 
@@ -458,7 +458,7 @@ describe("runCommands()", () => {
       { cmd: ["sh", "-c", 'trap "" TERM; exec sleep 30'] },
       { cmd: ["sleep", "30"] },
     ], { maxWorkers: 2, signal: controller.signal, onProgress: () => void progressCalls++ });
-    await until(() => liveProcessPids().length === 2, "two commands running");
+    await until(() => liveJobPids().length === 2, "two commands running");
     controller.abort(reason);
     const error = await rejection(within(call, BATCH_MS, "the aborted batch"));
     assert.equal(error, reason);
@@ -491,10 +491,10 @@ describe("runCommands()", () => {
       throw error;
     });
     await within(firstCall, BATCH_MS, "the first progress call");
-    await until(() => liveProcessPids().length === 1, "the sleep to run");
+    await until(() => liveJobPids().length === 1, "the sleep to run");
     controller.abort(new Error("stop"));
     // Every child is gone: a batch that did not wait for onProgress would reject about now.
-    await until(() => liveProcessPids().length === 0, "the killed job to be reaped");
+    await until(() => liveJobPids().length === 0, "the killed job to be reaped");
     for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 1));
     events.push("released");
     release();

@@ -11,7 +11,8 @@
  */
 
 import { statSync } from "node:fs";
-import { spawnChild } from "../runtime/mod.ts";
+import { openSpawner } from "./_launch.ts";
+import type { Spawner } from "./_launch.ts";
 import type { ChildExit, ChildHandle } from "../runtime/mod.ts";
 import { killGently } from "../runtime/_kill.ts";
 import { onAbort } from "../_abort.ts";
@@ -100,6 +101,8 @@ export class Batch {
   /** Jobs launched and not finished (spawning, running, or between attempts). */
   #active = 0;
   readonly #runs = new Set<Run>();
+  /** Starts the jobs; the launcher, if it is used, starts with the first job. */
+  readonly #spawner: Spawner = openSpawner();
   #done = 0;
   #failed = 0;
   /** Which of the `maxWorkers` slots run a job (`{%}` of the `fanout` command). */
@@ -222,15 +225,14 @@ export class Batch {
     const stderr = new Capture(this.#plan.maxOutputBytes);
     let handle: ChildHandle;
     try {
-      handle = await spawnChild({
+      handle = await this.#spawner.spawn({
         cmd: job.argv,
         cwd: job.cwd,
         env: job.env,
-        stdin: job.stdin === undefined ? "ignore" : "pipe",
-        stdout: "pipe",
-        stderr: "pipe",
+        input: job.stdin,
         onStdout: (chunk) => stdout.push(chunk),
         onStderr: (chunk) => stderr.push(chunk),
+        maxOutputBytes: this.#plan.maxOutputBytes,
       });
     } catch (error) {
       const exit = { code: null, signal: null };
@@ -244,19 +246,6 @@ export class Batch {
     const timer = job.timeoutMs === Infinity
       ? undefined
       : setTimeout(() => run.kill("timeout"), job.timeoutMs);
-    if (job.stdin !== undefined) {
-      // A command may close its stdin or exit without reading it: its exit status tells.
-      try {
-        if (job.stdin.length > 0) handle.write(job.stdin);
-      } catch {
-        // See above.
-      }
-      try {
-        handle.end();
-      } catch {
-        // See above.
-      }
-    }
     const exit = await handle.closed;
     clearTimeout(timer);
     this.#runs.delete(run);
@@ -340,8 +329,12 @@ export class Batch {
         this.#sink.result(this.#skipped(index, this.#halt), NO_OUTPUT);
       }
     }
-    this.#sink.end(this.#stop);
-    this.#resolveEnded();
+    // The launcher goes before the batch says it ended: nothing the batch started outlives it.
+    const stop = this.#stop;
+    void this.#spawner.close().then(() => {
+      this.#sink.end(stop);
+      this.#resolveEnded();
+    });
   }
 
   #skipped(index: number, halt: JobResult): JobResult {

@@ -7,6 +7,8 @@
 
 let live = 0;
 const processes = new Set<number>();
+/** The subset of `processes` that are fanout's own command launchers, not jobs. */
+const launchers = new Set<number>();
 
 /** Records a started thread; returns the function that records its end (safe to call twice). */
 export function trackThread(): () => void {
@@ -37,6 +39,7 @@ export function trackProcess(pid: number, exited: Promise<unknown>): void {
   tell();
   const done = (): void => {
     processes.delete(pid);
+    launchers.delete(pid);
     tell();
   };
   exited.then(done, done);
@@ -53,4 +56,17 @@ function tell(): void {
  */
 export function liveProcessPids(): number[] {
   return [...processes];
+}
+
+/** Marks a tracked child as a command launcher (`_launcher.ts`) rather than a job. */
+export function markLauncher(pid: number): void {
+  if (processes.has(pid)) launchers.add(pid);
+}
+
+/**
+ * Pids of the commands and pool workers fanout started in this isolate and has not reaped,
+ * leaving out the launchers that start commands on their behalf.
+ */
+export function liveJobPids(): number[] {
+  return [...processes].filter((pid) => !launchers.has(pid));
 }

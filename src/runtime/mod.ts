@@ -22,7 +22,7 @@ export type {
   ThreadFactory,
   ThreadHandle,
 } from "./types.ts";
-export { liveProcessPids, liveThreadCount } from "./_live.ts";
+export { liveJobPids, liveProcessPids, liveThreadCount } from "./_live.ts";
 
 export type { RuntimeName } from "./types.ts";
 export type { Capabilities } from "./_capabilities.ts";
