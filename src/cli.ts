@@ -18,12 +18,11 @@
 import process from "node:process";
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { processIo, run, RUN_HELP } from "./cli/run.ts";
-import { map, MAP_HELP } from "./cli/map.ts";
-import type { Io } from "./cli/run.ts";
+import { processIo } from "./cli/_io.ts";
+import type { Io } from "./cli/_io.ts";
 import { UsageError } from "./cli/errors.ts";
 
-export type { Io } from "./cli/run.ts";
+export type { Io } from "./cli/_io.ts";
 
 /** The version `fanout --version` prints. */
 export const VERSION = "0.1.0";
@@ -59,15 +58,16 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
         command === undefined
           ? HELP
           : rest[0] === "run"
-          ? RUN_HELP
+          ? (await import("./cli/run.ts")).RUN_HELP
           : rest[0] === "map"
-          ? MAP_HELP
+          ? (await import("./cli/map.ts")).MAP_HELP
           : HELP,
       );
       return command === undefined ? USAGE_EXIT : 0;
     }
-    if (command === "run") return await run(rest, io);
-    if (command === "map") return await map(rest, io);
+    // Each subcommand is loaded when it runs: `fanout run` never pays for the executor.
+    if (command === "run") return await (await import("./cli/run.ts")).run(rest, io);
+    if (command === "map") return await (await import("./cli/map.ts")).map(rest, io);
     throw new UsageError(
       command,
       `Expected a command (run or map), got ${JSON.stringify(command)}; see fanout --help`,

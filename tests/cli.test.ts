@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { main } from "../src/cli.ts";
-import type { Io } from "../src/cli/run.ts";
+import type { Io } from "../src/cli/_io.ts";
 import { commandFor } from "../src/cli/_template.ts";
 import { combine } from "../src/cli/_inputs.ts";
 import { exitStatus, parseHalt } from "../src/cli/_halt.ts";

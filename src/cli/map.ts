@@ -14,7 +14,7 @@ import type { ExecutorOptions } from "../executor.ts";
 import { tasks } from "../task.ts";
 import type { TaskRef } from "../task.ts";
 import { progressReporter } from "../progress.ts";
-import type { Io } from "./run.ts";
+import type { Io } from "./_io.ts";
 import { UsageError } from "./errors.ts";
 import { seconds, whole } from "./_flags.ts";
 import { lines } from "./_inputs.ts";

@@ -14,8 +14,6 @@
 import { parseArgs } from "node:util";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
-import { Buffer } from "node:buffer";
 import { planBatch } from "../commands/_plan.ts";
 import type { PlannedJob } from "../commands/_plan.ts";
 import { isSuccess } from "../commands/_batch.ts";
@@ -29,21 +27,10 @@ import { combine, lines } from "./_inputs.ts";
 import type { Source } from "./_inputs.ts";
 import { exitStatus, parseHalt } from "./_halt.ts";
 import { UsageError } from "./errors.ts";
-import { seconds, whole } from "./_flags.ts";
+import type { Io } from "./_io.ts";
 
-/** Where the command writes; the process's own streams unless a test gives others. */
-export interface Io {
-  /** Where the jobs' output (and `--dry-run`, `--json -`) goes. */
-  readonly stdout: { write(bytes: Uint8Array | string): unknown; isTTY?: boolean };
-  /** Where the jobs' errors, messages and the bar go. */
-  readonly stderr: {
-    write(bytes: Uint8Array | string): unknown;
-    isTTY?: boolean;
-    columns?: number;
-  };
-  /** Standard input's text, read only when no `:::` source is given. */
-  readStdin(): Promise<string>;
-}
+export type { Io } from "./_io.ts";
+import { seconds, whole } from "./_flags.ts";
 
 export const RUN_HELP =
   `Usage: fanout run [options] [--] COMMAND [ARGS...] [::: VALUES... | :::: FILE]...
@@ -383,18 +370,4 @@ function jsonValue(_key: string, value: unknown): unknown {
   if (value instanceof Error) return { name: value.name, message: value.message };
   if (value === Infinity) return null;
   return value;
-}
-
-/** The process's own streams. */
-export function processIo(): Io {
-  return {
-    stdout: process.stdout,
-    stderr: process.stderr,
-    // Not readFileSync(0): on a pipe Node can fail with EAGAIN.
-    readStdin: async () => {
-      const chunks: Uint8Array[] = [];
-      for await (const chunk of process.stdin) chunks.push(chunk as Uint8Array);
-      return Buffer.concat(chunks).toString("utf8");
-    },
-  };
 }
