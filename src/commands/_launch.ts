@@ -3,17 +3,18 @@
  * one small Perl process per batch that forks on the batch's behalf, where that is cheaper
  * and allowed; otherwise through `spawnChild()` directly.
  *
- * - Node: the launcher. Its `child_process.spawn` forks the whole runtime (~1.2 ms a job).
- * - Deno: the launcher only when run permission is granted without a list or exceptions
- *   (`--allow-run`, `-A`): a Perl that starts anything would let `--allow-run=gzip` run more
- *   than gzip. A child never gets more than its parent.
- * - Bun: direct. `Bun.spawn` is already as fast as `xargs -P`.
+ * - Node: the launcher. Its `child_process.spawn` forks the whole runtime: 200 × `true` on 4
+ *   slots took ~2.5× as long spawned directly as through the launcher (bench/commands.ts).
+ * - Deno and Bun: direct. Their spawn is already about as fast as `xargs -P`, and faster than
+ *   a round trip through the launcher (~1.4× and ~1.7× in the same bench).
  * - Direct, too, when Perl is not on the PATH or the launcher does not start (then for the
  *   rest of the process), and for a job the launcher's wire cannot carry (a NUL byte).
  *
- * `FANOUT_SPAWN=direct` forces direct starts; `FANOUT_SPAWN=launcher` the launcher, on Bun
- * too, wherever the rules above do not forbid it. Any other value fails every job with a
- * `RangeError` that says so.
+ * `FANOUT_SPAWN=direct` forces direct starts; `FANOUT_SPAWN=launcher` the launcher on every
+ * runtime, except on Deno when run permission is granted with a list or exceptions
+ * (`--allow-run=gzip`): a Perl that starts anything would let it run more than gzip, and a
+ * child never gets more than its parent. Any other value fails every job with a `RangeError`
+ * that says so.
  *
  * @module
  */
@@ -62,7 +63,7 @@ export function openSpawner(): Spawner {
       close: () => Promise.resolve(),
     };
   }
-  const wanted = forced === "launcher" || (forced !== "direct" && detect().name !== "bun");
+  const wanted = forced === "launcher" || (forced !== "direct" && detect().name === "node");
   return wanted && unavailable === undefined && mayLaunch() ? new LaunchingSpawner() : DIRECT;
 }
 
