@@ -14,6 +14,9 @@
  * Plain JavaScript on purpose, like tests/_run_all.mjs: it may be started by Node 20. It uses the
  * TypeScript compiler from devDependencies (pinned in package.json).
  *
+ * `--out DIR` writes there instead of `dist/` (bench/cli.ts measures the compiled command
+ * without touching the package's `dist/`).
+ *
  * Exits non-zero, printing the compiler's diagnostics, if the source does not compile.
  */
 
@@ -24,7 +27,8 @@ import { fileURLToPath } from "node:url";
 import ts from "typescript";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const OUT = path.join(ROOT, "dist");
+const outFlag = process.argv.indexOf("--out");
+const OUT = outFlag === -1 ? path.join(ROOT, "dist") : path.resolve(process.argv[outFlag + 1]);
 
 /**
  * The package's entries (the library and the `fanout` command, whose `#!` line tsc keeps) and
@@ -70,7 +74,7 @@ if (diagnostics.length > 0) {
     getNewLine: () => "\n",
   };
   console.error(ts.formatDiagnosticsWithColorAndContext(diagnostics, host));
-  console.error(`build: ${diagnostics.length} error(s); dist/ was not written`);
+  console.error(`build: ${diagnostics.length} error(s); ${path.relative(ROOT, OUT)}/ was not written`);
   process.exit(1);
 }
 for (const file of ROOTS) {
@@ -80,4 +84,4 @@ for (const file of ROOTS) {
     process.exit(1);
   }
 }
-console.log(`build: dist/ written by TypeScript ${ts.version}`);
+console.log(`build: ${path.relative(ROOT, OUT)}/ written by TypeScript ${ts.version}`);
