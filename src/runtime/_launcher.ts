@@ -406,6 +406,10 @@ export class Launcher {
     const ready = new Promise<void>((resolve) => (launcher.#ready = resolve));
     const child = await spawnChild({
       cmd: ["perl", "-e", BOOT],
+      // The jobs inherit the launcher's environment: it must be this process's as it is now,
+      // as for a job spawned directly. Without `env`, Bun.spawn passes the environment Bun
+      // started with, blind to later changes of `process.env`.
+      env: {},
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
