@@ -6,10 +6,14 @@
  * call ──► rules that need no measurement (nested, isolate, timeout on Deno, memory cap,
  *   │       too few items, a large input) ──► decision
  *   ▼
- * time per item known from an earlier call? ──no──► run the first chunk (one item) here,
- *   │                                               timed: its result is kept, not thrown away
+ * time per item known from an earlier call? ──no──► run the first chunks here, timed, from one
+ *   │                                               item up: their results are kept, not thrown
+ *   │                                               away; c is their warm part (`Mean.warm`)
  *   ▼
  * cost model: serial n·c  against  pool start (0 when warm) + n·(c + transport) / workers
+ *   │
+ *   ▼
+ * serial? checked again after every chunk, so skewed work still moves (`REVISE_MS`)
  * ```
  *
  * The pool's start, round trip and transport are measured in this process (`Calibration`, in
@@ -55,8 +59,32 @@ import { LARGE_INPUT_BYTES } from "./_bytes.ts";
 /** Items assumed for an input of unknown length. */
 export const UNKNOWN_ITEMS = 1000;
 
-/** The probe keeps running items on the calling thread until this much time was measured. */
-export const PROBE_MS = 1;
+/**
+ * The probe chooses a parallel strategy only once its estimate (the warm part of what it
+ * measured: `Mean.warm`) rests on this much time. While the task is still getting faster its
+ * warm part stays short, so the probe runs on: on Bun a trivial task is still 3–5× slower than
+ * its final speed after 1 ms of its first calls, enough to misprice it for threads. Serial is
+ * chosen as soon as the estimate says so: it goes on running here, as the probe does, and is
+ * checked again after every chunk. Probed items are kept, so probing longer costs a parallel
+ * call only what the other workers would have run meanwhile (half of it, on 2 workers).
+ */
+export const PROBE_MS = 3;
+
+/**
+ * ... and on at least this many chunks: the first runs a single item, the task's first call,
+ * which can be 10,000× slower than the rest (on Bun, `n + 1` once took 2.5 ms: its module's first
+ * run), and must not choose threads on its own.
+ */
+export const PROBE_CHUNKS = 2;
+
+/**
+ * A serial choice made from the cost is checked again after every chunk, but moves to threads
+ * only once the mean it is checked with rests on this much time. Before that one late chunk (a
+ * time slice lost to another process, a collection: a few ms) would weigh as much as the rest,
+ * and count again for every item left: it moved trivial calls to threads, which then took 2–6×
+ * as long. Slow items of skewed work carry this much time themselves.
+ */
+export const REVISE_MS = 10;
 
 /**
  * Below this share of its wall time spent computing, a task mostly waits: it is priced with
@@ -432,11 +460,13 @@ export interface AutoHost {
  * call does.
  *
  * - Without a measurement, chunks run on the calling thread, one at a time (concurrency 1),
- *   as the probe, until ~`PROBE_MS` of work was timed: a task's very first call is often
- *   100× slower than the rest, so one item would mislead. Their results are kept.
+ *   as the probe. It prices the task by the warm part of what it measured (`Mean.warm`): a
+ *   task's first calls are often 100× slower than the rest, so its first items would mislead.
+ *   Serial is chosen as soon as that says so; a parallel strategy once it rests on `PROBE_MS`
+ *   of measured work, over `PROBE_CHUNKS` chunks. Their results are kept.
  * - Once chosen, chunks go to the choice. A serial choice made from the cost is checked again
- *   after every chunk with the running mean, so a few slow items later in the input (skewed
- *   work) still move the rest to threads.
+ *   after every chunk with the warm mean so far, so a few slow items later in the input (skewed
+ *   work) still move the rest to threads; once that rests on `REVISE_MS`, so that noise does not.
  * - With `probeOnly`, a chunk that would go anywhere but the probe rejects with a `SoftStop`
  *   instead: the choice is made, nothing starts.
  */
@@ -448,6 +478,11 @@ export class AutoRunner implements Runner {
   #decision: Decision | undefined;
   /** Whether the current choice came from the cost model (and may change). */
   #costed = false;
+  /**
+   * What this call gave up by its serial choice (counted in the host's `regretMs` at once, for
+   * all its items): a check of that choice prices the items left itself, so it takes this off.
+   */
+  #regretMs = 0;
   #choosing: Promise<void> | undefined;
   /** What the chunks run on the calling thread measured. */
   readonly #probed = new Mean();
@@ -568,35 +603,45 @@ export class AutoRunner implements Runner {
     };
   }
 
-  /** Keeps what the probe measured for the task's later calls. */
+  /** Keeps what the probe measured for the task's later calls (which find it warm). */
   #remember(): void {
-    this.#host.measured(this.#probed.perItemMs);
+    this.#host.measured(this.#probed.warm.perItemMs);
     const profile = this.#profile();
     if (profile !== undefined) this.#host.profiled(profile);
   }
 
   /**
-   * Decides from what the probe measured; unless `final`, a parallel choice waits for ~`PROBE_MS`
-   * of measured work.
+   * Decides from what the probe measured, or checks a serial choice again; unless `final`, a
+   * parallel choice waits for `PROBE_MS` of warm measured work.
    */
   #decideNow(final: boolean): void {
-    const perItem = this.#probed.perItemMs;
-    const decision = decide(
+    const warm = this.#probed.warm;
+    const first = this.#target === undefined;
+    if (!first && warm.ms < REVISE_MS) return;
+    const profile = this.#profile();
+    const workload = this.#host.workload(
+      warm.perItemMs,
+      "probe",
       // explain() throws its probe's results away: the call it describes runs them all.
-      this.#host.workload(
-        perItem,
-        "probe",
-        this.#probeOnly ? 0 : this.#probed.items,
-        this.#sample,
-        this.#profile(),
-      ),
+      this.#probeOnly ? 0 : this.#probed.items,
+      this.#sample,
+      profile,
     );
-    if (this.#target === undefined) this.#remember();
+    // Checked again, the items left are priced here: this call's own loss is not one of the
+    // earlier calls' (it would count twice, and start the pool on its own).
+    const regretMs = first ? workload.regretMs : Math.max(0, workload.regretMs - this.#regretMs);
+    const decision = decide(first ? workload : { ...workload, regretMs });
+    if (first) this.#remember();
+    // A task that mostly awaits is priced from its profile, which its own samples settle (see
+    // `WAITING_SAMPLES`), not from a time per item.
+    const measuredMs = profile !== undefined && profile.busyShare < WAITING_SHARE
+      ? this.#probed.ms
+      : warm.ms;
     if (
-      !final && decision.strategy !== "serial" && decision.strategy !== undefined &&
-      this.#probed.ms < PROBE_MS && this.#target === undefined
+      !final && first && decision.strategy !== "serial" && decision.strategy !== undefined &&
+      (measuredMs < PROBE_MS || this.#probed.chunks < PROBE_CHUNKS)
     ) {
-      // Looks parallel, but on too little measured time: keep probing a little longer.
+      // Looks parallel, but on too little warm measured time: keep probing a little longer.
       return;
     }
     const chosen = decision.strategy === undefined
@@ -619,6 +664,7 @@ export class AutoRunner implements Runner {
     const strategy = decision.strategy!;
     this.#decision = decision;
     this.#costed = costed && strategy === "serial";
+    this.#regretMs = decision.regretMs;
     this.#target = strategy === "serial"
       ? (this.#serial ??= this.#host.runner("serial"))
       : this.#probeOnly
