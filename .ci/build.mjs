@@ -37,6 +37,8 @@ const OUT = outFlag === -1 ? path.join(ROOT, "dist") : path.resolve(process.argv
 const ROOTS = [
   "mod.ts",
   "src/cli.ts",
+  "src/distributed/mod.ts",
+  "src/distributed/strategy.ts",
   "src/worker/thread_entry.js",
   "src/worker/process_entry.js",
 ];

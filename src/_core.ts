@@ -14,6 +14,7 @@ import { emptyStats } from "./telemetry.ts";
 import { calibration, Estimates } from "./chunking.ts";
 import type { Strategy, StrategyName } from "./strategy/types.ts";
 import type { BuiltInStrategy } from "./strategy/_builtin.ts";
+import { FORGET_SHARED } from "./strategy/_builtin.ts";
 import type { JobEnd } from "./strategy/_queue.ts";
 import { SerialStrategy } from "./strategy/serial.ts";
 import { ThreadPool } from "./strategy/threads.ts";
@@ -65,6 +66,8 @@ export class Core {
     this.settings = settings;
     this.shared = new SharedRegistry((id) => {
       for (const strategy of this.#strategies.values()) strategy.forget(id);
+      const own = settings.choice as Partial<Record<typeof FORGET_SHARED, (id: number) => void>>;
+      if (typeof own === "object") own[FORGET_SHARED]?.(id);
     });
     this.nested = (globalThis as Record<symbol, unknown>)[WORKER_MARK] !== undefined;
     // In a pool thread, the pool terminates these before it terminates the thread, so that

@@ -13,6 +13,7 @@ import type { EnvConfig } from "./config.ts";
 import type { PoolOptions } from "./strategy/_pool.ts";
 import type { Strategy, StrategyName } from "./strategy/types.ts";
 import { STRATEGY_NAMES } from "./strategy/types.ts";
+import { DistributedFromEnv } from "./strategy/_distributed_env.ts";
 import type { TelemetryEvent } from "./telemetry.ts";
 import type { Progress } from "./progress.ts";
 import { detect } from "./runtime/mod.ts";
@@ -118,6 +119,9 @@ export function resolveSettings(options: ParallelConfig): Settings {
     choiceReason = typeof choice === "string"
       ? `${choice}: strategy "${choice}" set on the executor`
       : `${choice.name}: a strategy of your own`;
+  } else if (env.mode === "distributed") {
+    choice = new DistributedFromEnv({ connection: env.redis, queue: env.queue });
+    choiceReason = "distributed: CE_PARALLEL=distributed";
   } else if (env.mode !== undefined) {
     choice = env.mode;
     choiceReason = `${env.mode}: CE_PARALLEL=${env.mode}`;

@@ -18,6 +18,7 @@ import type { Runner } from "./_pipeline.ts";
 import type { CallPin } from "./shared.ts";
 import type { ChunkResult, Strategy } from "./strategy/types.ts";
 import type { BuiltInRequest, BuiltInStrategy } from "./strategy/_builtin.ts";
+import { DESCRIBE } from "./strategy/_builtin.ts";
 import type { TelemetryEvent } from "./telemetry.ts";
 import { percentile } from "./telemetry.ts";
 import { WorkerCrashedError, WorkerError, WorkerStartError } from "./errors.ts";
@@ -58,6 +59,7 @@ export class Route {
   #crashes = 0;
   #fallbacks = 0;
   #respawns = 0;
+  #retries = 0;
   #fellBack: Runner | undefined;
   // Measurements, made only while a listener is set (no allocation per call otherwise).
   #waits: number[] = EMPTY;
@@ -65,7 +67,7 @@ export class Route {
   #runs: number[] = EMPTY;
   #runItems: number[] = EMPTY;
   /** Each strategy this call used, with its respawn count when the call began using it. */
-  readonly #respawnBase: [Strategy, number][] = [];
+  readonly #respawnBase: [Strategy, number, number][] = [];
   #ended = false;
   readonly #probeOnly: boolean;
   /** The call's `concurrency`, if the caller set it (it wins over auto's). */
@@ -121,7 +123,12 @@ export class Route {
     const core = this.core;
     const { choice, choiceReason, forceSerialOnFailure } = core.settings;
     if (typeof choice === "object") {
-      this.choose(choice.name, choiceReason, choice.concurrency);
+      const describe = (choice as Partial<Record<typeof DESCRIBE, () => string>>)[DESCRIBE];
+      this.choose(
+        choice.name,
+        describe === undefined ? choiceReason : () => describe.call(choice),
+        choice.concurrency,
+      );
       return this.#runnerOf(choice);
     }
     if (choice !== "auto") {
@@ -198,7 +205,7 @@ export class Route {
    */
   #runnerOf(strategy: Strategy, chosen?: number): Runner {
     if (this.#listening && !this.#respawnBase.some(([used]) => used === strategy)) {
-      this.#respawnBase.push([strategy, respawnsOf(strategy)]);
+      this.#respawnBase.push([strategy, respawnsOf(strategy), retriesOf(strategy)]);
     }
     const direct = (request: BuiltInRequest): Promise<ChunkResult> => this.#run(strategy, request);
     const wanted = this.#concurrency ?? chosen;
@@ -299,6 +306,7 @@ export class Route {
               type: "task",
               index: request.base + k,
               worker,
+              ...(result.host === undefined ? {} : { host: result.host }),
               waitMs: wait,
               runMs: each,
             });
@@ -340,8 +348,9 @@ export class Route {
     core.shared.end(this.pin);
     if (this.kind === "submit") core.submits--;
     core.end();
-    for (const [strategy, base] of this.#respawnBase) {
+    for (const [strategy, base, retried] of this.#respawnBase) {
       this.#respawns += respawnsOf(strategy) - base;
+      this.#retries += retriesOf(strategy) - retried;
     }
     if (this.#probeOnly) return; // explain() ran a probe, not a call.
     const stats = core.stats;
@@ -374,6 +383,7 @@ export class Route {
       fallbacks: this.#fallbacks,
       crashes: this.#crashes,
       respawns: this.#respawns,
+      retries: this.#retries,
     });
   }
 }
@@ -422,6 +432,12 @@ function publicPart(request: BuiltInRequest): BuiltInRequest {
 }
 
 function noop(): void {}
+
+/** Chunks a strategy gave to another worker after losing one (the distributed strategy's count). */
+function retriesOf(strategy: Strategy): number {
+  const retried = (strategy as { retried?: unknown }).retried;
+  return typeof retried === "number" ? retried : 0;
+}
 
 /** Workers a strategy started to replace dead ones (a user's strategy counts none). */
 function respawnsOf(strategy: Strategy): number {

@@ -2,7 +2,7 @@
 /**
  * The `fanout` command: `fanout run` runs batches of commands from the shell the way GNU
  * parallel does (see `fanout run --help`); `fanout map` runs a module's exported function over
- * JSON lines. Installed as `fanout` by npm (`npx fanout`,
+ * JSON lines; `fanout worker` serves a distributed queue (see `@fanout/fanout/distributed`). Installed as `fanout` by npm (`npx fanout`,
  * `bunx fanout`); on Deno, `deno run -A jsr:@fanout/fanout/cli`.
  *
  * @example Run from a program
@@ -32,8 +32,9 @@ const HELP = `Usage: fanout COMMAND [options]
 Commands:
   run     run a command once per input, several at a time (GNU parallel's way)
   map     run a module's exported function over JSON lines, in order
+  worker  serve a distributed queue (BullMQ on Redis) on this machine
 
-fanout run --help and fanout map --help tell more. fanout --version prints the version.
+fanout run --help, fanout map --help and fanout worker --help tell more. fanout --version prints the version.
 `;
 
 /** The exit status of a usage error, as GNU parallel's. */
@@ -61,6 +62,8 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
           ? (await import("./cli/run.ts")).RUN_HELP
           : rest[0] === "map"
           ? (await import("./cli/map.ts")).MAP_HELP
+          : rest[0] === "worker"
+          ? (await import("./cli/worker.ts")).WORKER_HELP
           : HELP,
       );
       return command === undefined ? USAGE_EXIT : 0;
@@ -68,9 +71,10 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
     // Each subcommand is loaded when it runs: `fanout run` never pays for the executor.
     if (command === "run") return await (await import("./cli/run.ts")).run(rest, io);
     if (command === "map") return await (await import("./cli/map.ts")).map(rest, io);
+    if (command === "worker") return await (await import("./cli/worker.ts")).worker(rest, io);
     throw new UsageError(
       command,
-      `Expected a command (run or map), got ${JSON.stringify(command)}; see fanout --help`,
+      `Expected a command (run, map or worker), got ${JSON.stringify(command)}; see fanout --help`,
     );
   } catch (error) {
     if (error instanceof UsageError || error instanceof RangeError) {

@@ -171,8 +171,11 @@ export interface ParallelConfig {
 
 /** What `CE_PARALLEL` sets. */
 export interface EnvConfig {
-  /** The mode token, if any; `"off"` forces serial. */
-  mode?: "off" | "auto" | StrategyName;
+  /**
+   * The mode token, if any; `"off"` forces serial; `"distributed"` runs on `fanout worker`
+   * processes through Redis (see `@fanout/fanout/distributed`).
+   */
+  mode?: "off" | "auto" | "distributed" | StrategyName;
   /** `workers=N`. */
   maxWorkers?: number;
   /** `concurrency=N`. */
@@ -197,6 +200,10 @@ export interface EnvConfig {
   idleMemoryLimitMb?: number;
   /** `log=1`: print each call's strategy and reason to stderr. */
   log?: boolean;
+  /** `redis=URL`: where the distributed mode's Redis is (default `redis://127.0.0.1:6379`). */
+  redis?: string;
+  /** `queue=NAME`: the distributed mode's queue (default `fanout`). */
+  queue?: string;
 }
 
 /**

@@ -10,10 +10,10 @@ import { STRATEGY_NAMES } from "./strategy/types.ts";
 import { MAX_TIMER_MS } from "./_checks.ts";
 import { MAX_CONCURRENCY, MAX_WORKERS } from "./config.ts";
 
-const MODES = ["off", ...STRATEGY_NAMES, "auto"] as const;
+const MODES = ["off", ...STRATEGY_NAMES, "auto", "distributed"] as const;
 const ACCEPTED = `a mode (${MODES.join(", ")}), workers=N, concurrency=N, chunk=N|auto, ` +
   "min_batch=N, task_bytes=N[B|KB|MB|GB|KiB|MiB|GiB], force_serial=0|1, timeout=ms, " +
-  "load_timeout=ms, kill_grace=ms, max_tasks=N, idle_memory=MB, log=0|1";
+  "load_timeout=ms, kill_grace=ms, max_tasks=N, idle_memory=MB, log=0|1, redis=URL, queue=NAME";
 type Bad = (why: string) => RangeError;
 
 /** Each `key=value` setting: the field of `EnvConfig` it sets, and how its value is read. */
@@ -30,6 +30,8 @@ const SETTINGS: Record<string, [keyof EnvConfig, (value: string, bad: Bad) => un
   max_tasks: ["maxTasksPerWorker", (v, bad) => integer(v, 1, bad)],
   idle_memory: ["idleMemoryLimitMb", (v, bad) => integer(v, 1, bad)],
   log: ["log", (v, bad) => flag(v, bad)],
+  redis: ["redis", (v, bad) => redisUrl(v, bad)],
+  queue: ["queue", (v, bad) => queueName(v, bad)],
 };
 
 const UNITS: Record<string, number> = {
@@ -118,6 +120,20 @@ function milliseconds(value: string, zero: boolean, bad: (why: string) => RangeE
     throw bad(`expected milliseconds ${zero ? "from 0" : "above 0"}, up to ${MAX_TIMER_MS}`);
   }
   return ms;
+}
+
+function redisUrl(value: string, bad: (why: string) => RangeError): string {
+  if (!/^rediss?:\/\/[^\s]+$/i.test(value) || !URL.canParse(value)) {
+    throw bad("expected a redis:// or rediss:// URL (a comma in it written as %2C)");
+  }
+  return value;
+}
+
+function queueName(value: string, bad: (why: string) => RangeError): string {
+  if (!/^[A-Za-z0-9._-]{1,100}$/.test(value)) {
+    throw bad("expected a queue name of 1 to 100 letters, digits, '.', '_' or '-'");
+  }
+  return value;
 }
 
 function flag(value: string, bad: (why: string) => RangeError): boolean {

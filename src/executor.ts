@@ -21,6 +21,7 @@ import { directStrategy, submitDirect } from "./_submit.ts";
 import { collect, iterate, Pipeline } from "./_pipeline.ts";
 import { AutoRunner } from "./strategy/auto.ts";
 import { SoftStop } from "./_abort.ts";
+import { WARMUP } from "./strategy/_builtin.ts";
 import { MAX_CHUNK } from "./chunking.ts";
 import { ExecutorClosedError } from "./errors.ts";
 import { checkKeys, describe } from "./_checks.ts";
@@ -198,9 +199,11 @@ export class ParallelExecutor implements AsyncDisposable {
       const specs = tasks.map((task) => this.#spec(task));
       if (core.closed) throw new ExecutorClosedError();
       const choice = core.settings.choice;
-      if (typeof choice !== "string" || choice === "serial" || choice === "async") {
-        return Promise.resolve();
+      if (typeof choice === "object") {
+        const own = (choice as Partial<Record<typeof WARMUP, () => Promise<void>>>)[WARMUP];
+        return own?.call(choice) ?? Promise.resolve();
       }
+      if (choice === "serial" || choice === "async") return Promise.resolve();
       const pool = core.builtIn(choice === "auto" ? "threads" : choice);
       return pool.warmup?.(specs) ?? Promise.resolve();
     } catch (error) {

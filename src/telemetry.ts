@@ -45,6 +45,11 @@ export interface ParallelExecutionEvent {
   crashes: number;
   /** Workers started during the call to replace dead ones. */
   respawns: number;
+  /**
+   * Chunks given to another worker during the call because the one running them was lost
+   * (the distributed strategy's stalled-job recovery); 0 on the other strategies.
+   */
+  retries: number;
 }
 
 /** A call gave up on its strategy and ran the rest serially (`forceSerialOnFailure`). */
@@ -67,6 +72,8 @@ export interface TaskEvent {
   index: number;
   /** Which worker ran it: a small number, stable for the worker's life (0 for serial). */
   worker: number;
+  /** The host that ran it, for a strategy that spans machines (distributed); absent otherwise. */
+  host?: string;
   /** Its chunk's queue wait, in ms. */
   waitMs: number;
   /** Its run time, in ms (its chunk's run time shared out over the chunk's items). */

@@ -189,7 +189,7 @@ describe("fanout run: exit statuses, halting, retries, logs", () => {
         [["run", "--timeout", "0", "true"], /--timeout.*seconds above 0.*"0"/],
         [["run", "--bogus", "true"], /--bogus/],
         [["run"], /COMMAND/],
-        [["launch"], /Expected a command \(run or map\), got "launch"/],
+        [["launch"], /Expected a command \(run, map or worker\), got "launch"/],
       ] as const
     ) {
       const ran = await fanout([...args]);

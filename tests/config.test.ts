@@ -27,10 +27,18 @@ const ACCEPTED: [string, [string, EnvConfig][]][] = [
     ["threads", { mode: "threads" }],
     ["processes", { mode: "processes" }],
     ["auto", { mode: "auto" }],
+    ["distributed", { mode: "distributed" }],
     ["OFF", { mode: "off" }],
     ["Threads", { mode: "threads" }],
     ["PROCESSES", { mode: "processes" }],
     ["sErIaL", { mode: "serial" }],
+  ]],
+  ["redis=URL and queue=NAME set the distributed mode's Redis and queue, case kept", [
+    [
+      "distributed,redis=redis://u:Pw@10.0.0.5:6380/2,queue=Jobs.v2",
+      { mode: "distributed", redis: "redis://u:Pw@10.0.0.5:6380/2", queue: "Jobs.v2" },
+    ],
+    ["redis=rediss://cache.internal:6379", { redis: "rediss://cache.internal:6379" }],
   ]],
   ["workers=N sets maxWorkers to an integer from 1", [
     ["workers=1", { maxWorkers: 1 }],
@@ -154,6 +162,19 @@ const REJECTED: [string, [string, string, string][]][] = [
     ["thread", "thread", "not a mode or a setting"],
     ["on", "on", "not a mode or a setting"],
     ["workers=2,parallel", "parallel", "not a mode or a setting"],
+  ]],
+  ["redis= takes a redis URL and queue= a name Redis keys can hold", [
+    [
+      "redis=http://x",
+      "redis=http://x",
+      "expected a redis:// or rediss:// URL (a comma in it written as %2C)",
+    ],
+    ["redis=", "redis=", "expected a redis:// or rediss:// URL (a comma in it written as %2C)"],
+    [
+      "queue=a b",
+      "queue=a b",
+      "expected a queue name of 1 to 100 letters, digits, '.', '_' or '-'",
+    ],
   ]],
   ["an unknown setting is refused", [
     ["speed=fast", "speed=fast", "unknown setting `speed`"],

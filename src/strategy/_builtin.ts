@@ -87,3 +87,14 @@ export interface BuiltInStrategy extends Strategy {
   /** Workers replaced so far because they were worn (`maxTasksPerWorker`, `idleMemoryLimitMb`). */
   readonly recycled: number;
 }
+
+/**
+ * What a strategy of fanout's own that is not a pool (the distributed one) may offer beside the
+ * public contract, under these keys, so that no user's strategy offers them by chance.
+ */
+/** `(): string`: why this strategy, in words, for `explain()` and telemetry. */
+export const DESCRIBE: unique symbol = Symbol.for("fanout.strategy.describe");
+/** `(id: number): void`: a shared value was released; drop it wherever it was sent. */
+export const FORGET_SHARED: unique symbol = Symbol.for("fanout.strategy.forgetShared");
+/** `(): Promise<void>`: get ready ahead of work (`ParallelExecutor.warmup`). */
+export const WARMUP: unique symbol = Symbol.for("fanout.strategy.warmup");

@@ -53,6 +53,8 @@ export interface ChunkResult {
   values: unknown[];
   /** Time spent running the items, excluding transport, in ms; `NaN` when not measured. */
   ms: number;
+  /** The host that ran them, for a strategy that spans machines; telemetry's task events carry it. */
+  host?: string;
 }
 
 /** A way of running chunks. */

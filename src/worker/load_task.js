@@ -41,7 +41,7 @@ export async function loadTask(spec) {
  *
  * @type {(url: string) => Promise<Record<string, unknown>>}
  */
-const importUrl = /** @type {any} */ (new Function("url", "return import(url);"));
+export const importUrl = /** @type {any} */ (new Function("url", "return import(url);"));
 
 /**
  * Whether a function is a class, which cannot be called as a task.

@@ -1,0 +1,117 @@
+/**
+ * `fanout worker`: serves a distributed queue on this machine until stopped (SIGTERM or
+ * SIGINT finish the chunks it holds, then it exits 0).
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { parseArgs } from "node:util";
+import type { Io } from "./_io.ts";
+import { UsageError } from "./errors.ts";
+import { whole } from "./_flags.ts";
+
+export const WORKER_HELP = `Usage: fanout worker [options]
+
+Serves a distributed queue: takes the chunks that programs using
+distributed({ connection, queue, root }) put on Redis and runs them here, on a
+pool of this machine's threads or processes, until SIGTERM or SIGINT (which
+finish the chunks it holds, then exit).
+
+Options:
+      --redis URL       redis://[user:password@]host:port[/db], rediss:// for TLS
+                        (default: redis://127.0.0.1:6379)
+      --queue NAME      the queue to serve (default: fanout)
+  -j, --jobs N          chunks at once, each on a worker of the pool (default: the CPU count)
+      --strategy NAME   threads or processes (default: threads)
+      --root DIR        the folder task modules are named relative to; the same
+                        files must be there as under the submitter's root
+                        (default: the current folder)
+      --lock-ms N       a chunk held by a worker that died goes to another this
+                        long after (default: 30000)
+  -h, --help            this help
+
+Exit status: 0 once stopped, 1 if Redis or BullMQ could not be had, 255 for a usage error.
+`;
+
+const OPTIONS = {
+  redis: { type: "string" },
+  queue: { type: "string" },
+  jobs: { type: "string", short: "j" },
+  strategy: { type: "string" },
+  root: { type: "string" },
+  "lock-ms": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** `fanout worker`: resolves with the exit status once stopped. */
+export async function worker(argv: readonly string[], io: Io): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: OPTIONS,
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (error) {
+    throw new UsageError("worker", (error as Error).message.split("\n")[0]);
+  }
+  const { values } = parsed;
+  if (values.help) {
+    io.stdout.write(WORKER_HELP);
+    return 0;
+  }
+  const strategy = values.strategy ?? "threads";
+  if (strategy !== "threads" && strategy !== "processes") {
+    throw new UsageError(
+      "--strategy",
+      `Expected --strategy to be threads or processes, got ${JSON.stringify(strategy)}`,
+    );
+  }
+  const slots = values.jobs === undefined ? undefined : whole("--jobs", values.jobs);
+  const lockMs = values["lock-ms"] === undefined
+    ? undefined
+    : whole("--lock-ms", values["lock-ms"], 100);
+  // Listened for before serving starts, so a stop that comes early is not missed.
+  let stopped!: () => void;
+  const stop = new Promise<void>((resolve) => (stopped = resolve));
+  const onSignal = (): void => stopped();
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    const { serve } = await import("../distributed/worker.ts");
+    let serving;
+    try {
+      serving = await serve({
+        connection: values.redis,
+        queue: values.queue,
+        slots,
+        strategy,
+        root: values.root,
+        lockMs,
+      });
+    } catch (error) {
+      if (error instanceof TypeError) throw new UsageError("--redis", error.message);
+      io.stderr.write(
+        `fanout worker: ${(error as Error)?.name ?? "Error"}: ${
+          (error as Error)?.message ?? error
+        }\n`,
+      );
+      return 1;
+    }
+    const { host, pid, slots: n, runtime } = serving.info;
+    io.stderr.write(
+      `fanout worker: serving queue ${values.queue ?? "fanout"} on ${serving.connection}: ` +
+        `${n} slot${n === 1 ? "" : "s"} (${strategy}) on ${host}, pid ${pid}, ${runtime}\n`,
+    );
+    await stop;
+    io.stderr.write("fanout worker: stopping: finishing the chunks it holds\n");
+    await serving.close();
+    io.stderr.write("fanout worker: stopped\n");
+    return 0;
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * Values through Redis: what a chunk's items and results become on the way between a submitter
+ * and a `fanout worker`, which may run another runtime (a Bun submitter, Node and Deno
+ * workers). `node:v8`'s format would not do: Bun's `node:v8` writes WebKit's format, which V8
+ * cannot read. So values go as JSON text, with what JSON has no word for written as a tagged
+ * object:
+ *
+ * ```
+ * {"\u0000": TAG, "v": PAYLOAD}
+ * ```
+ *
+ * A plain object of the task's own that happens to have a `"\u0000"` key is itself written
+ * tagged (`o`, its entries), so data a task produces can never be read as a tag.
+ *
+ * What comes back is what structured clone gives back (as on threads and processes): plain
+ * objects and arrays, primitives (`undefined`, `NaN`, `±Infinity`, `-0` and BigInts
+ * included), `Date`, `RegExp`, `Map`, `Set`, `ArrayBuffer`, typed arrays and `DataView`s, and
+ * errors (class name, message, stack, `cause`, own properties); an instance of another class
+ * arrives as a plain object of its own enumerable properties. A function or a symbol fails
+ * with a `TypeError` that names where it was. Unlike structured clone, an object reached twice
+ * arrives as two copies, and a cycle is refused.
+ *
+ * Shared handles (`ex.share()`) go as their id; the caller says what to write for one and what
+ * to read it back as.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { MARK } from "../worker/shared_refs.js";
+import { serializeError } from "../worker/error_wire.js";
+import { reviveError } from "./_errors.ts";
+import type { WireError } from "../protocol.ts";
+import { NotCloneableError } from "../errors.ts";
+
+/** The key of a tagged object. */
+const TAG = "\u0000";
+
+const TYPED_ARRAYS: Record<string, new (buffer: ArrayBuffer) => ArrayBufferView> = {
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+};
+
+const OBJECT_PROTOTYPE = Object.prototype;
+
+/** What the encoder does with a shared handle: the reference it writes in its place. */
+export type OnShared = (handle: { readonly [MARK]: number }) => string;
+/** What the decoder puts in place of a shared handle's reference. */
+export type OnSharedRef = (ref: string) => unknown;
+
+/** A value that cannot travel: where it is, and what it is. */
+export class UnencodableError extends TypeError {
+  /** Where in the value it was, as a path from the top (`[3].data`). */
+  readonly path: string;
+
+  constructor(path: string, what: string) {
+    super(`Expected a value structured clone can copy, got ${what} at \`${path || "(top)"}\``);
+    this.name = "UnencodableError";
+    this.path = path;
+  }
+}
+
+/**
+ * `value` as JSON text.
+ *
+ * @throws {UnencodableError} For a function, a symbol, a cycle, or an object of a kind that
+ *   cannot be copied (a `WeakMap`, a stream, ...).
+ */
+export function encode(value: unknown, onShared?: OnShared): string {
+  return JSON.stringify(tree(value, "", new Set(), onShared));
+}
+
+/** The value `encode` wrote. */
+export function decode(text: string, onSharedRef?: OnSharedRef): unknown {
+  return revive(JSON.parse(text), onSharedRef);
+}
+
+function tagged(tag: string, payload?: unknown): Record<string, unknown> {
+  return payload === undefined ? { [TAG]: tag } : { [TAG]: tag, v: payload };
+}
+
+/** The JSON-ready tree of `value`. `path` names it in errors; `stack` holds its ancestors. */
+function tree(value: unknown, path: string, stack: Set<object>, onShared?: OnShared): unknown {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      if (Number.isFinite(value) && !Object.is(value, -0)) return value;
+      return tagged("n", Object.is(value, -0) ? "-0" : String(value));
+    case "undefined":
+      return tagged("u");
+    case "bigint":
+      return tagged("b", value.toString());
+    case "function":
+      throw new UnencodableError(path, `a function${value.name ? ` (${value.name})` : ""}`);
+    case "symbol":
+      throw new UnencodableError(path, `a symbol (${String(value)})`);
+  }
+  if (value === null) return null;
+  const object = value as object;
+  if (stack.has(object)) throw new UnencodableError(path, "a cycle (an object inside itself)");
+  stack.add(object);
+  try {
+    return objectTree(object, path, stack, onShared);
+  } finally {
+    stack.delete(object);
+  }
+}
+
+function objectTree(
+  object: object,
+  path: string,
+  stack: Set<object>,
+  onShared?: OnShared,
+): unknown {
+  if (Array.isArray(object)) {
+    const out = new Array(object.length);
+    for (let k = 0; k < object.length; k++) {
+      out[k] = tree(object[k], `${path}[${k}]`, stack, onShared);
+    }
+    return out;
+  }
+  const proto = Object.getPrototypeOf(object);
+  if (proto !== OBJECT_PROTOTYPE && proto !== null) {
+    const special = specialTree(object, path, stack, onShared);
+    if (special !== undefined) return special;
+  }
+  const keys = Object.keys(object);
+  const record = object as Record<string, unknown>;
+  if (keys.includes(TAG)) {
+    // The task's own key that looks like a tag: written as entries, read back as the object.
+    return tagged(
+      "o",
+      keys.map((key) => [key, tree(record[key], `${path}.${key}`, stack, onShared)]),
+    );
+  }
+  const out: Record<string, unknown> = {};
+  for (const key of keys) out[key] = tree(record[key], `${path}.${key}`, stack, onShared);
+  return out;
+}
+
+/** The tagged form of an object that is not plain, or `undefined` to copy its own properties. */
+function specialTree(
+  object: object,
+  path: string,
+  stack: Set<object>,
+  onShared?: OnShared,
+): unknown {
+  if (MARK in object && Object.keys(object).length === 1) {
+    const id = (object as { [MARK]: unknown })[MARK];
+    if (typeof id === "number" && onShared !== undefined) {
+      return tagged("h", onShared(object as { [MARK]: number }));
+    }
+  }
+  if (object instanceof Date) return tagged("d", String(object.getTime()));
+  if (object instanceof RegExp) return tagged("r", [object.source, object.flags]);
+  if (object instanceof Map) {
+    let k = 0;
+    const entries = [];
+    for (const [key, item] of object) {
+      entries.push([
+        tree(key, `${path}<key ${k}>`, stack, onShared),
+        tree(item, `${path}<value ${k}>`, stack, onShared),
+      ]);
+      k++;
+    }
+    return tagged("m", entries);
+  }
+  if (object instanceof Set) {
+    let k = 0;
+    const members = [];
+    for (const member of object) {
+      members.push(tree(member, `${path}<member ${k++}>`, stack, onShared));
+    }
+    return tagged("s", members);
+  }
+  if (object instanceof ArrayBuffer) return tagged("a", bytes(object, 0, object.byteLength));
+  if (ArrayBuffer.isView(object)) {
+    const name = object instanceof DataView ? "DataView" : object.constructor.name;
+    if (name !== "DataView" && TYPED_ARRAYS[name] === undefined) {
+      throw new UnencodableError(path, `a ${name}`);
+    }
+    return tagged("t", [name, bytes(object.buffer, object.byteOffset, object.byteLength)]);
+  }
+  if (typeof SharedArrayBuffer === "function" && object instanceof SharedArrayBuffer) {
+    // Shared memory does not cross machines: the bytes go, as a plain buffer's would.
+    return tagged("a", bytes(object, 0, object.byteLength));
+  }
+  if (object instanceof Error) {
+    return tagged("e", tree(serializeError(object), path, stack, onShared));
+  }
+  if (
+    object instanceof WeakMap || object instanceof WeakSet || object instanceof Promise ||
+    (typeof WeakRef === "function" && object instanceof WeakRef)
+  ) {
+    throw new UnencodableError(path, `a ${object.constructor.name}`);
+  }
+  if (
+    object instanceof Number || object instanceof String || object instanceof Boolean ||
+    object instanceof BigInt
+  ) {
+    return tagged("p", tree(object.valueOf(), path, stack, onShared));
+  }
+  return undefined;
+}
+
+function bytes(buffer: ArrayBufferLike, offset: number, length: number): string {
+  return Buffer.from(buffer, offset, length).toString("base64");
+}
+
+/** Builds back the value of a JSON-parsed tree, in place where it can. */
+function revive(node: unknown, onSharedRef?: OnSharedRef): unknown {
+  if (node === null || typeof node !== "object") return node;
+  if (Array.isArray(node)) {
+    for (let k = 0; k < node.length; k++) node[k] = revive(node[k], onSharedRef);
+    return node;
+  }
+  const record = node as Record<string, unknown>;
+  const tag = record[TAG];
+  if (tag === undefined) {
+    for (const key in record) record[key] = revive(record[key], onSharedRef);
+    return record;
+  }
+  const v = record.v;
+  switch (tag) {
+    case "u":
+      return undefined;
+    case "n":
+      return v === "-0" ? -0 : Number(v);
+    case "b":
+      return BigInt(v as string);
+    case "d":
+      return new Date(Number(v));
+    case "r": {
+      const [source, flags] = v as [string, string];
+      return new RegExp(source, flags);
+    }
+    case "m":
+      return new Map(
+        (v as [unknown, unknown][]).map(([key, item]) => [
+          revive(key, onSharedRef),
+          revive(item, onSharedRef),
+        ]),
+      );
+    case "s":
+      return new Set((v as unknown[]).map((member) => revive(member, onSharedRef)));
+    case "a":
+      return arrayBuffer(v as string);
+    case "t": {
+      const [name, data] = v as [string, string];
+      const buffer = arrayBuffer(data);
+      if (name === "DataView") return new DataView(buffer);
+      const Typed = TYPED_ARRAYS[name];
+      if (Typed === undefined) throw new TypeError(`Unknown typed array in a message: ${name}`);
+      return new Typed(buffer);
+    }
+    case "e":
+      return reviveError(revive(v, onSharedRef) as WireError);
+    case "p":
+      return Object(revive(v, onSharedRef));
+    case "o": {
+      const out: Record<string, unknown> = {};
+      for (const [key, item] of v as [string, unknown][]) out[key] = revive(item, onSharedRef);
+      return out;
+    }
+    case "h":
+      if (onSharedRef === undefined) throw new TypeError("A shared handle where none may be");
+      return onSharedRef(v as string);
+  }
+  throw new TypeError(`Unknown tag in a message: ${JSON.stringify(tag)}`);
+}
+
+function arrayBuffer(base64: string): ArrayBuffer {
+  const data = Buffer.from(base64, "base64");
+  const buffer = new ArrayBuffer(data.byteLength);
+  new Uint8Array(buffer).set(data);
+  return buffer;
+}
+
+/**
+ * What `encode` refused in the items or results of a chunk starting at task `base`, as the
+ * `NotCloneableError` of the task it was in; any other error as it is.
+ */
+export function cloneFailure(error: unknown, base: number, side: "input" | "result"): unknown {
+  if (!(error instanceof UnencodableError)) return error;
+  const match = /^\[(\d+)\](.*)$/.exec(error.path);
+  if (match === null) return error;
+  const index = base + Number(match[1]);
+  const what = error.message.replace(/^Expected a value structured clone can copy, got /, "");
+  return new NotCloneableError(
+    index,
+    `${side}${match[2]}`,
+    `Expected the ${side} of task ${index} to be cloneable, got ${what}`,
+    { cause: error },
+  );
+}

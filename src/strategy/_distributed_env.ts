@@ -1,0 +1,89 @@
+/**
+ * `CE_PARALLEL=distributed`: the distributed strategy chosen from outside the program. The
+ * executor is made synchronously and must not load the distributed code (nor BullMQ) unless a
+ * call runs on it, so this stand-in imports `../distributed/strategy.ts` on its first chunk
+ * and passes everything on to it.
+ *
+ * @module
+ */
+
+import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
+import { DESCRIBE, FORGET_SHARED, WARMUP } from "./_builtin.ts";
+import { importUrl } from "../worker/load_task.js";
+
+/** What this file uses of the distributed strategy (kept out of its type graph on purpose). */
+interface Distributed extends Strategy {
+  readonly retried: number;
+  [DESCRIBE](): string;
+  [FORGET_SHARED](id: number): void;
+  [WARMUP](): Promise<void>;
+}
+
+/** Chunks in flight before the real strategy has said how many workers serve. */
+const UNKNOWN_CONCURRENCY = 8;
+
+/**
+ * The module's URL, named at run time and imported through `importUrl` (see load_task.js): a
+ * literal `import()` would pull the distributed code, and BullMQ with it, into the module graph
+ * of every program that loads or type-checks fanout. From the npm build this file is `.js`, and
+ * so is the module.
+ */
+function moduleUrl(): string {
+  const ext = import.meta.url.endsWith(".js") ? "js" : "ts";
+  return new URL(`../distributed/strategy.${ext}`, import.meta.url).href;
+}
+
+/** The distributed strategy of `CE_PARALLEL=distributed,redis=URL,queue=NAME`, loaded on first use. */
+export class DistributedFromEnv implements Strategy {
+  readonly name = "distributed";
+  readonly #options: { connection?: string; queue?: string };
+  #inner: Distributed | undefined;
+  #loading: Promise<Distributed> | undefined;
+
+  constructor(options: { connection?: string; queue?: string }) {
+    this.#options = options;
+  }
+
+  get concurrency(): number {
+    return this.#inner?.concurrency ?? UNKNOWN_CONCURRENCY;
+  }
+
+  get retried(): number {
+    return this.#inner?.retried ?? 0;
+  }
+
+  #load(): Promise<Distributed> {
+    return this.#loading ??= importUrl(moduleUrl()).then((module) => {
+      const { distributed } = module as { distributed(options: object): Distributed };
+      this.#inner = distributed(this.#options);
+      return this.#inner;
+    });
+  }
+
+  run(request: ChunkRequest): Promise<ChunkResult> {
+    return this.#load().then((inner) => inner.run(request));
+  }
+
+  [DESCRIBE](): string {
+    return this.#inner?.[DESCRIBE]() ??
+      `distributed: CE_PARALLEL=distributed, queue "${this.#options.queue ?? "fanout"}" on ${
+        this.#options.connection ?? "redis://127.0.0.1:6379"
+      }, workers not asked yet`;
+  }
+
+  [FORGET_SHARED](id: number): void {
+    this.#inner?.[FORGET_SHARED](id);
+  }
+
+  async [WARMUP](): Promise<void> {
+    await (await this.#load())[WARMUP]();
+  }
+
+  close(): Promise<void> {
+    return this.#inner?.close() ?? Promise.resolve();
+  }
+
+  terminate(): Promise<void> {
+    return this.#inner?.terminate() ?? Promise.resolve();
+  }
+}

@@ -1,0 +1,501 @@
+/**
+ * The distributed strategy against a real Redis and real `fanout worker` processes: two workers
+ * of this runtime stand in for two hosts; a mixed run adds workers of the other two runtimes.
+ * Skipped, with the reason, where `redis-server` (or bullmq) cannot be had.
+ */
+
+import { after, before, describe } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import process from "node:process";
+import { call, ParallelExecutor, runParallel, TaskError, tasks } from "../mod.ts";
+import type { TelemetryEvent } from "../mod.ts";
+import { distributed, PayloadTooLargeError, RedisConnectionError } from "../src/distributed/mod.ts";
+import type { DistributedStrategy } from "../src/distributed/mod.ts";
+import { decode, encode } from "../src/distributed/_codec.ts";
+import { ExecutorClosedError, NotCloneableError, TaskTimeoutError } from "../src/errors.ts";
+import { queueName, redisMissing, startRedis, startWorker } from "./_redis.ts";
+import type { RedisServer, WorkerProcess } from "./_redis.ts";
+import { collect, rejection, runtime, test } from "./_helpers.ts";
+
+const ROOT = fileURLToPath(new URL("./fixtures/", import.meta.url));
+/** The contract suite's root: the repository, the working folder `CE_PARALLEL` resolves from. */
+const REPO = fileURLToPath(new URL("../", import.meta.url));
+const work = tasks<typeof import("./fixtures/distributed_work.ts")>(
+  new URL("./fixtures/distributed_work.ts", import.meta.url),
+);
+const missing = redisMissing();
+const OTHERS = (["deno", "bun", "node"] as const).filter((name) => name !== runtime);
+
+/** Polls until `ready()` says so: for what another process does (a file it writes). */
+async function until(ready: () => boolean, what: string, maxMs = 20_000): Promise<void> {
+  const deadline = Date.now() + maxMs;
+  while (!ready()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe("distributed: values through Redis", () => {
+  test("the codec gives back what structured clone would", () => {
+    const value = {
+      n: [1, -0, NaN, Infinity, -Infinity, 2 ** 60],
+      u: undefined,
+      big: 12345678901234567890n,
+      when: new Date(1_700_000_000_000),
+      re: /a+b/gi,
+      map: new Map<unknown, unknown>([["k", new Set([1, 2])], [3, { deep: [null] }]]),
+      bytes: new Uint8Array([1, 2, 255]),
+      floats: new Float64Array([0.5, -1]),
+      buffer: new Uint16Array([7, 8]).buffer,
+      boxed: Object(5),
+      "\u0000": "a key that looks like a tag",
+      nested: { "\u0000": "u", v: 1 },
+    };
+    const back = decode(encode(value)) as typeof value;
+    assert.deepEqual(back, structuredClone(value));
+    assert.ok(Object.is(back.n[1], -0));
+    assert.equal(back.nested["\u0000"], "u", "task data is never read as a tag");
+  });
+
+  test("the codec refuses functions, symbols and cycles, naming where", () => {
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    assert.throws(() => encode([1, { f: () => 1 }]), /a function \(f\) at `\[1\]\.f`/);
+    assert.throws(() => encode({ s: Symbol("x") }), /a symbol \(Symbol\(x\)\) at `\.s`/);
+    assert.throws(() => encode(cycle), /a cycle/);
+  });
+
+  test("an error keeps its class name, message, stack, cause and own properties", () => {
+    const error = Object.assign(new TypeError("bad", { cause: new Error("root") }), { code: "E1" });
+    const back = decode(encode(error)) as TypeError & { code: string };
+    assert.ok(back instanceof TypeError);
+    assert.equal(back.message, "bad");
+    assert.equal(back.stack, error.stack);
+    assert.equal(back.code, "E1");
+    assert.equal((back.cause as Error).message, "root");
+  });
+});
+
+describe(`distributed: the contract over two workers${missing ? ` (skipped: ${missing})` : ""}`, () => {
+  if (missing !== undefined) {
+    test(`map, imap, submit, share, errors, seeds, signal (skipped: ${missing})`, () => {});
+    return;
+  }
+  let redis: RedisServer;
+  let workers: WorkerProcess[] = [];
+  const queue = queueName("contract");
+  let strategy: DistributedStrategy;
+  let ex: ParallelExecutor;
+  const events: TelemetryEvent[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+    workers = await Promise.all(
+      [0, 1].map(() => startWorker({ redis: redis.url, queue, root: REPO, slots: 1 })),
+    );
+    strategy = distributed({ connection: redis.url, queue, root: REPO });
+    ex = new ParallelExecutor({
+      strategy,
+      onEvent: (event) => events.push(event),
+      taskEvents: true,
+    });
+    await ex.warmup();
+  });
+  after(async () => {
+    await ex?.close();
+    await Promise.all(workers.map((worker) => worker.stop()));
+    await redis?.stop();
+  });
+
+  test("map() keeps input order when late items finish first", async () => {
+    const n = 12;
+    const items = Array.from({ length: n }, (_, i) => ({ i, n, step: 4 }));
+    assert.deepEqual(await ex.map(work.late, items, { chunkSize: 1 }), items.map((x) => x.i));
+  });
+
+  test("map() of 10,000 items gives every result once, in order, from both workers", async () => {
+    const items = Array.from({ length: 10_000 }, (_, i) => i);
+    assert.deepEqual(await ex.map(work.inc, items), items.map((n) => n + 1));
+    const pids = new Set(await ex.map(work.pidOf, Array.from({ length: 40 }), { chunkSize: 1 }));
+    assert.deepEqual(
+      [...pids].sort(),
+      workers.map((w) => w.pid).sort(),
+      "both workers served the queue",
+    );
+  });
+
+  test("seeds and indices are the same as on threads", async () => {
+    await using threads = new ParallelExecutor({ strategy: "threads", maxWorkers: 2 });
+    const items = Array.from({ length: 50 }, () => 0);
+    const there = await ex.map(work.seedOf, items, { seed: 42, chunkSize: 7 });
+    assert.deepEqual(there, await threads.map(work.seedOf, items, { seed: 42 }));
+    assert.deepEqual(
+      await ex.submit(work.seedOf, 0, { seed: 9 }),
+      await threads.submit(work.seedOf, 0, { seed: 9 }),
+    );
+  });
+
+  test("a task's error keeps its identity and index", async () => {
+    const error = await rejection(ex.map(work.failOnThree, [1, 2, 3, 4], { chunkSize: 2 }));
+    assert.ok(error instanceof TaskError, String(error));
+    assert.equal(error.index, 2);
+    assert.match(error.message, /^Task 2 failed: QuotaError: over quota/);
+    const cause = error.cause as Error & { code: string; limit: number };
+    assert.equal(cause.name, "QuotaError");
+    assert.equal(cause.message, "over quota");
+    assert.equal(cause.code, "E_QUOTA");
+    assert.equal(cause.limit, 3);
+    assert.match(String(cause.stack), /failOnThree/);
+    assert.ok(cause.cause instanceof RangeError);
+    assert.equal(cause.cause.message, "three is too many");
+  });
+
+  test("values JSON has no word for come back as structured clone gives them", async () => {
+    const value = {
+      big: 2n ** 70n,
+      when: new Date(0),
+      map: new Map([[1, new Set(["a"])]]),
+      bytes: new Int32Array([-1, 2]),
+      odd: [undefined, NaN, -0],
+    };
+    assert.deepEqual(await ex.submit(work.identity, value), structuredClone(value));
+  });
+
+  test("an input or result that cannot travel fails its own task with NotCloneableError", async () => {
+    const input = await rejection(ex.map(work.identity, [1, { f: () => 2 }]));
+    assert.ok(input instanceof NotCloneableError, String(input));
+    assert.equal(input.index, 1);
+    assert.equal(input.path, "input.f");
+    const result = await rejection(ex.map(work.returnsFunction, [0, 1], { chunkSize: 2 }));
+    assert.ok(result instanceof NotCloneableError, String(result));
+    assert.equal(result.index, 0);
+    assert.equal(result.path, "result.callback");
+  });
+
+  test("imap() yields in order, and as completed with ordered: false", async () => {
+    const n = 6;
+    const items = Array.from({ length: n }, (_, i) => ({ i, n, step: 15 }));
+    assert.deepEqual(await collect(ex.imap(work.late, items, { chunkSize: 1 })), [
+      0,
+      1,
+      2,
+      3,
+      4,
+      5,
+    ]);
+    const unordered = await collect(ex.imap(work.late, items, { chunkSize: 1, ordered: false }));
+    assert.deepEqual([...unordered].sort(), [0, 1, 2, 3, 4, 5]);
+  });
+
+  test("share() sends a value once; tasks read it; release() removes it", async () => {
+    const data = Array.from({ length: 1000 }, (_, i) => i);
+    const handle = ex.share(data);
+    const sums = await ex.map(
+      work.sumShared,
+      [0, 250, 500, 750].map((from) => ({ data: handle, from, to: from + 250 })),
+      { chunkSize: 1 },
+    );
+    assert.deepEqual(sums, [31125, 93625, 156125, 218625]);
+    handle.release();
+  });
+
+  test("runParallel's call() runs on the workers, by key", async () => {
+    const results = await runParallel(
+      [["a", call(work.inc, 1)], ["b", call(work.inc, 2)]],
+      { executor: ex },
+    );
+    assert.deepEqual(results, [["a", 2], ["b", 3]]);
+  });
+
+  test("timeoutMs fails the task with TaskTimeoutError", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fanout-dist-"));
+    try {
+      const error = await rejection(
+        ex.submit(work.markThenWait, { dir, i: 0, ms: 60_000 }, { timeoutMs: 300 }),
+      );
+      assert.ok(error instanceof TaskTimeoutError, String(error));
+      assert.equal(error.timeoutMs, 300);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("aborting the signal rejects with its reason and stops the running chunks", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fanout-dist-"));
+    try {
+      const controller = new AbortController();
+      const items = Array.from({ length: 6 }, (_, i) => ({ dir, i, ms: 60_000 }));
+      const running = ex.map(work.markThenWait, items, { chunkSize: 1, signal: controller.signal });
+      await until(() => readdirSync(dir).length >= 2, "two chunks to start");
+      const reason = new Error("stop now");
+      controller.abort(reason);
+      assert.equal(await rejection(running), reason);
+      // The workers are free again: a call after it runs.
+      assert.deepEqual(await ex.map(work.inc, [1, 2], { chunkSize: 1 }), [2, 3]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("explain() names the queue and the workers serving it", async () => {
+    const plan = await ex.explain(work.inc, [1, 2, 3]);
+    assert.equal(plan.strategy, "distributed");
+    assert.match(
+      plan.reason,
+      new RegExp(`queue "${queue}" on redis://127\\.0\\.0\\.1:${redis.port}`),
+    );
+    assert.match(plan.reason, /2 workers serving \(2 slots on 1 host/);
+    const roll = await strategy.workers();
+    assert.deepEqual(roll.map((w) => w.pid).sort(), workers.map((w) => w.pid).sort());
+    assert.deepEqual(roll.map((w) => w.runtime), [runtime, runtime]);
+  });
+
+  test("telemetry's task events name the host that ran each task", async () => {
+    events.length = 0;
+    await ex.map(work.inc, [1, 2, 3]);
+    const tasksSeen = events.filter((event) => event.type === "task");
+    assert.equal(tasksSeen.length, 3);
+    for (const event of tasksSeen) assert.equal(typeof event.host, "string");
+    const summary = events.find((event) => event.type === "parallel_execution");
+    assert.equal(summary?.type === "parallel_execution" && summary.strategy, "distributed");
+  });
+
+  test("CE_PARALLEL=distributed,redis=URL,queue=NAME runs an unchanged program on the workers", async () => {
+    const before = process.env.CE_PARALLEL;
+    process.env.CE_PARALLEL = `distributed,redis=${redis.url},queue=${queue}`;
+    try {
+      await using plain = new ParallelExecutor();
+      assert.equal(plain.strategy, "distributed");
+      assert.equal(process.cwd(), REPO.replace(/\/$/, ""), "the suite runs from the repository");
+      const here = work;
+      const pids = new Set(
+        await plain.map(here.pidOf, Array.from({ length: 20 }), { chunkSize: 1 }),
+      );
+      assert.ok([...pids].every((pid) => workers.some((w) => w.pid === pid)), "ran on the workers");
+      assert.match((await plain.explain(here.inc, [1])).reason, new RegExp(`queue "${queue}"`));
+    } finally {
+      if (before === undefined) delete process.env.CE_PARALLEL;
+      else process.env.CE_PARALLEL = before;
+    }
+  });
+
+  test("inline functions and modules outside the root are refused with what to do", async () => {
+    const inline = await rejection(ex.map((n: number) => n, [1]));
+    assert.ok(inline instanceof TypeError);
+    assert.match(inline.message, /workers load only modules they have/);
+    const outside = tasks<{ inc(n: number): number }>("file:///elsewhere/work.ts");
+    const error = await rejection(ex.map(outside.inc, [1]));
+    assert.ok(error instanceof TypeError);
+    assert.match(
+      error.message,
+      /inside the distributed root .*, got file:\/\/\/elsewhere\/work\.ts/,
+    );
+  });
+
+  test("a chunk larger than maxJobBytes fails with PayloadTooLargeError", async () => {
+    await using small = new ParallelExecutor({
+      strategy: distributed({ connection: redis.url, queue, root: REPO, maxJobBytes: 1024 }),
+    });
+    const error = await rejection(small.map(work.identity, ["x".repeat(2000)]));
+    assert.ok(error instanceof PayloadTooLargeError, String(error));
+    assert.match(error.message, /maxJobBytes/);
+  });
+
+  test("terminate() rejects running chunks with ExecutorClosedError and leaves the queue usable", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fanout-dist-"));
+    try {
+      const other = new ParallelExecutor({
+        strategy: distributed({ connection: redis.url, queue, root: REPO }),
+      });
+      const running = other.map(work.markThenWait, [{ dir, i: 0, ms: 60_000 }]);
+      await until(() => readdirSync(dir).length >= 1, "the chunk to start");
+      const failed = rejection(running);
+      await other.terminate();
+      assert.ok((await failed) instanceof ExecutorClosedError);
+      assert.deepEqual(await ex.map(work.inc, [5, 6], { chunkSize: 1 }), [6, 7]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe(`distributed: faults${missing ? ` (skipped: ${missing})` : ""}`, () => {
+  if (missing !== undefined) {
+    test(`a worker killed, Redis stopped, a module missing (skipped: ${missing})`, () => {});
+    return;
+  }
+
+  test("a worker SIGKILLed mid-call: its chunk runs on another, every result once", async () => {
+    const redis = await startRedis();
+    const queue = queueName("kill");
+    const dir = mkdtempSync(join(tmpdir(), "fanout-dist-"));
+    const workers = await Promise.all(
+      [0, 1].map(() => startWorker({ redis: redis.url, queue, root: ROOT, lockMs: 1000 })),
+    );
+    const events: TelemetryEvent[] = [];
+    try {
+      await using ex = new ParallelExecutor({
+        strategy: distributed({ connection: redis.url, queue, root: ROOT }),
+        onEvent: (event) => events.push(event),
+      });
+      const items = Array.from({ length: 8 }, (_, i) => ({ dir, i, ms: 150 }));
+      const running = ex.map(work.markThenWait, items, { chunkSize: 1 });
+      const victim = workers[0];
+      await until(
+        () => readdirSync(dir).some((name) => name.startsWith(`started-${victim.pid}-`)),
+        "the victim to start a chunk",
+      );
+      victim.kill("SIGKILL");
+      const results = await running;
+      assert.deepEqual(results.map((r) => r.i), items.map((x) => x.i));
+      const summary = events.find((event) => event.type === "parallel_execution");
+      assert.ok(summary?.type === "parallel_execution");
+      assert.ok(summary.retries >= 1, `retries: ${summary.retries}`);
+      assert.ok(results.some((r) => r.pid === workers[1].pid));
+    } finally {
+      await Promise.all(workers.map((worker) => worker.stop()));
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("Redis stopped mid-call: the call rejects with RedisConnectionError; close() returns", async () => {
+    const redis = await startRedis();
+    const queue = queueName("lost");
+    const dir = mkdtempSync(join(tmpdir(), "fanout-dist-"));
+    const worker = await startWorker({ redis: redis.url, queue, root: ROOT, lockMs: 1000 });
+    try {
+      const ex = new ParallelExecutor({
+        strategy: distributed({ connection: redis.url, queue, root: ROOT, connectTimeoutMs: 1000 }),
+      });
+      const running = ex.map(work.markThenWait, [{ dir, i: 0, ms: 60_000 }]);
+      await until(() => readdirSync(dir).length >= 1, "the chunk to start");
+      await redis.stop();
+      const error = await rejection(running);
+      assert.ok(error instanceof RedisConnectionError, String(error));
+      assert.equal(error.connection, redis.url);
+      assert.match(error.message, new RegExp(`Redis at redis://127\\.0\\.0\\.1:${redis.port}`));
+      await ex.close();
+    } finally {
+      await worker.stop();
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("Redis unreachable from the start: the call rejects within connectTimeoutMs", async () => {
+    const redis = await startRedis();
+    await redis.stop(); // A port where nothing listens now.
+    await using ex = new ParallelExecutor({
+      strategy: distributed({ connection: redis.url, root: ROOT, connectTimeoutMs: 500 }),
+    });
+    const error = await rejection(ex.map(work.inc, [1]));
+    assert.ok(error instanceof RedisConnectionError, String(error));
+    assert.match(
+      error.message,
+      /Could not connect to Redis at redis:\/\/127\.0\.0\.1:\d+ within 500 ms/,
+    );
+  });
+
+  test("a worker without the module fails the chunk, naming the module and the host", async () => {
+    const redis = await startRedis();
+    const queue = queueName("module");
+    const mine = mkdtempSync(join(tmpdir(), "fanout-dist-root-"));
+    writeFileSync(join(mine, "only_here.ts"), "export const twice = (n: number) => 2 * n;\n");
+    const worker = await startWorker({ redis: redis.url, queue, root: ROOT });
+    try {
+      await using ex = new ParallelExecutor({
+        strategy: distributed({ connection: redis.url, queue, root: mine }),
+      });
+      const local = tasks<{ twice(n: number): number }>(
+        new URL(`file://${join(mine, "only_here.ts")}`),
+      );
+      const error = await rejection(ex.map(local.twice, [1, 2]));
+      assert.ok(error instanceof TaskError, String(error));
+      assert.match(
+        error.message,
+        /the module only_here\.ts is not in the root .* of the worker on \S+ \(pid \d+\)/,
+      );
+    } finally {
+      await worker.stop();
+      await redis.stop();
+      rmSync(mine, { recursive: true, force: true });
+    }
+  });
+
+  test("a worker stopped with SIGTERM finishes the chunk it holds, then exits 0", async () => {
+    const redis = await startRedis();
+    const queue = queueName("term");
+    const dir = mkdtempSync(join(tmpdir(), "fanout-dist-"));
+    const worker = await startWorker({ redis: redis.url, queue, root: ROOT });
+    try {
+      await using ex = new ParallelExecutor({
+        strategy: distributed({ connection: redis.url, queue, root: ROOT }),
+      });
+      const running = ex.map(work.markThenWait, [{ dir, i: 0, ms: 300 }]);
+      await until(() => readdirSync(dir).length >= 1, "the chunk to start");
+      worker.kill("SIGTERM");
+      assert.deepEqual((await running).map((r) => r.i), [0]);
+      const exit = await worker.exited;
+      assert.match(
+        worker.log(),
+        /stopping: finishing the chunks it holds\nfanout worker: stopped\n$/,
+      );
+      // Deno's node:child_process reports the signal it sent, not the exit status, for a child
+      // that handled it and exited (checked against a Node child doing the same).
+      if (runtime !== "deno") assert.deepEqual(exit, { code: 0, signal: null });
+    } finally {
+      await worker.stop();
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe(
+  `distributed: a ${runtime} submitter with ${OTHERS.join(" and ")} workers${
+    missing ? ` (skipped: ${missing})` : ""
+  }`,
+  () => {
+    test(`map() over workers of ${OTHERS.join(" and ")}${missing ? ` (skipped: ${missing})` : ""}`, async () => {
+      if (missing !== undefined) return;
+      const redis = await startRedis();
+      const queue = queueName("mixed");
+      const workers = await Promise.all(
+        OTHERS.map((other) => startWorker({ redis: redis.url, queue, root: ROOT, runtime: other })),
+      );
+      try {
+        await using ex = new ParallelExecutor({
+          strategy: distributed({ connection: redis.url, queue, root: ROOT }),
+        });
+        const items = Array.from({ length: 30 }, () => 0);
+        await using threads = new ParallelExecutor({ strategy: "threads", maxWorkers: 2 });
+        assert.deepEqual(
+          await ex.map(work.seedOf, items, { seed: 5, chunkSize: 1 }),
+          await threads.map(work.seedOf, items, { seed: 5 }),
+        );
+        const value = {
+          big: 1n << 65n,
+          bytes: new Uint8Array([9]),
+          when: new Date(5),
+          m: new Map([[1, 2]]),
+        };
+        assert.deepEqual(await ex.map(work.identity, [value, value], { chunkSize: 1 }), [
+          value,
+          value,
+        ]);
+        const pids = new Set(
+          await ex.map(work.pidOf, Array.from({ length: 30 }), { chunkSize: 1 }),
+        );
+        assert.equal(pids.size, 2, "both workers served");
+      } finally {
+        await Promise.all(workers.map((worker) => worker.stop()));
+        await redis.stop();
+      }
+    });
+  },
+);
