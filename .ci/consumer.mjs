@@ -14,13 +14,16 @@
  * - The bundling recipes of docs/bundling.md: `bun build` and esbuild, each built and run; and
  *   without the worker programs beside the bundle, the error that points to the recipe.
  * - `deno compile`, where it can run (it downloads its runtime, `denort`).
+ * - `fanout/distributed`: without bullmq installed, the clear error; with bullmq and ioredis
+ *   installed beside the tarball, a real redis-server on 127.0.0.1 and the package's own
+ *   `fanout worker`, a map from Node, Bun and Deno (skipped where redis-server is missing).
  *
  * Usage: node .ci/consumer.mjs        (run by .ci/run; about a minute)
  * Prints one line per path and runtime, then `consumer: N passed, M failed, K skipped`, and
  * exits non-zero if any failed.
  */
 
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -175,6 +178,93 @@ for (const strategy of ["threads", "processes"] as const) {
 console.log("consumer-result " + JSON.stringify(out));
 `;
 
+/** The distributed entry point: a map through Redis, or the error naming what is missing. */
+const DISTRIBUTED_MJS = `import { ParallelExecutor, tasks } from "fanout";
+import { distributed } from "fanout/distributed";
+
+const work = tasks(new URL("./work.js", import.meta.url));
+const [connection, queue] = process.argv.slice(2);
+const ex = new ParallelExecutor({ strategy: distributed({ connection, queue, connectTimeoutMs: 5000 }) });
+let out;
+try {
+  out = { squares: await ex.map(work.square, [1, 2, 3]), how: (await ex.explain(work.square, [1])).strategy };
+} catch (error) {
+  out = { error: error.name, names: /npm install bullmq ioredis/.test(error.message) };
+} finally {
+  await ex.close();
+}
+console.log("consumer-result " + JSON.stringify(out));
+`;
+
+/** Starts a program in the background; resolves once it printed `pattern` (or rejects). */
+function background(cmd, args, cwd, pattern) {
+  const child = spawn(cmd, args, { cwd, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CE_PARALLEL: "" } });
+  let seen = "";
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not ready: ${seen}`)), PROGRAM_MS);
+    const look = (data) => {
+      seen += data;
+      if (pattern.test(seen)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout.on("data", look);
+    child.stderr.on("data", look);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited ${code}: ${seen}`));
+    });
+  });
+  ready.catch(() => {}); // Awaited by the caller; never an unhandled rejection meanwhile.
+  const stop = () =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const kill = setTimeout(() => child.kill("SIGKILL"), 5000);
+      child.once("close", () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      child.kill("SIGTERM");
+    });
+  return { ready, stop };
+}
+
+/** The distributed paths: the missing-peer error, then a real map through Redis. */
+async function distributedPaths(tgz, app, withPeers) {
+  expectProgram(
+    "fanout/distributed without bullmq",
+    "node 24",
+    run(NODE, ["distributed.mjs", "redis://127.0.0.1:1", "q"], app),
+    { error: "DistributedUnavailableError", names: true },
+  );
+  if (spawnSync("redis-server", ["--version"]).status !== 0) {
+    record("fanout/distributed through Redis", "-", "skip", "redis-server is not installed");
+    return;
+  }
+  write(withPeers, { "package.json": JSON.stringify({ name: "dist-consumer", private: true, type: "module" }), "work.js": WORK_JS, "distributed.mjs": DISTRIBUTED_MJS });
+  const installed = run("npm", ["install", tgz, `bullmq@${pkg.devDependencies.bullmq}`, `ioredis@${pkg.devDependencies.ioredis}`, "--no-audit", "--no-fund", "--prefer-offline"], withPeers, { timeout: 300_000 });
+  if (installed.code !== 0) return record("npm install <tarball> bullmq ioredis", "node", "FAIL", installed.stderr.slice(-400));
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const url = `redis://127.0.0.1:${port}`;
+  const queue = `consumer-${process.pid}`;
+  const redis = background("redis-server", ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no"], withPeers, /Ready to accept/);
+  const worker = background(NODE, [path.join(withPeers, "node_modules", ".bin", "fanout"), "worker", "--redis", url, "--queue", queue, "-j", "2"], withPeers, /fanout worker: serving/);
+  try {
+    await redis.ready;
+    await worker.ready;
+    const expected = { squares: [1, 4, 9], how: "distributed" };
+    expectProgram("fanout/distributed through Redis", "node 24", run(NODE, ["distributed.mjs", url, queue], withPeers), expected);
+    expectProgram("fanout/distributed through Redis", "bun", run(BUN, ["distributed.mjs", url, queue], withPeers), expected);
+    expectProgram("fanout/distributed through Redis", "deno", run(DENO, ["run", "-A", "distributed.mjs", url, queue], withPeers), expected);
+  } catch (error) {
+    record("fanout/distributed through Redis", "-", "FAIL", String(error).slice(-400));
+  } finally {
+    await worker.stop();
+    await redis.stop();
+  }
+}
+
 const ALL = { threads: [1, 4, 9], "threads.ts": [1, 8, 27], processes: [1, 4, 9], "processes.ts": [1, 8, 27], auto: [1, 4, 9], "auto.ts": [1, 8, 27] };
 const CUBES = { threads: [1, 8, 27], processes: [1, 8, 27], auto: [1, 8, 27] };
 const BUNDLED = { threads: [1, 8, 27], processes: [1, 8, 27] };
@@ -203,6 +293,7 @@ try {
     "main.ts": MAIN_TS,
     "bad.ts": BAD_TS,
     "bundled.ts": BUNDLED_TS,
+    "distributed.mjs": DISTRIBUTED_MJS,
     "compiled.ts": BUNDLED_TS.replace('["threads", "processes"]', '["threads"]'),
     "tsconfig.json": tsconfig("main.ts"),
     "tsconfig.bad.json": tsconfig("bad.ts"),
@@ -283,6 +374,7 @@ try {
     } else if (/dns error|failed to lookup address|Download|denort/i.test(compiled.stderr)) {
       record("deno compile recipe", "deno", "skip", "deno compile downloads its runtime (denort), which this machine cannot reach");
     } else record("deno compile recipe", "deno", "FAIL", compiled.stderr.slice(-400));
+    await distributedPaths(tgz, app, path.join(tmp, "dist-app"));
   }
 
   // A Bun project.
