@@ -39,6 +39,26 @@ async function until(ready: () => boolean, what: string, maxMs = 20_000): Promis
   }
 }
 
+/** Polls an asynchronous condition, as {@linkcode until}. */
+async function untilAsync(ready: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await ready())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** The keys matching `pattern` in the Redis at `url`. */
+async function redisKeys(url: string, pattern: string): Promise<string[]> {
+  const { Redis } = await import("ioredis");
+  const client = new Redis(url);
+  try {
+    return await client.keys(pattern);
+  } finally {
+    client.disconnect();
+  }
+}
+
 describe("distributed: values through Redis", () => {
   test("the codec gives back what structured clone would", () => {
     const value = {
@@ -200,7 +220,14 @@ describe(`distributed: the contract over two workers${missing ? ` (skipped: ${mi
       { chunkSize: 1 },
     );
     assert.deepEqual(sums, [31125, 93625, 156125, 218625]);
+    const shareKeys = (): Promise<string[]> =>
+      redisKeys(redis.url, `fanout:${queue}:fanout:share:*`);
+    assert.equal((await shareKeys()).length, 1, "the value went to Redis once");
     handle.release();
+    await untilAsync(
+      async () => (await shareKeys()).length === 0,
+      "the released value to leave Redis",
+    );
   });
 
   test("runParallel's call() runs on the workers, by key", async () => {
@@ -302,7 +329,14 @@ describe(`distributed: the contract over two workers${missing ? ` (skipped: ${mi
     });
     const error = await rejection(small.map(work.identity, ["x".repeat(2000)]));
     assert.ok(error instanceof PayloadTooLargeError, String(error));
-    assert.match(error.message, /maxJobBytes/);
+    assert.match(
+      error.message,
+      /Expected the items of tasks 0–0 to be at most 1024 bytes .*maxJobBytes/,
+    );
+    // Results are held to the submitter's limit on the worker.
+    const back = await rejection(small.map(work.repeat, [3000]));
+    assert.ok(back instanceof PayloadTooLargeError, String(back));
+    assert.match(back.message, /Expected the results of tasks 0–0 to be at most 1024 bytes/);
   });
 
   test("terminate() rejects running chunks with ExecutorClosedError and leaves the queue usable", async () => {
@@ -383,6 +417,35 @@ describe(`distributed: faults${missing ? ` (skipped: ${missing})` : ""}`, () => 
     } finally {
       await worker.stop();
       await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("Redis restarted without its data mid-call: the lost chunk rejects, naming it", async () => {
+    const first = await startRedis();
+    const queue = queueName("restart");
+    const dir = mkdtempSync(join(tmpdir(), "fanout-dist-"));
+    const worker = await startWorker({ redis: first.url, queue, root: ROOT, lockMs: 1000 });
+    let second: RedisServer | undefined;
+    try {
+      await using ex = new ParallelExecutor({
+        strategy: distributed({ connection: first.url, queue, root: ROOT }),
+      });
+      const running = ex.map(work.markThenWait, [{ dir, i: 0, ms: 60_000 }]);
+      const failed = rejection(running);
+      await until(() => readdirSync(dir).length >= 1, "the chunk to start");
+      await first.stop();
+      second = await startRedis(first.port);
+      const error = await failed;
+      assert.ok(error instanceof RedisConnectionError, String(error));
+      assert.match(
+        error.message,
+        /The job of tasks 0–0 is gone from Redis at redis:\/\/127\.0\.0\.1:\d+/,
+      );
+    } finally {
+      await worker.stop();
+      await second?.stop();
+      await first.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -215,6 +215,8 @@ export interface ChunkJob {
   items: string;
   /** Keys of the shared values the items hold. */
   shares?: string[];
+  /** The submitter's `maxJobBytes`: the worker holds the results to it too. */
+  maxBytes?: number;
 }
 
 /** What a job returns: the chunk's results, or the error that failed it. */

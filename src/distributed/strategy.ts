@@ -326,6 +326,7 @@ class Distributed implements DistributedStrategy {
       timeoutMs: request.timeoutMs,
       concurrency: request.concurrency,
       items: text,
+      maxBytes: this.#maxJobBytes === DEFAULT_MAX_JOB_BYTES ? undefined : this.#maxJobBytes,
     };
   }
 

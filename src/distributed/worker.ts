@@ -208,7 +208,8 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
         shared,
         timed: true,
       });
-      const values = resultsText(result.values, data.base, maxJobBytes);
+      const limit = Math.min(maxJobBytes, data.maxBytes ?? maxJobBytes);
+      const values = resultsText(result.values, data.base, limit);
       return reply({ values, ms: result.ms });
     } catch (error) {
       return reply({ error });
@@ -226,9 +227,14 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
     autorun: false,
   });
   worker.on("error", (error: unknown) => {
-    process.stderr.write(
-      `fanout worker: ${error instanceof Error ? error.message : String(error)}\n`,
-    );
+    const message = error instanceof Error ? error.message : String(error);
+    // A chunk whose lock could not be renewed is no longer this worker's (Redis lost it, or
+    // another worker took it): stop it rather than finish work nobody will take.
+    const lost = /could not renew lock for job (\S+)/.exec(message);
+    if (lost !== null) {
+      running.get(lost[1])?.abort(new Error(`This worker lost the lock of chunk ${lost[1]}`));
+    }
+    process.stderr.write(`fanout worker: ${message}\n`);
   });
 
   const answer = async (): Promise<void> => {
