@@ -22,23 +22,15 @@ import process from "node:process";
 import path from "node:path";
 import type { ChunkRequest, ChunkResult, Strategy } from "../strategy/types.ts";
 import { DESCRIBE, FORGET_SHARED, WARMUP } from "../strategy/_builtin.ts";
-import { ExecutorClosedError } from "../errors.ts";
+import { ExecutorClosedError, WorkerCrashedError } from "../errors.ts";
 import { MARK } from "../worker/shared_refs.js";
 import { onAbort } from "../_abort.ts";
 import { cloneFailure, decode, encode } from "./_codec.ts";
 import { PayloadTooLargeError, RedisConnectionError } from "./errors.ts";
 import type { ChunkJob, ChunkReply, RedisConnection, WorkerInfo } from "./_redis.ts";
-import {
-  checkQueue,
-  clientOptions,
-  keys,
-  loadBullMQ,
-  PREFIX,
-  ROLL_CALL_MS,
-  ROLL_CALL_STALE_MS,
-} from "./_redis.ts";
-import type { Queue, QueueEvents } from "bullmq";
-import type { Redis } from "ioredis";
+import { checkQueue, clientOptions, keys } from "./_redis.ts";
+import { Link } from "./_link.ts";
+import type { LinkEvents } from "./_link.ts";
 
 /** Options of {@linkcode distributed}. */
 export interface DistributedOptions {
@@ -103,8 +95,6 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_JOB_BYTES = 32 * 1024 * 1024;
 /** Finished jobs stay this long in Redis, so a result missed while disconnected can be read. */
 const KEEP_FINISHED_S = 600;
-/** Longest `close()` waits for Redis to say goodbye before it drops the connections. */
-const CLOSE_WAIT_MS = 2000;
 
 interface Pending {
   readonly id: string;
@@ -112,14 +102,6 @@ interface Pending {
   readonly count: number;
   readonly resolve: (result: ChunkResult & { host?: string }) => void;
   readonly reject: (error: unknown) => void;
-  /** Whether a worker has taken it (then a cancel must reach that worker). */
-  active: boolean;
-}
-
-interface Connected {
-  readonly queue: Queue;
-  readonly events: QueueEvents;
-  readonly client: Redis;
 }
 
 /**
@@ -169,15 +151,11 @@ class Distributed implements DistributedStrategy {
   /** Makes job ids unique to this strategy, so two submitters never share one. */
   readonly #instance = crypto.randomUUID();
   #jobs = 0;
-  #connecting: Promise<Connected> | undefined;
-  #connected: Connected | undefined;
+  #connecting: Promise<Link> | undefined;
+  #link: Link | undefined;
   readonly #pending = new Map<string, Pending>();
   /** Shared values put in Redis, by handle id: their key once written. */
   readonly #shares = new Map<number, Promise<string>>();
-  #roll: WorkerInfo[] = [];
-  #rollTimer: ReturnType<typeof setInterval> | undefined;
-  #lostTimer: ReturnType<typeof setTimeout> | undefined;
-  #lastError: unknown;
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -215,15 +193,15 @@ class Distributed implements DistributedStrategy {
 
   get concurrency(): number {
     if (this.#concurrency !== undefined) return this.#concurrency;
-    const slots = this.#roll.reduce((sum, worker) => sum + worker.slots, 0);
+    const slots = (this.#link?.roll ?? []).reduce((sum, worker) => sum + worker.slots, 0);
     return slots > 0 ? 2 * slots : DEFAULT_CONCURRENCY;
   }
 
   [DESCRIBE](): string {
-    const roll = this.#roll;
+    const roll = this.#link?.roll ?? [];
     const slots = roll.reduce((sum, worker) => sum + worker.slots, 0);
     const hosts = new Set(roll.map((worker) => worker.host)).size;
-    const serving = this.#connected === undefined
+    const serving = this.#link === undefined
       ? "workers not asked yet"
       : `${roll.length} worker${roll.length === 1 ? "" : "s"} serving (${slots} slot${
         slots === 1 ? "" : "s"
@@ -241,9 +219,9 @@ class Distributed implements DistributedStrategy {
   }
 
   async workers(): Promise<WorkerInfo[]> {
-    const { client } = await this.#connect();
-    await this.#readRoll(client);
-    return this.#roll.map((worker) => ({ ...worker }));
+    const link = await this.#connect();
+    await link.readRoll();
+    return link.roll.map((worker) => ({ ...worker }));
   }
 
   run(request: ChunkRequest): Promise<ChunkResult> {
@@ -267,7 +245,6 @@ class Distributed implements DistributedStrategy {
         id,
         base: request.base,
         count: request.items.length,
-        active: false,
         resolve: (result) => {
           settle();
           resolve(result);
@@ -349,14 +326,14 @@ class Distributed implements DistributedStrategy {
   }
 
   async #send(id: string, job: Omit<ChunkJob, "shares">, handles: object[]): Promise<void> {
-    const connected = await this.#connect();
+    const link = await this.#connect();
     const shares = handles.length === 0
       ? undefined
-      : await Promise.all(handles.map((handle) => this.#share(connected.client, handle)));
+      : await Promise.all(handles.map((handle) => this.#share(link.client, handle)));
     const pending = this.#pending.get(id);
     if (pending === undefined) return; // Settled meanwhile (aborted).
     const data: ChunkJob = shares === undefined ? job : { ...job, shares: [...new Set(shares)] };
-    await connected.queue.add(job.name, data, {
+    await link.queue.add(job.name, data, {
       jobId: id,
       removeOnComplete: { age: KEEP_FINISHED_S },
       removeOnFail: { age: KEEP_FINISHED_S },
@@ -365,7 +342,7 @@ class Distributed implements DistributedStrategy {
   }
 
   /** The Redis key of a shared value, written there the first time a chunk holds it. */
-  #share(client: Redis, handle: object): Promise<string> {
+  #share(client: Link["client"], handle: object): Promise<string> {
     const id = (handle as { [MARK]: number })[MARK];
     let key = this.#shares.get(id);
     if (key === undefined) {
@@ -389,111 +366,52 @@ class Distributed implements DistributedStrategy {
     const key = this.#shares.get(id);
     if (key === undefined) return;
     this.#shares.delete(id);
-    const client = this.#connected?.client;
-    if (client === undefined) return;
-    key.then(async (name) => {
-      await client.del(name);
-      await client.publish(this.#keys.forget, name);
-    }).catch(() => {});
+    const link = this.#link;
+    if (link === undefined) return;
+    key.then((name) => link.forget([name])).catch(() => {});
   }
 
-  #connect(): Promise<Connected> {
+  #connect(): Promise<Link> {
     if (this.#closed) return Promise.reject(new ExecutorClosedError());
-    return this.#connecting ??= this.#open().catch((error: unknown) => {
+    return this.#connecting ??= Link.open({
+      client: this.#clientOptions,
+      named: this.connection,
+      queue: this.queue,
+      connectTimeoutMs: this.#connectTimeoutMs,
+    }, this.#events()).then((link) => (this.#link = link), (error: unknown) => {
       this.#connecting = undefined;
       throw error;
     });
   }
 
-  async #open(): Promise<Connected> {
-    const bullmq = await loadBullMQ();
-    const { Redis } = await import("ioredis");
-    const client = new Redis(this.#clientOptions);
-    client.on("error", (error: unknown) => (this.#lastError = error));
-    const opened: { client: Redis; queue?: Queue; events?: QueueEvents } = { client };
-    const fail = (error: unknown): never => {
-      for (const part of [opened.events, opened.queue]) part?.close().catch(() => {});
-      client.disconnect();
-      throw error;
-    };
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(
-          new RedisConnectionError(
-            this.connection,
-            `Could not connect to Redis at ${this.connection} within ${this.#connectTimeoutMs} ms (connectTimeoutMs)${
-              this.#lastError instanceof Error ? `: ${this.#lastError.message}` : ""
-            }`,
-            this.#lastError,
+  /** What the link's events do to the chunks in flight. */
+  #events(): LinkEvents {
+    const pending = this.#pending;
+    return {
+      completed: (jobId, reply) => {
+        const chunk = pending.get(jobId);
+        if (chunk !== undefined) this.#settle(chunk, reply);
+      },
+      failed: (jobId, reason) => {
+        const chunk = pending.get(jobId);
+        if (chunk === undefined) return;
+        const { base, count } = chunk;
+        chunk.reject(
+          new WorkerCrashedError(
+            `The chunk of tasks ${base}–${base + count - 1} failed in BullMQ: ${reason}`,
+            { index: count === 1 ? base : undefined },
           ),
         );
-      }, this.#connectTimeoutMs);
-    });
-    try {
-      // ioredis retries on its own; the first "ready" (or the timer) decides.
-      const ready = client.status === "ready"
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => client.once("ready", () => resolve()));
-      await Promise.race([ready, timeout]);
-      // Events from now on: what Redis's clock says now is where the stream is read from.
-      const [seconds, micros] = await Promise.race([client.time(), timeout]);
-      const from = `${Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - 1}-0`;
-      const connection = { ...this.#clientOptions };
-      opened.queue = new bullmq.Queue(this.queue, { connection, prefix: PREFIX });
-      opened.events = new bullmq.QueueEvents(this.queue, {
-        connection: { ...connection, connectionName: "fanout:events" },
-        prefix: PREFIX,
-        lastEventId: from,
-      });
-      opened.queue.on("error", (error: unknown) => (this.#lastError = error));
-      opened.events.on("error", (error: unknown) => (this.#lastError = error));
-      await Promise.race([
-        Promise.all([opened.queue.waitUntilReady(), opened.events.waitUntilReady()]),
-        timeout,
-      ]);
-      await this.#readRoll(client);
-    } catch (error) {
-      fail(error);
-    } finally {
-      clearTimeout(timer);
-    }
-    const connected = opened as Connected;
-    this.#listen(connected);
-    this.#connected = connected;
-    return connected;
-  }
-
-  #listen({ events, client }: Connected): void {
-    events.on("completed", ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }) => {
-      const pending = this.#pending.get(jobId);
-      if (pending !== undefined) this.#settle(pending, returnvalue);
-    });
-    events.on("failed", ({ jobId, failedReason }: { jobId: string; failedReason: string }) => {
-      const pending = this.#pending.get(jobId);
-      if (pending === undefined) return;
-      pending.reject(
-        new RedisConnectionError(
-          this.connection,
-          `The job of tasks ${pending.base}–${
-            pending.base + pending.count - 1
-          } failed in BullMQ: ${failedReason}`,
-        ),
-      );
-    });
-    events.on("active", ({ jobId }: { jobId: string }) => {
-      const pending = this.#pending.get(jobId);
-      if (pending !== undefined) pending.active = true;
-    });
-    events.on("stalled", ({ jobId }: { jobId: string }) => {
-      if (this.#pending.has(jobId)) this.retried++;
-    });
-    client.on("close", () => this.#lost());
-    client.on("ready", () => this.#regained());
-    this.#rollTimer = setInterval(() => {
-      if (this.#pending.size > 0) this.#readRoll(client).catch(() => {});
-    }, ROLL_CALL_MS);
-    unref(this.#rollTimer);
+      },
+      stalled: (jobId) => {
+        if (pending.has(jobId)) this.retried++;
+      },
+      lost: (error) => {
+        for (const chunk of [...pending.values()]) chunk.reject(error);
+      },
+      regained: () => this.#recheck(),
+      busy: () => pending.size > 0,
+    };
   }
 
   #settle(pending: Pending, reply: unknown): void {
@@ -511,31 +429,12 @@ class Distributed implements DistributedStrategy {
     }
   }
 
-  /** The connection dropped: the chunks in flight wait at most `connectTimeoutMs` for it. */
-  #lost(): void {
-    if (this.#closed || this.#lostTimer !== undefined) return;
-    this.#lostTimer = setTimeout(() => {
-      this.#lostTimer = undefined;
-      const error = new RedisConnectionError(
-        this.connection,
-        `Lost the connection to Redis at ${this.connection} for more than ${this.#connectTimeoutMs} ms (connectTimeoutMs)${
-          this.#lastError instanceof Error ? `: ${this.#lastError.message}` : ""
-        }`,
-        this.#lastError,
-      );
-      for (const pending of [...this.#pending.values()]) pending.reject(error);
-    }, this.#connectTimeoutMs);
-    unref(this.#lostTimer);
-  }
-
-  /** Back: jobs finished while away are read; jobs Redis no longer has fail. */
-  #regained(): void {
-    clearTimeout(this.#lostTimer);
-    this.#lostTimer = undefined;
-    const connected = this.#connected;
-    if (connected === undefined || this.#closed) return;
+  /** Redis is back: jobs finished while away are read; jobs Redis no longer has fail. */
+  #recheck(): void {
+    const link = this.#link;
+    if (link === undefined || this.#closed) return;
     for (const pending of [...this.#pending.values()]) {
-      connected.queue.getJob(pending.id).then(async (job) => {
+      link.queue.getJob(pending.id).then(async (job) => {
         if (!this.#pending.has(pending.id)) return;
         if (job === undefined || job === null) {
           pending.reject(
@@ -553,31 +452,9 @@ class Distributed implements DistributedStrategy {
     }
   }
 
-  async #readRoll(client: Redis): Promise<void> {
-    const [entries, [seconds]] = await Promise.all([
-      client.hgetall(this.#keys.workers),
-      client.time(),
-    ]);
-    const now = Number(seconds) * 1000;
-    const roll: WorkerInfo[] = [];
-    for (const text of Object.values(entries)) {
-      try {
-        const info = JSON.parse(text) as WorkerInfo;
-        if (now - info.seen <= ROLL_CALL_STALE_MS) roll.push(info);
-      } catch {
-        // Not a worker's answer: ignore it.
-      }
-    }
-    roll.sort((a, b) => a.host.localeCompare(b.host) || a.pid - b.pid);
-    this.#roll = roll;
-  }
-
   /** Stops a chunk: out of the queue if it waits, and its worker told if it runs. */
   #cancel(id: string): void {
-    const connected = this.#connected;
-    if (connected === undefined) return;
-    connected.queue.remove(id).catch(() => 0);
-    connected.client.publish(this.#keys.cancel, id).catch(() => 0);
+    this.#link?.cancel(id);
   }
 
   close(): Promise<void> {
@@ -599,39 +476,17 @@ class Distributed implements DistributedStrategy {
 
   async #shutDown(): Promise<void> {
     this.#closed = true;
-    clearInterval(this.#rollTimer);
-    clearTimeout(this.#lostTimer);
     const connecting = this.#connecting;
     if (connecting === undefined) return;
-    const connected = await connecting.catch(() => undefined);
-    if (connected === undefined) return;
+    const link = await connecting.catch(() => undefined);
+    if (link === undefined) return;
     const error = new ExecutorClosedError(
       "The executor was closed with distributed chunks in flight",
     );
     for (const pending of [...this.#pending.values()]) pending.reject(error);
-    const { queue, events, client } = connected;
-    const goodbye = (async () => {
-      const names = await Promise.all([...this.#shares.values()].map((key) => key.catch(() => "")));
-      const written = names.filter((name) => name !== "");
-      if (written.length > 0) {
-        await client.del(...written);
-        for (const name of written) await client.publish(this.#keys.forget, name);
-      }
-      await Promise.all([events.close(), queue.close()]);
-      await client.quit();
-    })().catch(() => {});
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      goodbye,
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS))),
-    ]);
-    clearTimeout(timer);
-    // Redis did not answer in time (it is gone): drop the connections.
-    client.disconnect();
-    for (const part of [queue, events]) {
-      const disconnect = (part as unknown as { disconnect?: () => Promise<void> }).disconnect;
-      disconnect?.call(part).catch(() => {});
-    }
+    const written = Promise.all([...this.#shares.values()].map((key) => key.catch(() => "")))
+      .then((names) => names.filter((name) => name !== ""));
+    await link.close(written);
   }
 }
 
@@ -668,8 +523,4 @@ function optionalInteger(
     );
   }
   return value;
-}
-
-function unref(timer: unknown): void {
-  (timer as { unref?: () => void }).unref?.();
 }
