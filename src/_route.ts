@@ -18,7 +18,7 @@ import type { Runner } from "./_pipeline.ts";
 import type { CallPin } from "./shared.ts";
 import type { ChunkResult, Strategy } from "./strategy/types.ts";
 import type { BuiltInRequest, BuiltInStrategy } from "./strategy/_builtin.ts";
-import { DESCRIBE } from "./strategy/_builtin.ts";
+import { DESCRIBE, WORKERS } from "./strategy/_builtin.ts";
 import type { TelemetryEvent } from "./telemetry.ts";
 import { percentile } from "./telemetry.ts";
 import { WorkerCrashedError, WorkerError, WorkerStartError } from "./errors.ts";
@@ -123,11 +123,14 @@ export class Route {
     const core = this.core;
     const { choice, choiceReason, forceSerialOnFailure } = core.settings;
     if (typeof choice === "object") {
-      const describe = (choice as Partial<Record<typeof DESCRIBE, () => string>>)[DESCRIBE];
+      const own = choice as
+        & Partial<Record<typeof DESCRIBE, () => string>>
+        & Partial<Record<typeof WORKERS, () => number>>;
+      const describe = own[DESCRIBE];
       this.choose(
         choice.name,
         describe === undefined ? choiceReason : () => describe.call(choice),
-        choice.concurrency,
+        own[WORKERS]?.() ?? choice.concurrency,
       );
       return this.#runnerOf(choice);
     }

@@ -276,6 +276,7 @@ describe(`distributed: the contract over two workers${missing ? ` (skipped: ${mi
       new RegExp(`queue "${queue}" on redis://127\\.0\\.0\\.1:${redis.port}`),
     );
     assert.match(plan.reason, /2 workers serving \(2 slots on 1 host/);
+    assert.equal(plan.workers, 2, "the slots serving");
     const roll = await strategy.workers();
     assert.deepEqual(roll.map((w) => w.pid).sort(), workers.map((w) => w.pid).sort());
     assert.deepEqual(roll.map((w) => w.runtime), [runtime, runtime]);
@@ -487,6 +488,32 @@ describe(`distributed: faults${missing ? ` (skipped: ${missing})` : ""}`, () => 
       await worker.stop();
       await redis.stop();
       rmSync(mine, { recursive: true, force: true });
+    }
+  });
+
+  test("a call made before any worker serves warns once, then runs when a worker comes", async () => {
+    const redis = await startRedis();
+    const queue = queueName("late");
+    let worker: WorkerProcess | undefined;
+    const warnings: string[] = [];
+    const onWarning = (warning: Error & { code?: string }): void => {
+      if (warning.code === "FANOUT_NO_WORKERS") warnings.push(warning.message);
+    };
+    process.on("warning", onWarning);
+    try {
+      await using ex = new ParallelExecutor({
+        strategy: distributed({ connection: redis.url, queue, root: ROOT }),
+      });
+      const running = ex.map(work.inc, [1, 2, 3]);
+      await until(() => warnings.length > 0, "the warning");
+      assert.match(warnings[0], new RegExp(`no fanout worker serves queue "${queue}"`));
+      worker = await startWorker({ redis: redis.url, queue, root: ROOT });
+      assert.deepEqual(await running, [2, 3, 4]);
+      assert.equal(warnings.length, 1);
+    } finally {
+      process.off("warning", onWarning);
+      await worker?.stop();
+      await redis.stop();
     }
   });
 

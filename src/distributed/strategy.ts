@@ -21,7 +21,7 @@
 import process from "node:process";
 import path from "node:path";
 import type { ChunkRequest, ChunkResult, Strategy } from "../strategy/types.ts";
-import { DESCRIBE, FORGET_SHARED, WARMUP } from "../strategy/_builtin.ts";
+import { DESCRIBE, FORGET_SHARED, WARMUP, WORKERS } from "../strategy/_builtin.ts";
 import { ExecutorClosedError, WorkerCrashedError } from "../errors.ts";
 import { MARK } from "../worker/shared_refs.js";
 import { onAbort } from "../_abort.ts";
@@ -158,6 +158,8 @@ class Distributed implements DistributedStrategy {
   readonly #shares = new Map<number, Promise<string>>();
   #closed = false;
   #closing: Promise<void> | undefined;
+  /** Whether it warned that no worker serves. */
+  #warned = false;
 
   constructor(options: DistributedOptions) {
     if (typeof options !== "object" || options === null) {
@@ -193,7 +195,7 @@ class Distributed implements DistributedStrategy {
 
   get concurrency(): number {
     if (this.#concurrency !== undefined) return this.#concurrency;
-    const slots = (this.#link?.roll ?? []).reduce((sum, worker) => sum + worker.slots, 0);
+    const slots = this[WORKERS]();
     return slots > 0 ? 2 * slots : DEFAULT_CONCURRENCY;
   }
 
@@ -211,6 +213,11 @@ class Distributed implements DistributedStrategy {
           : ""
       })`;
     return `distributed: queue "${this.queue}" on ${this.connection}, ${serving}; ${this.concurrency} chunks in flight`;
+  }
+
+  /** The slots of the workers serving, as they last answered (0 before any did). */
+  [WORKERS](): number {
+    return (this.#link?.roll ?? []).reduce((sum, worker) => sum + worker.slots, 0);
   }
 
   /** Connects and reads the roll call, so the first call knows how many serve. */
@@ -332,6 +339,7 @@ class Distributed implements DistributedStrategy {
       : await Promise.all(handles.map((handle) => this.#share(link.client, handle)));
     const pending = this.#pending.get(id);
     if (pending === undefined) return; // Settled meanwhile (aborted).
+    if (link.roll.length === 0 && !this.#warned) await this.#warnIfNobodyServes(link);
     const data: ChunkJob = shares === undefined ? job : { ...job, shares: [...new Set(shares)] };
     await link.queue.add(job.name, data, {
       jobId: id,
@@ -339,6 +347,21 @@ class Distributed implements DistributedStrategy {
       removeOnFail: { age: KEEP_FINISHED_S },
     });
     if (!this.#pending.has(id)) this.#cancel(id); // Aborted while it was being added.
+  }
+
+  /**
+   * Warns, once, when no worker answers the roll call: the chunks wait in Redis for one (a
+   * worker may be starting), and the warning says why nothing happens meanwhile.
+   */
+  async #warnIfNobodyServes(link: Link): Promise<void> {
+    await link.readRoll().catch(() => {});
+    if (link.roll.length > 0 || this.#warned) return;
+    this.#warned = true;
+    process.emitWarning(
+      `fanout: no fanout worker serves queue "${this.queue}" on ${this.connection}: the chunks ` +
+        `wait in Redis until one does (start one with: fanout worker --redis URL --queue ${this.queue})`,
+      { code: "FANOUT_NO_WORKERS" },
+    );
   }
 
   /** The Redis key of a shared value, written there the first time a chunk holds it. */

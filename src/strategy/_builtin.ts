@@ -98,3 +98,5 @@ export const DESCRIBE: unique symbol = Symbol.for("fanout.strategy.describe");
 export const FORGET_SHARED: unique symbol = Symbol.for("fanout.strategy.forgetShared");
 /** `(): Promise<void>`: get ready ahead of work (`ParallelExecutor.warmup`). */
 export const WARMUP: unique symbol = Symbol.for("fanout.strategy.warmup");
+/** `(): number`: the workers that run its chunks, where that differs from `concurrency`. */
+export const WORKERS: unique symbol = Symbol.for("fanout.strategy.workers");

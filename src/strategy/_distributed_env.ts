@@ -8,7 +8,7 @@
  */
 
 import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
-import { DESCRIBE, FORGET_SHARED, WARMUP } from "./_builtin.ts";
+import { DESCRIBE, FORGET_SHARED, WARMUP, WORKERS } from "./_builtin.ts";
 import { importUrl } from "../worker/load_task.js";
 
 /** What this file uses of the distributed strategy (kept out of its type graph on purpose). */
@@ -17,6 +17,7 @@ interface Distributed extends Strategy {
   [DESCRIBE](): string;
   [FORGET_SHARED](id: number): void;
   [WARMUP](): Promise<void>;
+  [WORKERS](): number;
 }
 
 /** Chunks in flight before the real strategy has said how many workers serve. */
@@ -73,6 +74,10 @@ export class DistributedFromEnv implements Strategy {
 
   [FORGET_SHARED](id: number): void {
     this.#inner?.[FORGET_SHARED](id);
+  }
+
+  [WORKERS](): number {
+    return this.#inner?.[WORKERS]() ?? 0;
   }
 
   async [WARMUP](): Promise<void> {
