@@ -491,6 +491,38 @@ describe(`distributed: faults${missing ? ` (skipped: ${missing})` : ""}`, () => 
     }
   });
 
+  test("a worker with --strategy processes runs chunks in its child processes", async () => {
+    const redis = await startRedis();
+    const queue = queueName("procs");
+    const worker = await startWorker({
+      redis: redis.url,
+      queue,
+      root: ROOT,
+      slots: 2,
+      strategy: "processes",
+    });
+    try {
+      const strategy = distributed({ connection: redis.url, queue, root: ROOT });
+      await using ex = new ParallelExecutor({ strategy });
+      const pids = new Set(await ex.map(work.pidOf, Array.from({ length: 20 }), { chunkSize: 1 }));
+      assert.ok(!pids.has(worker.pid), "not in the worker's own process");
+      const handle = ex.share([1, 2, 3, 4]);
+      assert.deepEqual(
+        await ex.map(work.sumShared, [{ data: handle, from: 0, to: 4 }, {
+          data: handle,
+          from: 2,
+          to: 4,
+        }]),
+        [10, 7],
+      );
+      handle.release();
+      assert.deepEqual((await strategy.workers()).map((w) => w.strategy), ["processes"]);
+    } finally {
+      await worker.stop();
+      await redis.stop();
+    }
+  });
+
   test("a call made before any worker serves warns once, then runs when a worker comes", async () => {
     const redis = await startRedis();
     const queue = queueName("late");
