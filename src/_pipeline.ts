@@ -55,6 +55,8 @@ export interface Runner {
   readonly perChunk: number;
   /** Whether chunks run on the calling thread (serial, async; auto while it probes). */
   readonly onCaller: boolean;
+  /** How long an auto chunk should take, where the strategy wants more than `TARGET_CHUNK_MS`. */
+  readonly chunkMs?: number;
   run(request: BuiltInRequest): Promise<ChunkResult>;
 }
 
@@ -131,6 +133,7 @@ export class Pipeline {
     this.#sizer = memory === undefined
       ? new ChunkSizer(call.chunkSize, workers, undefined, least, here)
       : ChunkSizer.forTask(call.chunkSize, workers, memory, task, least, here);
+    if (runner.chunkMs !== undefined) this.#sizer.aimAt(runner.chunkMs);
     const own = this.#control.signal;
     this.#signal = call.signal === undefined ? own : AbortSignal.any([call.signal, own]);
     // Only the caller's abort needs a listener: the pipeline's own abort comes from #fail.

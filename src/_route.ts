@@ -18,7 +18,7 @@ import type { Runner } from "./_pipeline.ts";
 import type { CallPin } from "./shared.ts";
 import type { ChunkResult, Strategy } from "./strategy/types.ts";
 import type { BuiltInRequest, BuiltInStrategy } from "./strategy/_builtin.ts";
-import { DESCRIBE, WORKERS } from "./strategy/_builtin.ts";
+import { CHUNK_MS, DESCRIBE, WORKERS } from "./strategy/_builtin.ts";
 import type { TelemetryEvent } from "./telemetry.ts";
 import { percentile } from "./telemetry.ts";
 import { WorkerCrashedError, WorkerError, WorkerStartError } from "./errors.ts";
@@ -215,8 +215,9 @@ export class Route {
     const here = strategy instanceof SerialStrategy;
     const concurrency = here ? wanted ?? strategy.concurrency : strategy.concurrency;
     const perChunk = here ? 1 : wanted ?? 1;
+    const chunkMs = (strategy as Partial<Record<typeof CHUNK_MS, number>>)[CHUNK_MS];
     if (!this.core.settings.forceSerialOnFailure || here) {
-      return { concurrency, perChunk, onCaller: here, run: direct };
+      return { concurrency, perChunk, onCaller: here, chunkMs, run: direct };
     }
     const fellBack = (): Runner | undefined => this.#fellBack;
     return {
@@ -228,6 +229,9 @@ export class Route {
       },
       get onCaller(): boolean {
         return fellBack()?.onCaller ?? here;
+      },
+      get chunkMs(): number | undefined {
+        return fellBack() === undefined ? chunkMs : undefined;
       },
       run: (request) => {
         if (this.#fellBack !== undefined) return this.#fellBack.run(request);

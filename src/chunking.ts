@@ -42,6 +42,8 @@ export class ChunkSizer {
   readonly #least: () => number;
   /** Chunks in flight at once on the calling thread (0: they go to workers). */
   readonly #here: () => number;
+  /** How long an auto chunk should take (see {@linkcode ChunkSizer.prototype.aimAt}). */
+  #targetMs = TARGET_CHUNK_MS;
 
   /**
    * @param chunkSize A fixed size, or "auto".
@@ -72,6 +74,15 @@ export class ChunkSizer {
     }
   }
 
+  /**
+   * Aims auto chunks at `ms` each rather than `TARGET_CHUNK_MS`: for a strategy whose chunks
+   * cost far more than a thread's round trip to send (a job through Redis), so that they carry
+   * enough work to be worth it.
+   */
+  aimAt(ms: number): void {
+    this.#targetMs = ms;
+  }
+
   /** The measured time per item so far, if any; what the next call of the task starts from. */
   get perItemMs(): number | undefined {
     return this.#perItemMs;
@@ -83,7 +94,7 @@ export class ChunkSizer {
     const least = this.#least();
     if (least > 1) return this.#atLeast(least, remaining);
     if (this.#perItemMs === undefined) return (this.#last = 1);
-    const wanted = this.#perItemMs > 0 ? TARGET_CHUNK_MS / this.#perItemMs : Infinity;
+    const wanted = this.#perItemMs > 0 ? this.#targetMs / this.#perItemMs : Infinity;
     let size = Math.max(1, Math.min(Math.floor(wanted), this.#last * GROWTH, MAX_CHUNK));
     const here = this.#here();
     if (here > 1) {
@@ -117,7 +128,7 @@ export class ChunkSizer {
     const floor = Math.max(1, Math.min(least, share, MAX_CHUNK));
     if (this.#perItemMs === undefined) return (this.#last = floor);
     this.#opening = 0;
-    const wanted = this.#perItemMs > 0 ? TARGET_CHUNK_MS / this.#perItemMs : Infinity;
+    const wanted = this.#perItemMs > 0 ? this.#targetMs / this.#perItemMs : Infinity;
     const size = Math.min(Math.floor(wanted), this.#last * GROWTH, MAX_CHUNK, share);
     return (this.#last = Math.max(floor, size));
   }

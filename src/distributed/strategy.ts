@@ -21,7 +21,7 @@
 import process from "node:process";
 import path from "node:path";
 import type { ChunkRequest, ChunkResult, Strategy } from "../strategy/types.ts";
-import { DESCRIBE, FORGET_SHARED, WARMUP, WORKERS } from "../strategy/_builtin.ts";
+import { CHUNK_MS, DESCRIBE, FORGET_SHARED, WARMUP, WORKERS } from "../strategy/_builtin.ts";
 import { ExecutorClosedError, WorkerCrashedError } from "../errors.ts";
 import { MARK } from "../worker/shared_refs.js";
 import { onAbort } from "../_abort.ts";
@@ -30,6 +30,7 @@ import { PayloadTooLargeError, RedisConnectionError } from "./errors.ts";
 import type { ChunkJob, ChunkReply, RedisConnection, WorkerInfo } from "./_redis.ts";
 import { checkQueue, clientOptions, keys } from "./_redis.ts";
 import { Link } from "./_link.ts";
+import { DISTRIBUTED_CHUNK_MS } from "../strategy/_distributed_env.ts";
 import type { LinkEvents } from "./_link.ts";
 
 /** Options of {@linkcode distributed}. */
@@ -139,6 +140,7 @@ export function distributed(options: DistributedOptions = {}): DistributedStrate
 
 class Distributed implements DistributedStrategy {
   readonly name = "distributed" as const;
+  readonly [CHUNK_MS] = DISTRIBUTED_CHUNK_MS;
   readonly queue: string;
   readonly connection: string;
   retried = 0;

@@ -100,3 +100,5 @@ export const FORGET_SHARED: unique symbol = Symbol.for("fanout.strategy.forgetSh
 export const WARMUP: unique symbol = Symbol.for("fanout.strategy.warmup");
 /** `(): number`: the workers that run its chunks, where that differs from `concurrency`. */
 export const WORKERS: unique symbol = Symbol.for("fanout.strategy.workers");
+/** `number`: how long an auto chunk should take on it, in ms (jobs that cost ~2 ms each to send). */
+export const CHUNK_MS: unique symbol = Symbol.for("fanout.strategy.chunkMs");

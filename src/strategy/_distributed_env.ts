@@ -8,7 +8,7 @@
  */
 
 import type { ChunkRequest, ChunkResult, Strategy } from "./types.ts";
-import { DESCRIBE, FORGET_SHARED, WARMUP, WORKERS } from "./_builtin.ts";
+import { CHUNK_MS, DESCRIBE, FORGET_SHARED, WARMUP, WORKERS } from "./_builtin.ts";
 import { importUrl } from "../worker/load_task.js";
 
 /** What this file uses of the distributed strategy (kept out of its type graph on purpose). */
@@ -19,6 +19,14 @@ interface Distributed extends Strategy {
   [WARMUP](): Promise<void>;
   [WORKERS](): number;
 }
+
+/**
+ * How long an auto chunk should take on the distributed strategy: a job costs ~1.5–2.5 ms
+ * between one chunk and the next on a worker (BullMQ's own cost, measured in
+ * bench/distributed.ts), so a chunk carries ~50× that in work, and 20 ms tasks go five to a
+ * job. The tail of a call is still shared out evenly (see `ChunkSizer`).
+ */
+export const DISTRIBUTED_CHUNK_MS = 100;
 
 /** Chunks in flight before the real strategy has said how many workers serve. */
 const UNKNOWN_CONCURRENCY = 8;
@@ -37,6 +45,7 @@ function moduleUrl(): string {
 /** The distributed strategy of `CE_PARALLEL=distributed,redis=URL,queue=NAME`, loaded on first use. */
 export class DistributedFromEnv implements Strategy {
   readonly name = "distributed";
+  readonly [CHUNK_MS] = DISTRIBUTED_CHUNK_MS;
   readonly #options: { connection?: string; queue?: string };
   #inner: Distributed | undefined;
   #loading: Promise<Distributed> | undefined;
