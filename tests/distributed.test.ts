@@ -18,8 +18,10 @@ import type { DistributedStrategy } from "../src/distributed/mod.ts";
 import { decode, encode } from "../src/distributed/_codec.ts";
 import { ExecutorClosedError, NotCloneableError, TaskTimeoutError } from "../src/errors.ts";
 import { queueName, redisMissing, startRedis, startWorker } from "./_redis.ts";
+import { main } from "../src/cli.ts";
+import type { Io } from "../src/cli/_io.ts";
 import type { RedisServer, WorkerProcess } from "./_redis.ts";
-import { collect, rejection, runtime, test } from "./_helpers.ts";
+import { collect, programReport, rejection, runProgram, runtime, test } from "./_helpers.ts";
 
 const ROOT = fileURLToPath(new URL("./fixtures/", import.meta.url));
 /** The contract suite's root: the repository, the working folder `CE_PARALLEL` resolves from. */
@@ -576,6 +578,67 @@ describe(`distributed: faults${missing ? ` (skipped: ${missing})` : ""}`, () => 
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe("fanout worker: its command line", () => {
+  const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+  const io = (): { io: Io; err: () => string } => {
+    let err = "";
+    return {
+      io: {
+        stdout: { write: () => true },
+        stderr: { write: (text: string | Uint8Array) => (err += String(text)) },
+        readStdin: () => Promise.resolve(""),
+      },
+      err: () => err,
+    };
+  };
+
+  test("a bad flag is a usage error (255) naming the flag and what was expected", async () => {
+    const cases: [string[], RegExp][] = [
+      [["--queue", "a b"], /--queue to be a name of 1 to 100 letters/],
+      [["--redis", "http://x"], /--redis to be a redis:\/\/ or rediss:\/\/ URL, got http:/],
+      [["--strategy", "serial"], /--strategy to be threads or processes, got "serial"/],
+      [["-j", "0"], /--jobs to be a whole number from 1, got "0"/],
+      [["--lock-ms", "5"], /--lock-ms to be a whole number from 100/],
+      [["--connect-timeout", "0"], /--connect-timeout to be a number of seconds above 0/],
+      [
+        ["--root", "/no/such/folder", "--redis", "redis://127.0.0.1:1"],
+        /--root to be a folder that exists/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const { io: streams, err } = io();
+      assert.equal(await main(["worker", ...args], streams), 255, args.join(" "));
+      assert.match(err(), message, args.join(" "));
+    }
+  });
+
+  test(
+    `Redis unreachable: exits 1 within --connect-timeout, naming the connection${
+      missing ? ` (skipped: ${missing})` : ""
+    }`,
+    async () => {
+      if (missing !== undefined) return;
+      const gone = await startRedis();
+      await gone.stop(); // A port where nothing listens now.
+      const result = await runProgram(CLI, [
+        "worker",
+        "--redis",
+        `redis://user:secret@127.0.0.1:${gone.port}`,
+        "--connect-timeout",
+        "0.5",
+      ]);
+      assert.equal(result.code, 1, programReport(result));
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `RedisConnectionError: Could not connect to Redis at redis://user:\\*\\*\\*@127\\.0\\.0\\.1:${gone.port} within 500 ms`,
+        ),
+      );
+      assert.doesNotMatch(result.stderr, /secret/);
+    },
+  );
 });
 
 describe(

@@ -9,7 +9,8 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import type { Io } from "./_io.ts";
 import { UsageError } from "./errors.ts";
-import { whole } from "./_flags.ts";
+import { seconds, whole } from "./_flags.ts";
+import { checkQueue, clientOptions } from "../distributed/_redis.ts";
 
 export const WORKER_HELP = `Usage: fanout worker [options]
 
@@ -29,6 +30,9 @@ Options:
                         (default: the current folder)
       --lock-ms N       a chunk held by a worker that died goes to another this
                         long after (default: 30000)
+      --max-job-bytes N most bytes a chunk's results may take (default: 33554432)
+      --connect-timeout SECS
+                        longest Redis may take to answer at the start (default: 10)
   -h, --help            this help
 
 Exit status: 0 once stopped, 1 if Redis or BullMQ could not be had, 255 for a usage error.
@@ -41,6 +45,8 @@ const OPTIONS = {
   strategy: { type: "string" },
   root: { type: "string" },
   "lock-ms": { type: "string" },
+  "max-job-bytes": { type: "string" },
+  "connect-timeout": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -73,10 +79,27 @@ export async function worker(argv: readonly string[], io: Io): Promise<number> {
   const lockMs = values["lock-ms"] === undefined
     ? undefined
     : whole("--lock-ms", values["lock-ms"], 100);
-  // Listened for before serving starts, so a stop that comes early is not missed.
-  let stopped!: () => void;
-  const stop = new Promise<void>((resolve) => (stopped = resolve));
-  const onSignal = (): void => stopped();
+  const maxJobBytes = values["max-job-bytes"] === undefined
+    ? undefined
+    : whole("--max-job-bytes", values["max-job-bytes"], 1024);
+  const connectTimeoutMs = values["connect-timeout"] === undefined
+    ? undefined
+    : Math.ceil(seconds("--connect-timeout", values["connect-timeout"]) * 1000);
+  const queue = values.queue ?? "fanout";
+  try {
+    checkQueue(queue);
+  } catch (error) {
+    throw new UsageError("--queue", (error as Error).message.replace("`queue`", "--queue"));
+  }
+  const redis = values.redis ?? "redis://127.0.0.1:6379";
+  try {
+    clientOptions(redis, "worker");
+  } catch (error) {
+    throw new UsageError("--redis", (error as Error).message.replace("`connection`", "--redis"));
+  }
+  // Listened for before serving starts, so a stop that comes while it connects is not missed.
+  const stopping = new AbortController();
+  const onSignal = (): void => stopping.abort(new Error("stopped before it served"));
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
@@ -84,15 +107,24 @@ export async function worker(argv: readonly string[], io: Io): Promise<number> {
     let serving;
     try {
       serving = await serve({
-        connection: values.redis,
-        queue: values.queue,
+        connection: redis,
+        queue,
         slots,
         strategy,
         root: values.root,
         lockMs,
+        maxJobBytes,
+        connectTimeoutMs,
+        signal: stopping.signal,
       });
     } catch (error) {
-      if (error instanceof TypeError) throw new UsageError("--redis", error.message);
+      if (stopping.signal.aborted) {
+        io.stderr.write("fanout worker: stopped before it served\n");
+        return 0;
+      }
+      if (error instanceof TypeError) {
+        throw new UsageError("--root", error.message.replace("`root`", "--root"));
+      }
       io.stderr.write(
         `fanout worker: ${(error as Error)?.name ?? "Error"}: ${
           (error as Error)?.message ?? error
@@ -102,10 +134,13 @@ export async function worker(argv: readonly string[], io: Io): Promise<number> {
     }
     const { host, pid, slots: n, runtime } = serving.info;
     io.stderr.write(
-      `fanout worker: serving queue ${values.queue ?? "fanout"} on ${serving.connection}: ` +
+      `fanout worker: serving queue ${queue} on ${serving.connection}: ` +
         `${n} slot${n === 1 ? "" : "s"} (${strategy}) on ${host}, pid ${pid}, ${runtime}\n`,
     );
-    await stop;
+    await new Promise<void>((resolve) => {
+      if (stopping.signal.aborted) resolve();
+      else stopping.signal.addEventListener("abort", () => resolve(), { once: true });
+    });
     io.stderr.write("fanout worker: stopping: finishing the chunks it holds\n");
     await serving.close();
     io.stderr.write("fanout worker: stopped\n");

@@ -11,7 +11,15 @@ import type { Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { RedisConnectionError } from "./errors.ts";
 import type { ClientOptions, WorkerInfo } from "./_redis.ts";
-import { keys, loadBullMQ, PREFIX, ROLL_CALL_MS, ROLL_CALL_STALE_MS } from "./_redis.ts";
+import {
+  keys,
+  loadBullMQ,
+  loadRedis,
+  PREFIX,
+  ROLL_CALL_MS,
+  ROLL_CALL_STALE_MS,
+  whenReady,
+} from "./_redis.ts";
 
 /** Longest `close()` waits for Redis to say goodbye before it drops the connections. */
 const CLOSE_WAIT_MS = 2000;
@@ -76,7 +84,7 @@ export class Link {
    */
   static async open(options: LinkOptions, on: LinkEvents): Promise<Link> {
     const bullmq = await loadBullMQ();
-    const { Redis } = await import("ioredis");
+    const { Redis } = await loadRedis();
     let lastError: unknown;
     const remember = (error: unknown): void => {
       lastError = error;
@@ -99,12 +107,10 @@ export class Link {
         );
       }, options.connectTimeoutMs);
     });
+    // Raced below, and possibly after another part of the start already failed.
+    timeout.catch(() => {});
     try {
-      // ioredis retries on its own; the first "ready" (or the timer) decides.
-      const ready = client.status === "ready"
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => client.once("ready", () => resolve()));
-      await Promise.race([ready, timeout]);
+      await whenReady(client, options.named, options.connectTimeoutMs);
       // Events from now on: what Redis's clock says now is where the stream is read from.
       const [seconds, micros] = await Promise.race([client.time(), timeout]);
       const from = `${Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - 1}-0`;

@@ -6,12 +6,20 @@
  * @module
  */
 
-import { DistributedUnavailableError } from "./errors.ts";
+import path from "node:path";
+import type { Redis } from "ioredis";
+import { DistributedUnavailableError, RedisConnectionError } from "./errors.ts";
+import { redactUrl } from "../strategy/_distributed_env.ts";
 
 /** What BullMQ's classes are, as fanout uses them (the package is an optional peer). */
 export type BullMQ = typeof import("bullmq");
 
 let loading: Promise<BullMQ> | undefined;
+/** What fanout uses of ioredis: its client class. */
+export interface RedisModule {
+  Redis: typeof import("ioredis").Redis;
+}
+let loadingRedis: Promise<RedisModule> | undefined;
 
 /**
  * BullMQ, imported on first use.
@@ -26,6 +34,74 @@ export function loadBullMQ(): Promise<BullMQ> {
       throw new DistributedUnavailableError("bullmq", error);
     },
   );
+}
+
+/**
+ * ioredis, imported on first use.
+ *
+ * @throws {DistributedUnavailableError} If `ioredis` is not installed.
+ */
+export function loadRedis(): Promise<RedisModule> {
+  return loadingRedis ??= import("ioredis").then(({ Redis }) => ({ Redis }), (error: unknown) => {
+    loadingRedis = undefined;
+    throw new DistributedUnavailableError("ioredis", error);
+  });
+}
+
+/**
+ * Resolves once `client` is ready (ioredis retries on its own meanwhile); rejects with
+ * `RedisConnectionError` past `timeoutMs`, naming the connection and the client's last error,
+ * or with the reason of `signal` when it aborts first.
+ */
+export function whenReady(
+  client: Redis,
+  named: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (client.status === "ready") return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    let last: unknown;
+    const remember = (error: unknown): void => {
+      last = error;
+    };
+    const done = (): void => {
+      clearTimeout(timer);
+      client.off("ready", done);
+      client.off("error", remember);
+      signal?.removeEventListener("abort", stop);
+    };
+    const stop = (): void => {
+      done();
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(
+        new RedisConnectionError(
+          named,
+          `Could not connect to Redis at ${named} within ${timeoutMs} ms (connectTimeoutMs)${
+            last instanceof Error ? `: ${last.message}` : ""
+          }`,
+          last,
+        ),
+      );
+    }, timeoutMs);
+    client.on("error", remember);
+    client.once("ready", () => {
+      done();
+      resolve();
+    });
+    if (signal?.aborted) stop();
+    else signal?.addEventListener("abort", stop, { once: true });
+  });
+}
+
+/** Whether `full` is a path strictly inside the folder `root` (both absolute). */
+export function insideRoot(root: string, full: string): boolean {
+  const relative = path.relative(root, full);
+  return relative !== "" && relative !== ".." && !relative.startsWith(`..${path.sep}`) &&
+    !path.isAbsolute(relative);
 }
 
 /** How to reach Redis: a `redis://` or `rediss://` (TLS) URL, or its parts. */
@@ -86,7 +162,7 @@ export function clientOptions(
     if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
       throw new TypeError(
         `Expected \`connection\` to be a redis:// or rediss:// URL, got ${url.protocol} in ${
-          JSON.stringify(redact(connection))
+          JSON.stringify(redactUrl(connection))
         }`,
       );
     }
@@ -103,7 +179,7 @@ export function clientOptions(
       throw new TypeError(
         `Expected the database of \`connection\` to be a number from 0 and up, got ${
           JSON.stringify(db)
-        } in ${JSON.stringify(redact(connection))}`,
+        } in ${JSON.stringify(redactUrl(connection))}`,
       );
     }
   } else if (typeof connection === "object" && connection !== null) {
@@ -137,11 +213,6 @@ export function clientOptions(
     parts.db ? `/${parts.db}` : ""
   }`;
   return { options, named };
-}
-
-/** A URL with its password replaced by `***`. */
-function redact(url: string): string {
-  return url.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@");
 }
 
 /** The BullMQ key prefix fanout's queues live under. */

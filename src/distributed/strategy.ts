@@ -19,6 +19,7 @@
  */
 
 import process from "node:process";
+import { Buffer } from "node:buffer";
 import path from "node:path";
 import type { ChunkRequest, ChunkResult, Strategy } from "../strategy/types.ts";
 import { CHUNK_MS, DESCRIBE, FORGET_SHARED, WARMUP, WORKERS } from "../strategy/_builtin.ts";
@@ -28,7 +29,7 @@ import { onAbort } from "../_abort.ts";
 import { cloneFailure, decode, encode } from "./_codec.ts";
 import { PayloadTooLargeError, RedisConnectionError } from "./errors.ts";
 import type { ChunkJob, ChunkReply, RedisConnection, WorkerInfo } from "./_redis.ts";
-import { checkQueue, clientOptions, keys } from "./_redis.ts";
+import { checkQueue, clientOptions, insideRoot, keys } from "./_redis.ts";
 import { Link } from "./_link.ts";
 import { DISTRIBUTED_CHUNK_MS } from "../strategy/_distributed_env.ts";
 import type { LinkEvents } from "./_link.ts";
@@ -94,6 +95,13 @@ export interface DistributedStrategy extends Strategy {
 const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_JOB_BYTES = 32 * 1024 * 1024;
+/**
+ * A shared value's key expires this long after it was written or last pushed back, so that a
+ * submitter that died leaves nothing behind for ever; one in use is pushed back every
+ * `SHARE_TOUCH_MS`.
+ */
+const SHARE_TTL_S = 24 * 3600;
+const SHARE_TOUCH_MS = 3600_000;
 /** Finished jobs stay this long in Redis, so a result missed while disconnected can be read. */
 const KEEP_FINISHED_S = 600;
 
@@ -158,6 +166,8 @@ class Distributed implements DistributedStrategy {
   readonly #pending = new Map<string, Pending>();
   /** Shared values put in Redis, by handle id: their key once written. */
   readonly #shares = new Map<number, Promise<string>>();
+  /** When each shared value's expiry was last pushed back (`Date.now()`). */
+  readonly #touched = new Map<number, number>();
   #closed = false;
   #closing: Promise<void> | undefined;
   /** Whether it warned that no worker serves. */
@@ -296,10 +306,11 @@ class Distributed implements DistributedStrategy {
     } catch (error) {
       throw cloneFailure(error, base, "input");
     }
-    if (text.length > this.#maxJobBytes) {
+    const bytes = Buffer.byteLength(text);
+    if (bytes > this.#maxJobBytes) {
       throw new PayloadTooLargeError(
         `the items of tasks ${base}–${base + items.length - 1}`,
-        text.length,
+        bytes,
         this.#maxJobBytes,
       );
     }
@@ -320,18 +331,14 @@ class Distributed implements DistributedStrategy {
   #relative(url: string): string {
     const file = url.startsWith("file:") ? new URL(url) : undefined;
     const full = file === undefined ? undefined : path.resolve(decodeURIComponent(file.pathname));
-    const relative = full === undefined ? undefined : path.relative(this.#root, full);
-    if (
-      relative === undefined || relative === "" || relative.startsWith("..") ||
-      path.isAbsolute(relative)
-    ) {
+    if (full === undefined || !insideRoot(this.#root, full)) {
       throw new TypeError(
         `Expected the task's module to be a file inside the distributed root ${this.#root}, got ${url}: ` +
           `set \`root\` to a folder that holds it (and start each worker with --root at the same ` +
           `folder of its own copy)`,
       );
     }
-    return relative.split(path.sep).join("/");
+    return path.relative(this.#root, full).split(path.sep).join("/");
   }
 
   async #send(id: string, job: Omit<ChunkJob, "shares">, handles: object[]): Promise<void> {
@@ -370,6 +377,11 @@ class Distributed implements DistributedStrategy {
   #share(client: Link["client"], handle: object): Promise<string> {
     const id = (handle as { [MARK]: number })[MARK];
     let key = this.#shares.get(id);
+    if (key !== undefined && this.#touched.get(id)! < Date.now() - SHARE_TOUCH_MS) {
+      // In use for long: its expiry is pushed back.
+      this.#touched.set(id, Date.now());
+      key.then((name) => client.expire(name, SHARE_TTL_S)).catch(() => {});
+    }
     if (key === undefined) {
       const name = `${this.#keys.share}${this.#instance}:${id}`;
       const value = (handle as { value: unknown }).value;
@@ -379,9 +391,10 @@ class Distributed implements DistributedStrategy {
       } catch (error) {
         return Promise.reject(error);
       }
-      key = client.set(name, text).then(() => name);
+      key = client.set(name, text, "EX", SHARE_TTL_S).then(() => name);
       key.catch(() => this.#shares.delete(id));
       this.#shares.set(id, key);
+      this.#touched.set(id, Date.now());
     }
     return key;
   }
@@ -391,6 +404,7 @@ class Distributed implements DistributedStrategy {
     const key = this.#shares.get(id);
     if (key === undefined) return;
     this.#shares.delete(id);
+    this.#touched.delete(id);
     const link = this.#link;
     if (link === undefined) return;
     key.then((name) => link.forget([name])).catch(() => {});
@@ -458,6 +472,15 @@ class Distributed implements DistributedStrategy {
   #recheck(): void {
     const link = this.#link;
     if (link === undefined || this.#closed) return;
+    // Shared values Redis lost with its data are written again by the next chunk that holds them.
+    for (const [id, key] of [...this.#shares]) {
+      key.then((name) => link.client.exists(name)).then((found) => {
+        if (found === 0 && this.#shares.get(id) === key) {
+          this.#shares.delete(id);
+          this.#touched.delete(id);
+        }
+      }).catch(() => {});
+    }
     for (const pending of [...this.#pending.values()]) {
       link.queue.getJob(pending.id).then(async (job) => {
         if (!this.#pending.has(pending.id)) return;

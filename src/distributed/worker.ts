@@ -22,7 +22,8 @@
 import process from "node:process";
 import os from "node:os";
 import path from "node:path";
-import { stat } from "node:fs/promises";
+import { realpath, stat } from "node:fs/promises";
+import { Buffer } from "node:buffer";
 import { pathToFileURL } from "node:url";
 import type { Job, Worker } from "bullmq";
 import { ThreadPool } from "../strategy/threads.ts";
@@ -36,7 +37,17 @@ import { MARK } from "../worker/shared_refs.js";
 import { cloneFailure, decode, encode } from "./_codec.ts";
 import { PayloadTooLargeError } from "./errors.ts";
 import type { ChunkJob, ChunkReply, RedisConnection, WorkerInfo } from "./_redis.ts";
-import { checkQueue, clientOptions, keys, loadBullMQ, PREFIX, ROLL_CALL_MS } from "./_redis.ts";
+import {
+  checkQueue,
+  clientOptions,
+  insideRoot,
+  keys,
+  loadBullMQ,
+  loadRedis,
+  PREFIX,
+  ROLL_CALL_MS,
+  whenReady,
+} from "./_redis.ts";
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions {
@@ -57,8 +68,22 @@ export interface ServeOptions {
    * @default 30000
    */
   lockMs?: number;
-  /** Most bytes a chunk's results may take encoded. @default 33554432 (32 MiB) */
+  /**
+   * Most bytes a chunk's results may take encoded (a submitter's own, smaller `maxJobBytes`
+   * wins for its chunks).
+   *
+   * @default 33554432 (32 MiB)
+   */
   maxJobBytes?: number;
+  /**
+   * Longest Redis may take to answer at the start: past it `serve()` rejects with
+   * `RedisConnectionError`.
+   *
+   * @default 10000
+   */
+  connectTimeoutMs?: number;
+  /** Aborting it while `serve()` connects makes it reject with the reason, having started nothing. */
+  signal?: AbortSignal;
 }
 
 /** A worker serving a queue. */
@@ -73,6 +98,9 @@ export interface Serving {
    */
   close(): Promise<void>;
 }
+
+/** A roll-call answer this old is a worker that died without leaving: it is deleted. */
+const ROLL_CALL_FORGET_MS = 60_000;
 
 /** While closing, Redis gone this long means the held chunks cannot be handed in: stop them. */
 const LOST_ON_CLOSE_MS = 2000;
@@ -95,7 +123,12 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
   const names = keys(queue);
   const slots = options.slots ?? os.availableParallelism?.() ?? os.cpus().length;
   const kind = options.strategy ?? "threads";
-  const root = path.resolve(options.root ?? process.cwd());
+  // Real paths, so that a link inside the root cannot lead a module path outside it.
+  const root = await realpath(path.resolve(options.root ?? process.cwd())).catch(() => {
+    throw new TypeError(
+      `Expected \`root\` to be a folder that exists, got ${options.root ?? process.cwd()}`,
+    );
+  });
   const lockMs = options.lockMs ?? 30_000;
   const maxJobBytes = options.maxJobBytes ?? 32 * 1024 * 1024;
   const host = os.hostname();
@@ -103,13 +136,24 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
   const field = `${host}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
 
   const bullmq = await loadBullMQ();
-  const { Redis } = await import("ioredis");
-  const pool: BuiltInStrategy = kind === "processes"
-    ? new ProcessPool(slots, {})
-    : new ThreadPool(slots, threadFactory(), {});
+  const { Redis } = await loadRedis();
   const control = new Redis({ ...client, connectionName: "fanout:worker-control" });
   const listen = new Redis({ ...client, connectionName: "fanout:worker-listen" });
   for (const redis of [control, listen]) redis.on("error", () => {});
+  try {
+    const timeoutMs = options.connectTimeoutMs ?? 10_000;
+    await Promise.all([
+      whenReady(control, named, timeoutMs, options.signal),
+      whenReady(listen, named, timeoutMs, options.signal),
+    ]);
+  } catch (error) {
+    control.disconnect();
+    listen.disconnect();
+    throw error;
+  }
+  const pool: BuiltInStrategy = kind === "processes"
+    ? new ProcessPool(slots, {})
+    : new ThreadPool(slots, threadFactory(), {});
   const running = new Map<string, AbortController>();
   const cache = new Map<string, SharedEntry>();
   let nextShare = LOCAL_SHARE_BASE;
@@ -133,10 +177,12 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
     let found = modules.get(module);
     if (found === undefined) {
       const full = path.resolve(root, module);
-      const inside = !path.isAbsolute(module) && !path.relative(root, full).startsWith("..");
-      found = inside
-        ? stat(full).then(
-          (entry) => entry.isFile() ? pathToFileURL(full).href : undefined,
+      found = !path.isAbsolute(module) && insideRoot(root, full)
+        ? realpath(full).then(
+          async (real) =>
+            insideRoot(root, real) && (await stat(real)).isFile()
+              ? pathToFileURL(full).href
+              : undefined,
           () => undefined,
         )
         : Promise.resolve(undefined);
@@ -157,7 +203,8 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
         if (text === null) {
           throw new TaskError(
             job.base,
-            `Task ${job.base} failed: a shared value it holds is no longer in Redis (released)`,
+            `Task ${job.base} failed: a shared value it holds is no longer in Redis (released, ` +
+              `or lost with Redis's data)`,
           );
         }
         entry = cache.get(key) ?? { id: nextShare++, value: decode(text) };
@@ -241,6 +288,16 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
     const [seconds, micros] = await control.time();
     const seen = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     await control.hset(names.workers, field, JSON.stringify({ ...info, seen }));
+    // Answers of workers that died without leaving (SIGKILL, a lost host) are struck off.
+    const roll = await control.hgetall(names.workers);
+    const gone = Object.entries(roll).filter(([, text]) => {
+      try {
+        return seen - (JSON.parse(text) as WorkerInfo).seen > ROLL_CALL_FORGET_MS;
+      } catch {
+        return false;
+      }
+    }).map(([name]) => name);
+    if (gone.length > 0) await control.hdel(names.workers, ...gone);
   };
   await answer();
   const roll = setInterval(() => answer().catch(() => {}), ROLL_CALL_MS);
@@ -295,10 +352,11 @@ function resultsText(values: unknown[], base: number, limit: number): string {
   } catch (error) {
     throw cloneFailure(error, base, "result");
   }
-  if (text.length > limit) {
+  const bytes = Buffer.byteLength(text);
+  if (bytes > limit) {
     throw new PayloadTooLargeError(
       `the results of tasks ${base}–${base + values.length - 1}`,
-      text.length,
+      bytes,
       limit,
     );
   }

@@ -28,6 +28,11 @@ interface Distributed extends Strategy {
  */
 export const DISTRIBUTED_CHUNK_MS = 100;
 
+/** A URL with its password replaced by `***`: what messages and reasons show of a connection. */
+export function redactUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@");
+}
+
 /** Chunks in flight before the real strategy has said how many workers serve. */
 const UNKNOWN_CONCURRENCY = 8;
 
@@ -77,7 +82,7 @@ export class DistributedFromEnv implements Strategy {
   [DESCRIBE](): string {
     return this.#inner?.[DESCRIBE]() ??
       `distributed: CE_PARALLEL=distributed, queue "${this.#options.queue ?? "fanout"}" on ${
-        this.#options.connection ?? "redis://127.0.0.1:6379"
+        redactUrl(this.#options.connection ?? "redis://127.0.0.1:6379")
       }, workers not asked yet`;
   }
 
