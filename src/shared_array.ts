@@ -8,14 +8,17 @@
 
 import { checkInteger, describe } from "./_checks.ts";
 
-/**
- * Makes a typed array of each class over shared memory, by the class's name (Float16Array only
- * where the runtime has it). A view is looked up by its tag (`Object.prototype.toString`),
- * which holds for one of another realm too, where `instanceof` would not.
- */
-const TYPED_ARRAYS: Record<string, (buffer: SharedArrayBuffer, length: number) => unknown> = {};
-for (
-  const Type of [
+/** A typed array class, as fanout makes its views: over a buffer, from an offset, a length. */
+export type TypedArrayClass = new (
+  buffer: ArrayBufferLike,
+  offset?: number,
+  length?: number,
+) => ArrayBufferView;
+
+/** The typed array classes this runtime has, by name (`Float16Array` where there is one). */
+export const TYPED_ARRAY_CLASSES: Readonly<Record<string, TypedArrayClass>> = (() => {
+  const classes: Record<string, TypedArrayClass> = {};
+  const all = [
     Int8Array,
     Uint8Array,
     Uint8ClampedArray,
@@ -27,16 +30,22 @@ for (
     Float64Array,
     BigInt64Array,
     BigUint64Array,
-  ]
-) {
-  const View = Type as unknown as new (b: ArrayBufferLike, o: number, l: number) => unknown;
-  TYPED_ARRAYS[Type.name] = (buffer, length) => new View(buffer, 0, length);
-}
-const Float16 =
-  (globalThis as { Float16Array?: new (b: ArrayBufferLike, o: number, l: number) => unknown })
-    .Float16Array;
-if (Float16 !== undefined) {
-  TYPED_ARRAYS.Float16Array = (buffer, length) => new Float16(buffer, 0, length);
+    (globalThis as { Float16Array?: unknown }).Float16Array,
+  ];
+  for (const Type of all) {
+    if (typeof Type === "function") classes[Type.name] = Type as unknown as TypedArrayClass;
+  }
+  return classes;
+})();
+
+/**
+ * Makes a typed array of each class over shared memory, by the class's name (Float16Array only
+ * where the runtime has it). A view is looked up by its tag (`Object.prototype.toString`),
+ * which holds for one of another realm too, where `instanceof` would not.
+ */
+const TYPED_ARRAYS: Record<string, (buffer: SharedArrayBuffer, length: number) => unknown> = {};
+for (const [name, View] of Object.entries(TYPED_ARRAY_CLASSES)) {
+  TYPED_ARRAYS[name] = (buffer, length) => new View(buffer, 0, length);
 }
 
 /**

@@ -32,23 +32,12 @@ import { serializeError } from "../worker/error_wire.js";
 import { reviveError } from "./_errors.ts";
 import type { WireError } from "../protocol.ts";
 import { NotCloneableError } from "../errors.ts";
+import { TYPED_ARRAY_CLASSES } from "../shared_array.ts";
 
 /** The key of a tagged object. */
 const TAG = "\u0000";
 
-const TYPED_ARRAYS: Record<string, new (buffer: ArrayBuffer) => ArrayBufferView> = {
-  Int8Array,
-  Uint8Array,
-  Uint8ClampedArray,
-  Int16Array,
-  Uint16Array,
-  Int32Array,
-  Uint32Array,
-  Float32Array,
-  Float64Array,
-  BigInt64Array,
-  BigUint64Array,
-};
+const TYPED_ARRAYS = TYPED_ARRAY_CLASSES;
 
 const OBJECT_PROTOTYPE = Object.prototype;
 
