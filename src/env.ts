@@ -9,6 +9,7 @@ import type { EnvConfig } from "./config.ts";
 import { STRATEGY_NAMES } from "./strategy/types.ts";
 import { MAX_TIMER_MS } from "./_checks.ts";
 import { MAX_CONCURRENCY, MAX_WORKERS } from "./config.ts";
+import { redactUrl } from "./strategy/_distributed_env.ts";
 
 const MODES = ["off", ...STRATEGY_NAMES, "auto", "distributed"] as const;
 const ACCEPTED = `a mode (${MODES.join(", ")}), workers=N, concurrency=N, chunk=N|auto, ` +
@@ -73,9 +74,13 @@ export function parseParallelEnv(text: string): EnvConfig {
   const seen = new Set<string>();
   for (const raw of text.split(",")) {
     const token = raw.trim();
+    // A connection's password never shows in a message.
+    const shown = /^redis\s*=/i.test(token)
+      ? `redis=${redactUrl(token.replace(/^[^=]*=\s*/, ""))}`
+      : token;
     const bad = (why: string): RangeError =>
       new RangeError(
-        `Expected CE_PARALLEL tokens to be ${ACCEPTED}; got ${JSON.stringify(token)}: ${why}`,
+        `Expected CE_PARALLEL tokens to be ${ACCEPTED}; got ${JSON.stringify(shown)}: ${why}`,
       );
     if (token === "") throw bad("an empty token (two commas in a row, or a trailing comma)");
     const eq = token.indexOf("=");

@@ -159,7 +159,10 @@ export async function startWorker(options: WorkerStart): Promise<WorkerProcess> 
     pid: child.pid!,
     runtime,
     log: () => log,
-    kill: (signal) => child.kill(signal),
+    // By pid: Deno's ChildProcess.kill() sends nothing after its first call.
+    kill: (signal) => {
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, signal);
+    },
     exited,
     stop: once((graceMs = 10_000) => stopChild(child, graceMs)),
   };

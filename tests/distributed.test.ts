@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
+import { Buffer } from "node:buffer";
 import { call, ParallelExecutor, runParallel, TaskError, tasks } from "../mod.ts";
 import type { TelemetryEvent } from "../mod.ts";
 import { distributed, PayloadTooLargeError, RedisConnectionError } from "../src/distributed/mod.ts";
@@ -89,6 +90,44 @@ describe("distributed: values through Redis", () => {
     assert.throws(() => encode([1, { f: () => 1 }]), /a function \(f\) at `\[1\]\.f`/);
     assert.throws(() => encode({ s: Symbol("x") }), /a symbol \(Symbol\(x\)\) at `\.s`/);
     assert.throws(() => encode(cycle), /a cycle/);
+  });
+
+  test("a Buffer travels as a Uint8Array, as structured clone sends it", () => {
+    const back = decode(encode({ data: Buffer.from("abc") })) as { data: Uint8Array };
+    assert.equal(Object.getPrototypeOf(back.data), Uint8Array.prototype);
+    assert.deepEqual([...back.data], [97, 98, 99]);
+  });
+
+  test("a `__proto__` key of the task's data stays a key, never the prototype", () => {
+    for (
+      const text of [
+        '{"__proto__":{"isAdmin":true},"a":1}',
+        '{"__proto__":{"isAdmin":true},"\\u0000":1}',
+      ]
+    ) {
+      const value = JSON.parse(text);
+      const back = decode(encode(value)) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(back), Object.keys(value), text);
+      assert.equal(Object.getPrototypeOf(back), Object.prototype, text);
+      assert.equal((back as { isAdmin?: unknown }).isAdmin, undefined, text);
+      assert.deepEqual(Object.getOwnPropertyDescriptor(back, "__proto__")?.value, {
+        isAdmin: true,
+      });
+    }
+  });
+
+  test("an error's own property that cannot travel goes as its string form", () => {
+    const info: Record<string, unknown> = { n: 1 };
+    info.self = info;
+    const error = Object.assign(new Error("boom"), { info, code: "E2" });
+    const back = decode(encode(error)) as Error & {
+      info: { n: number; self: unknown };
+      code: string;
+    };
+    assert.equal(back.message, "boom");
+    assert.equal(back.code, "E2");
+    assert.equal(back.info.n, 1);
+    assert.equal(back.info.self, "[object Object]");
   });
 
   test("an error keeps its class name, message, stack, cause and own properties", () => {
@@ -525,6 +564,107 @@ describe(`distributed: faults${missing ? ` (skipped: ${missing})` : ""}`, () => 
     }
   });
 
+  test("a second SIGTERM stops a worker at once, even while it finishes a chunk", async () => {
+    const redis = await startRedis();
+    const queue = queueName("term2");
+    const dir = mkdtempSync(join(tmpdir(), "fanout-dist-"));
+    const worker = await startWorker({ redis: redis.url, queue, root: ROOT });
+    try {
+      const ex = new ParallelExecutor({
+        strategy: distributed({ connection: redis.url, queue, root: ROOT }),
+      });
+      const failed = rejection(ex.map(work.markThenWait, [{ dir, i: 0, ms: 60_000 }]));
+      await until(() => readdirSync(dir).length >= 1, "the chunk to start");
+      worker.kill("SIGTERM");
+      await until(() => /stopping: finishing/.test(worker.log()), "the graceful stop to begin");
+      worker.kill("SIGTERM");
+      await worker.exited;
+      assert.match(worker.log(), /stopping at once\n[^]*fanout worker: stopped\n$/);
+      // Its chunk went back to the queue: another worker runs it.
+      const next = await startWorker({ redis: redis.url, queue, root: ROOT });
+      try {
+        await until(() => readdirSync(dir).length >= 2, "the chunk to start again");
+      } finally {
+        await ex.terminate();
+        await next.stop();
+      }
+      assert.ok((await failed) instanceof ExecutorClosedError, "terminated while it ran again");
+    } finally {
+      await worker.stop();
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a job removed from Redis by hand fails its chunk instead of leaving the call waiting", async () => {
+    const redis = await startRedis();
+    const queue = queueName("removed");
+    const onWarning = (): void => {};
+    process.on("warning", onWarning); // No worker serves: the warning is expected.
+    const { Queue } = await import("bullmq");
+    const admin = new Queue(queue, {
+      connection: { host: "127.0.0.1", port: redis.port },
+      prefix: "fanout",
+    });
+    try {
+      await using ex = new ParallelExecutor({
+        strategy: distributed({ connection: redis.url, queue, root: ROOT }),
+      });
+      const failed = rejection(ex.map(work.inc, [1]));
+      await untilAsync(async () => (await admin.getWaitingCount()) === 1, "the job to wait");
+      await admin.drain();
+      const error = await failed;
+      assert.ok(error instanceof RedisConnectionError, String(error));
+      assert.match(error.message, /The job of tasks 0–0 is gone from Redis .*removed by hand/);
+    } finally {
+      process.off("warning", onWarning);
+      await admin.close();
+      await redis.stop();
+    }
+  });
+
+  test("a job that is not a fanout chunk fails alone, and the worker keeps serving", async () => {
+    const redis = await startRedis();
+    const queue = queueName("malformed");
+    const worker = await startWorker({ redis: redis.url, queue, root: ROOT });
+    const { Queue, QueueEvents } = await import("bullmq");
+    const connection = { host: "127.0.0.1", port: redis.port };
+    const admin = new Queue(queue, { connection, prefix: "fanout" });
+    const events = new QueueEvents(queue, { connection, prefix: "fanout" });
+    try {
+      await events.waitUntilReady();
+      const bad = [
+        {
+          v: 1,
+          module: "distributed_work.ts",
+          name: "inc",
+          base: 0,
+          items: '{"length":100000000}',
+        },
+        { v: 1, module: "../../../../etc/passwd", name: "x", base: 0, items: "[1]" },
+        { v: 1, module: "distributed_work.ts", name: "inc", base: -1, items: "[1]" },
+        { v: 2, module: "distributed_work.ts", name: "inc", base: 0, items: "[1]" },
+        { v: 1, module: "distributed_work.ts", name: "inc", base: 0, items: "[1]", timeoutMs: -5 },
+      ];
+      for (const data of bad) {
+        const job = await admin.add("x", data);
+        const reply = await job.waitUntilFinished(events) as { ok: boolean; error: string };
+        assert.equal(reply.ok, false, JSON.stringify(data));
+        const error = decode(reply.error) as Error;
+        assert.ok(error instanceof Error, JSON.stringify(data));
+      }
+      await using ex = new ParallelExecutor({
+        strategy: distributed({ connection: redis.url, queue, root: ROOT }),
+      });
+      assert.deepEqual(await ex.map(work.inc, [1, 2]), [2, 3]);
+    } finally {
+      await events.close();
+      await admin.close();
+      await worker.stop();
+      await redis.stop();
+    }
+  });
+
   test("a call made before any worker serves warns once, then runs when a worker comes", async () => {
     const redis = await startRedis();
     const queue = queueName("late");
@@ -567,7 +707,7 @@ describe(`distributed: faults${missing ? ` (skipped: ${missing})` : ""}`, () => 
       const exit = await worker.exited;
       assert.match(
         worker.log(),
-        /stopping: finishing the chunks it holds\nfanout worker: stopped\n$/,
+        /stopping: finishing the chunks it holds \(signal again to stop at once\)\nfanout worker: stopped\n$/,
       );
       // Deno's node:child_process reports the signal it sent, not the exit status, for a child
       // that handled it and exited (checked against a Node child doing the same).

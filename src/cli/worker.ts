@@ -1,6 +1,6 @@
 /**
  * `fanout worker`: serves a distributed queue on this machine until stopped (SIGTERM or
- * SIGINT finish the chunks it holds, then it exits 0).
+ * SIGINT finish the chunks it holds, then it exits 0; a second one stops it at once).
  *
  * @module
  */
@@ -17,7 +17,7 @@ export const WORKER_HELP = `Usage: fanout worker [options]
 Serves a distributed queue: takes the chunks that programs using
 distributed({ connection, queue, root }) put on Redis and runs them here, on a
 pool of this machine's threads or processes, until SIGTERM or SIGINT (which
-finish the chunks it holds, then exit).
+finish the chunks it holds, then exit; a second one stops it at once).
 
 Options:
       --redis URL       redis://[user:password@]host:port[/db], rediss:// for TLS
@@ -141,8 +141,22 @@ export async function worker(argv: readonly string[], io: Io): Promise<number> {
       if (stopping.signal.aborted) resolve();
       else stopping.signal.addEventListener("abort", () => resolve(), { once: true });
     });
-    io.stderr.write("fanout worker: stopping: finishing the chunks it holds\n");
-    await serving.close();
+    io.stderr.write(
+      "fanout worker: stopping: finishing the chunks it holds (signal again to stop at once)\n",
+    );
+    // A second signal: stop now; the chunks held go to other workers after --lock-ms.
+    const again = (): void => {
+      io.stderr.write("fanout worker: stopping at once\n");
+      serving.terminate().catch(() => {});
+    };
+    process.on("SIGTERM", again);
+    process.on("SIGINT", again);
+    try {
+      await serving.close();
+    } finally {
+      process.off("SIGTERM", again);
+      process.off("SIGINT", again);
+    }
     io.stderr.write("fanout worker: stopped\n");
     return 0;
   } finally {

@@ -65,7 +65,7 @@ export class UnencodableError extends TypeError {
  *   cannot be copied (a `WeakMap`, a stream, ...).
  */
 export function encode(value: unknown, onShared?: OnShared): string {
-  return JSON.stringify(tree(value, "", new Set(), onShared));
+  return JSON.stringify(new Walk(onShared).tree(value, "", false));
 }
 
 /** The value `encode` wrote. */
@@ -77,128 +77,173 @@ function tagged(tag: string, payload?: unknown): Record<string, unknown> {
   return payload === undefined ? { [TAG]: tag } : { [TAG]: tag, v: payload };
 }
 
-/** The JSON-ready tree of `value`. `path` names it in errors; `stack` holds its ancestors. */
-function tree(value: unknown, path: string, stack: Set<object>, onShared?: OnShared): unknown {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return value;
-    case "number":
-      if (Number.isFinite(value) && !Object.is(value, -0)) return value;
-      return tagged("n", Object.is(value, -0) ? "-0" : String(value));
-    case "undefined":
-      return tagged("u");
-    case "bigint":
-      return tagged("b", value.toString());
-    case "function":
-      throw new UnencodableError(path, `a function${value.name ? ` (${value.name})` : ""}`);
-    case "symbol":
-      throw new UnencodableError(path, `a symbol (${String(value)})`);
-  }
-  if (value === null) return null;
-  const object = value as object;
-  if (stack.has(object)) throw new UnencodableError(path, "a cycle (an object inside itself)");
-  stack.add(object);
-  try {
-    return objectTree(object, path, stack, onShared);
-  } finally {
-    stack.delete(object);
-  }
+/**
+ * Sets `record[key]` as an own property, whatever the key: `__proto__` included, which an
+ * assignment would take as the object's prototype.
+ */
+function put(record: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === "__proto__") {
+    Object.defineProperty(record, key, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  } else record[key] = value;
 }
 
-function objectTree(
-  object: object,
-  path: string,
-  stack: Set<object>,
-  onShared?: OnShared,
-): unknown {
-  if (Array.isArray(object)) {
-    const out = new Array(object.length);
-    for (let k = 0; k < object.length; k++) {
-      out[k] = tree(object[k], `${path}[${k}]`, stack, onShared);
+/** One encoding: the objects on the way down (a cycle is refused), and what to do with handles. */
+class Walk {
+  readonly #stack = new Set<object>();
+  readonly #onShared: OnShared | undefined;
+
+  constructor(onShared: OnShared | undefined) {
+    this.#onShared = onShared;
+  }
+
+  /**
+   * The JSON-ready tree of `value`; `path` names it in errors. `lenient` (inside an error's own
+   * properties) writes what cannot travel as its string form instead, as the thread wire does.
+   */
+  tree(value: unknown, path: string, lenient: boolean): unknown {
+    if (!lenient) return this.#strict(value, path, false);
+    try {
+      return this.#strict(value, path, true);
+    } catch (error) {
+      if (!(error instanceof UnencodableError)) throw error;
+      return String(value);
     }
+  }
+
+  #strict(value: unknown, path: string, lenient: boolean): unknown {
+    switch (typeof value) {
+      case "string":
+      case "boolean":
+        return value;
+      case "number":
+        if (Number.isFinite(value) && !Object.is(value, -0)) return value;
+        return tagged("n", Object.is(value, -0) ? "-0" : String(value));
+      case "undefined":
+        return tagged("u");
+      case "bigint":
+        return tagged("b", value.toString());
+      case "function":
+        throw new UnencodableError(path, `a function${value.name ? ` (${value.name})` : ""}`);
+      case "symbol":
+        throw new UnencodableError(path, `a symbol (${String(value)})`);
+    }
+    if (value === null) return null;
+    const object = value as object;
+    if (this.#stack.has(object)) {
+      throw new UnencodableError(path, "a cycle (an object inside itself)");
+    }
+    this.#stack.add(object);
+    try {
+      return this.#object(object, path, lenient);
+    } finally {
+      this.#stack.delete(object);
+    }
+  }
+
+  #object(object: object, path: string, lenient: boolean): unknown {
+    if (Array.isArray(object)) {
+      const out = new Array(object.length);
+      for (let k = 0; k < object.length; k++) {
+        out[k] = this.tree(object[k], `${path}[${k}]`, lenient);
+      }
+      return out;
+    }
+    const proto = Object.getPrototypeOf(object);
+    if (proto !== OBJECT_PROTOTYPE && proto !== null) {
+      const special = this.#special(object, path, lenient);
+      if (special !== undefined) return special;
+    }
+    const keys = Object.keys(object);
+    const record = object as Record<string, unknown>;
+    if (keys.includes(TAG)) {
+      // The task's own key that looks like a tag: written as entries, read back as the object.
+      return tagged(
+        "o",
+        keys.map((key) => [key, this.tree(record[key], `${path}.${key}`, lenient)]),
+      );
+    }
+    const out: Record<string, unknown> = {};
+    for (const key of keys) put(out, key, this.tree(record[key], `${path}.${key}`, lenient));
     return out;
   }
-  const proto = Object.getPrototypeOf(object);
-  if (proto !== OBJECT_PROTOTYPE && proto !== null) {
-    const special = specialTree(object, path, stack, onShared);
-    if (special !== undefined) return special;
+
+  /** The tagged form of an object that is not plain, or `undefined` to copy its own properties. */
+  #special(object: object, path: string, lenient: boolean): unknown {
+    if (MARK in object && Object.keys(object).length === 1) {
+      const id = (object as { [MARK]: unknown })[MARK];
+      if (typeof id === "number" && this.#onShared !== undefined) {
+        return tagged("h", this.#onShared(object as { [MARK]: number }));
+      }
+    }
+    if (object instanceof Date) return tagged("d", String(object.getTime()));
+    if (object instanceof RegExp) return tagged("r", [object.source, object.flags]);
+    if (object instanceof Map) {
+      let k = 0;
+      const entries = [];
+      for (const [key, item] of object) {
+        entries.push([
+          this.tree(key, `${path}<key ${k}>`, lenient),
+          this.tree(item, `${path}<value ${k}>`, lenient),
+        ]);
+        k++;
+      }
+      return tagged("m", entries);
+    }
+    if (object instanceof Set) {
+      let k = 0;
+      const members = [];
+      for (const member of object) {
+        members.push(this.tree(member, `${path}<member ${k++}>`, lenient));
+      }
+      return tagged("s", members);
+    }
+    if (object instanceof ArrayBuffer) return tagged("a", bytes(object, 0, object.byteLength));
+    if (ArrayBuffer.isView(object)) {
+      const name = object instanceof DataView ? "DataView" : typedArrayName(object);
+      if (name === undefined) throw new UnencodableError(path, `a ${object.constructor.name}`);
+      return tagged("t", [name, bytes(object.buffer, object.byteOffset, object.byteLength)]);
+    }
+    if (typeof SharedArrayBuffer === "function" && object instanceof SharedArrayBuffer) {
+      // Shared memory does not cross machines: the bytes go, as a plain buffer's would.
+      return tagged("a", bytes(object, 0, object.byteLength));
+    }
+    if (object instanceof Error) {
+      // Its own properties are the task's: what cannot travel goes as text, not as a failure.
+      return tagged("e", this.tree(serializeError(object), path, true));
+    }
+    if (
+      object instanceof WeakMap || object instanceof WeakSet || object instanceof Promise ||
+      (typeof WeakRef === "function" && object instanceof WeakRef)
+    ) {
+      throw new UnencodableError(path, `a ${object.constructor.name}`);
+    }
+    if (
+      object instanceof Number || object instanceof String || object instanceof Boolean ||
+      object instanceof BigInt
+    ) {
+      return tagged("p", this.tree(object.valueOf(), path, lenient));
+    }
+    return undefined;
   }
-  const keys = Object.keys(object);
-  const record = object as Record<string, unknown>;
-  if (keys.includes(TAG)) {
-    // The task's own key that looks like a tag: written as entries, read back as the object.
-    return tagged(
-      "o",
-      keys.map((key) => [key, tree(record[key], `${path}.${key}`, stack, onShared)]),
-    );
-  }
-  const out: Record<string, unknown> = {};
-  for (const key of keys) out[key] = tree(record[key], `${path}.${key}`, stack, onShared);
-  return out;
 }
 
-/** The tagged form of an object that is not plain, or `undefined` to copy its own properties. */
-function specialTree(
-  object: object,
-  path: string,
-  stack: Set<object>,
-  onShared?: OnShared,
-): unknown {
-  if (MARK in object && Object.keys(object).length === 1) {
-    const id = (object as { [MARK]: unknown })[MARK];
-    if (typeof id === "number" && onShared !== undefined) {
-      return tagged("h", onShared(object as { [MARK]: number }));
-    }
-  }
-  if (object instanceof Date) return tagged("d", String(object.getTime()));
-  if (object instanceof RegExp) return tagged("r", [object.source, object.flags]);
-  if (object instanceof Map) {
-    let k = 0;
-    const entries = [];
-    for (const [key, item] of object) {
-      entries.push([
-        tree(key, `${path}<key ${k}>`, stack, onShared),
-        tree(item, `${path}<value ${k}>`, stack, onShared),
-      ]);
-      k++;
-    }
-    return tagged("m", entries);
-  }
-  if (object instanceof Set) {
-    let k = 0;
-    const members = [];
-    for (const member of object) {
-      members.push(tree(member, `${path}<member ${k++}>`, stack, onShared));
-    }
-    return tagged("s", members);
-  }
-  if (object instanceof ArrayBuffer) return tagged("a", bytes(object, 0, object.byteLength));
-  if (ArrayBuffer.isView(object)) {
-    const name = object instanceof DataView ? "DataView" : object.constructor.name;
-    if (name !== "DataView" && TYPED_ARRAYS[name] === undefined) {
-      throw new UnencodableError(path, `a ${name}`);
-    }
-    return tagged("t", [name, bytes(object.buffer, object.byteOffset, object.byteLength)]);
-  }
-  if (typeof SharedArrayBuffer === "function" && object instanceof SharedArrayBuffer) {
-    // Shared memory does not cross machines: the bytes go, as a plain buffer's would.
-    return tagged("a", bytes(object, 0, object.byteLength));
-  }
-  if (object instanceof Error) {
-    return tagged("e", tree(serializeError(object), path, stack, onShared));
-  }
-  if (
-    object instanceof WeakMap || object instanceof WeakSet || object instanceof Promise ||
-    (typeof WeakRef === "function" && object instanceof WeakRef)
+/**
+ * The built-in typed array class a view is an instance of, by name: a subclass (Node's
+ * `Buffer` is a `Uint8Array`) travels as its built-in class, as structured clone sends it.
+ */
+function typedArrayName(view: ArrayBufferView): string | undefined {
+  for (
+    let proto = Object.getPrototypeOf(view);
+    proto !== null;
+    proto = Object.getPrototypeOf(proto)
   ) {
-    throw new UnencodableError(path, `a ${object.constructor.name}`);
-  }
-  if (
-    object instanceof Number || object instanceof String || object instanceof Boolean ||
-    object instanceof BigInt
-  ) {
-    return tagged("p", tree(object.valueOf(), path, stack, onShared));
+    const name = (proto as { constructor?: { name?: string } }).constructor?.name;
+    if (name !== undefined && TYPED_ARRAYS[name]?.prototype === proto) return name;
   }
   return undefined;
 }
@@ -217,7 +262,8 @@ function revive(node: unknown, onSharedRef?: OnSharedRef): unknown {
   const record = node as Record<string, unknown>;
   const tag = record[TAG];
   if (tag === undefined) {
-    for (const key in record) record[key] = revive(record[key], onSharedRef);
+    // JSON.parse made each key an own property (`__proto__` too); set them back the same way.
+    for (const key of Object.keys(record)) put(record, key, revive(record[key], onSharedRef));
     return record;
   }
   const v = record.v;
@@ -259,7 +305,7 @@ function revive(node: unknown, onSharedRef?: OnSharedRef): unknown {
       return Object(revive(v, onSharedRef));
     case "o": {
       const out: Record<string, unknown> = {};
-      for (const [key, item] of v as [string, unknown][]) out[key] = revive(item, onSharedRef);
+      for (const [key, item] of v as [string, unknown][]) put(out, key, revive(item, onSharedRef));
       return out;
     }
     case "h":

@@ -38,6 +38,8 @@ export interface LinkEvents {
   regained(): void;
   /** Whether jobs are in flight (the roll call is kept fresh only then). */
   busy(): boolean;
+  /** Every `ROLL_CALL_MS` while busy: a chance to look at jobs whose end was not heard of. */
+  tick(): void;
 }
 
 /** Where and how to connect. */
@@ -126,6 +128,12 @@ export class Link {
       queue.on("error", remember);
       events.on("error", remember);
       await Promise.race([Promise.all([queue.waitUntilReady(), events.waitUntilReady()]), timeout]);
+      const link = new Link(options, { queue, events, client }, () => lastError);
+      await Promise.race([link.readRoll(), timeout]);
+      client.off("error", remember);
+      client.on("error", (error: unknown) => (link.#lastError = error));
+      link.#listen(on);
+      return link;
     } catch (error) {
       for (const part of [events, queue]) part?.close().catch(() => {});
       client.disconnect();
@@ -133,12 +141,6 @@ export class Link {
     } finally {
       clearTimeout(timer);
     }
-    const link = new Link(options, { queue, events, client }, () => lastError);
-    client.off("error", remember);
-    client.on("error", (error: unknown) => (link.#lastError = error));
-    await link.readRoll();
-    link.#listen(on);
-    return link;
   }
 
   #listen(on: LinkEvents): void {
@@ -153,7 +155,9 @@ export class Link {
       if (!this.#closed) on.regained();
     });
     this.#rollTimer = setInterval(() => {
-      if (on.busy()) this.readRoll().catch(() => {});
+      if (!on.busy()) return;
+      this.readRoll().catch(() => {});
+      on.tick();
     }, ROLL_CALL_MS);
     unref(this.#rollTimer);
   }

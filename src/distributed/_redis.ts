@@ -155,7 +155,7 @@ export function clientOptions(
     } catch {
       throw new TypeError(
         `Expected \`connection\` to be a redis:// or rediss:// URL, got ${
-          JSON.stringify(connection)
+          JSON.stringify(redactUrl(connection))
         }`,
       );
     }

@@ -21,6 +21,8 @@
 import process from "node:process";
 import { Buffer } from "node:buffer";
 import path from "node:path";
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import type { ChunkRequest, ChunkResult, Strategy } from "../strategy/types.ts";
 import { CHUNK_MS, DESCRIBE, FORGET_SHARED, WARMUP, WORKERS } from "../strategy/_builtin.ts";
 import { ExecutorClosedError, WorkerCrashedError } from "../errors.ts";
@@ -102,6 +104,10 @@ const DEFAULT_MAX_JOB_BYTES = 32 * 1024 * 1024;
  */
 const SHARE_TTL_S = 24 * 3600;
 const SHARE_TOUCH_MS = 3600_000;
+/** A job added this long ago whose end was not heard of is looked up in Redis. */
+const UNHEARD_MS = 5000;
+/** Most jobs looked up at once. */
+const RECHECK_MOST = 256;
 /** Finished jobs stay this long in Redis, so a result missed while disconnected can be read. */
 const KEEP_FINISHED_S = 600;
 
@@ -109,6 +115,8 @@ interface Pending {
   readonly id: string;
   readonly base: number;
   readonly count: number;
+  /** When its job was added (`performance.now()`), once it was. */
+  sentAt?: number;
   readonly resolve: (result: ChunkResult & { host?: string }) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -164,6 +172,8 @@ class Distributed implements DistributedStrategy {
   #connecting: Promise<Link> | undefined;
   #link: Link | undefined;
   readonly #pending = new Map<string, Pending>();
+  /** Each task module's path inside the root, by URL. */
+  readonly #modules = new Map<string, string>();
   /** Shared values put in Redis, by handle id: their key once written. */
   readonly #shares = new Map<number, Promise<string>>();
   /** When each shared value's expiry was last pushed back (`Date.now()`). */
@@ -172,6 +182,8 @@ class Distributed implements DistributedStrategy {
   #closing: Promise<void> | undefined;
   /** Whether it warned that no worker serves. */
   #warned = false;
+  /** Whether a look at unheard-of jobs is under way. */
+  #checking = false;
 
   constructor(options: DistributedOptions) {
     if (typeof options !== "object" || options === null) {
@@ -239,7 +251,26 @@ class Distributed implements DistributedStrategy {
 
   async workers(): Promise<WorkerInfo[]> {
     const link = await this.#connect();
-    await link.readRoll();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        link.readRoll(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new RedisConnectionError(
+                  this.connection,
+                  `Redis at ${this.connection} did not answer the roll call within ${this.#connectTimeoutMs} ms (connectTimeoutMs)`,
+                ),
+              ),
+            this.#connectTimeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
     return link.roll.map((worker) => ({ ...worker }));
   }
 
@@ -329,8 +360,12 @@ class Distributed implements DistributedStrategy {
 
   /** A module URL as a path inside the root, with `/` separators. */
   #relative(url: string): string {
-    const file = url.startsWith("file:") ? new URL(url) : undefined;
-    const full = file === undefined ? undefined : path.resolve(decodeURIComponent(file.pathname));
+    let relative = this.#modules.get(url);
+    if (relative !== undefined) return relative;
+    const file = url.startsWith("file:") ? fileURLToPath(url) : undefined;
+    // Real paths on both sides: a root reached through a link (`/srv/app/current`) still holds
+    // the modules that `import.meta.url` names by their real path.
+    const full = file === undefined ? undefined : real(file);
     if (full === undefined || !insideRoot(this.#root, full)) {
       throw new TypeError(
         `Expected the task's module to be a file inside the distributed root ${this.#root}, got ${url}: ` +
@@ -338,7 +373,9 @@ class Distributed implements DistributedStrategy {
           `folder of its own copy)`,
       );
     }
-    return path.relative(this.#root, full).split(path.sep).join("/");
+    relative = path.relative(this.#root, full).split(path.sep).join("/");
+    this.#modules.set(url, relative);
+    return relative;
   }
 
   async #send(id: string, job: Omit<ChunkJob, "shares">, handles: object[]): Promise<void> {
@@ -356,6 +393,7 @@ class Distributed implements DistributedStrategy {
       removeOnFail: { age: KEEP_FINISHED_S },
     });
     if (!this.#pending.has(id)) this.#cancel(id); // Aborted while it was being added.
+    else pending.sentAt = performance.now();
   }
 
   /**
@@ -376,27 +414,33 @@ class Distributed implements DistributedStrategy {
   /** The Redis key of a shared value, written there the first time a chunk holds it. */
   #share(client: Link["client"], handle: object): Promise<string> {
     const id = (handle as { [MARK]: number })[MARK];
-    let key = this.#shares.get(id);
-    if (key !== undefined && this.#touched.get(id)! < Date.now() - SHARE_TOUCH_MS) {
-      // In use for long: its expiry is pushed back.
-      this.#touched.set(id, Date.now());
-      key.then((name) => client.expire(name, SHARE_TTL_S)).catch(() => {});
-    }
-    if (key === undefined) {
-      const name = `${this.#keys.share}${this.#instance}:${id}`;
-      const value = (handle as { value: unknown }).value;
+    const name = `${this.#keys.share}${this.#instance}:${id}`;
+    const write = (): Promise<string> => {
       let text: string;
       try {
-        text = encode(value);
+        text = encode((handle as { value: unknown }).value);
       } catch (error) {
         return Promise.reject(error);
       }
-      key = client.set(name, text, "EX", SHARE_TTL_S).then(() => name);
-      key.catch(() => this.#shares.delete(id));
+      return client.set(name, text, "EX", SHARE_TTL_S).then(() => name);
+    };
+    let key = this.#shares.get(id);
+    if (key !== undefined && this.#touched.get(id)! < Date.now() - SHARE_TOUCH_MS) {
+      // In use for long: its expiry is pushed back, or, if it lapsed after all, it is written again.
+      this.#touched.set(id, Date.now());
+      key = key.then(async () => (await client.expire(name, SHARE_TTL_S)) === 1 ? name : write());
+      this.#shares.set(id, key);
+    }
+    if (key === undefined) {
+      key = write();
       this.#shares.set(id, key);
       this.#touched.set(id, Date.now());
     }
-    return key;
+    const written = key;
+    written.catch(() => {
+      if (this.#shares.get(id) === written) this.#shares.delete(id);
+    });
+    return written;
   }
 
   /** A released shared value: gone from Redis and from every worker's cache. */
@@ -448,8 +492,9 @@ class Distributed implements DistributedStrategy {
       lost: (error) => {
         for (const chunk of [...pending.values()]) chunk.reject(error);
       },
-      regained: () => this.#recheck(),
+      regained: () => this.#recheck(0),
       busy: () => pending.size > 0,
+      tick: () => this.#recheck(UNHEARD_MS),
     };
   }
 
@@ -468,35 +513,67 @@ class Distributed implements DistributedStrategy {
     }
   }
 
-  /** Redis is back: jobs finished while away are read; jobs Redis no longer has fail. */
-  #recheck(): void {
+  /**
+   * Looks at the jobs added more than `olderThanMs` ago whose end was not heard of: one that
+   * ended meanwhile is read from Redis (its event was missed: the connection dropped, or the
+   * shared event stream was trimmed before this submitter read it), one Redis no longer has
+   * fails. With 0 (Redis is back after a loss) it looks at every job, and at the shared values.
+   */
+  #recheck(olderThanMs: number): void {
     const link = this.#link;
-    if (link === undefined || this.#closed) return;
-    // Shared values Redis lost with its data are written again by the next chunk that holds them.
-    for (const [id, key] of [...this.#shares]) {
-      key.then((name) => link.client.exists(name)).then((found) => {
-        if (found === 0 && this.#shares.get(id) === key) {
-          this.#shares.delete(id);
-          this.#touched.delete(id);
-        }
-      }).catch(() => {});
+    if (link === undefined || this.#closed || this.#checking) return;
+    if (olderThanMs === 0) {
+      // Shared values Redis lost with its data are written again by the next chunk holding them.
+      for (const [id, key] of [...this.#shares]) {
+        key.then((name) => link.client.exists(name)).then((found) => {
+          if (found === 0 && this.#shares.get(id) === key) {
+            this.#shares.delete(id);
+            this.#touched.delete(id);
+          }
+        }).catch(() => {});
+      }
     }
-    for (const pending of [...this.#pending.values()]) {
-      link.queue.getJob(pending.id).then(async (job) => {
-        if (!this.#pending.has(pending.id)) return;
-        if (job === undefined || job === null) {
-          pending.reject(
-            new RedisConnectionError(
-              this.connection,
-              `The job of tasks ${pending.base}–${
-                pending.base + pending.count - 1
-              } is gone from Redis at ${this.connection} (restarted without its data?)`,
-            ),
-          );
-          return;
-        }
-        if (await job.isCompleted()) this.#settle(pending, job.returnvalue);
-      }).catch(() => {});
+    const now = performance.now();
+    const due = [...this.#pending.values()].filter((pending) =>
+      pending.sentAt !== undefined && now - pending.sentAt > olderThanMs
+    ).slice(0, RECHECK_MOST);
+    if (due.length === 0) return;
+    this.#checking = true;
+    Promise.all(due.map((pending) => this.#look(link, pending))).finally(() => {
+      this.#checking = false;
+    });
+  }
+
+  /** One job's state, read from Redis: settles its chunk if it ended, fails it if it is gone. */
+  async #look(link: Link, pending: Pending): Promise<void> {
+    try {
+      // The state alone (a few small commands), not the job, whose data may be large.
+      const state = await link.queue.getJobState(pending.id);
+      if (!this.#pending.has(pending.id)) return;
+      const tasks = `tasks ${pending.base}–${pending.base + pending.count - 1}`;
+      if (state === "unknown") {
+        pending.reject(
+          new RedisConnectionError(
+            this.connection,
+            `The job of ${tasks} is gone from Redis at ${this.connection} (removed by hand, or ` +
+              `Redis restarted without its data)`,
+          ),
+        );
+        return;
+      }
+      if (state !== "completed" && state !== "failed") return;
+      const job = await link.queue.getJob(pending.id);
+      if (!this.#pending.has(pending.id) || job === undefined || job === null) return;
+      if (state === "completed") this.#settle(pending, job.returnvalue);
+      else {
+        pending.reject(
+          new WorkerCrashedError(`The chunk of ${tasks} failed in BullMQ: ${job.failedReason}`, {
+            index: pending.count === 1 ? pending.base : undefined,
+          }),
+        );
+      }
+    } catch {
+      // Redis is away: the connection watch decides.
     }
   }
 
@@ -538,12 +615,21 @@ class Distributed implements DistributedStrategy {
   }
 }
 
-function rootOf(root: string | URL | undefined): string {
-  if (root === undefined) return process.cwd();
-  if (root instanceof URL || (typeof root === "string" && root.startsWith("file:"))) {
-    return path.resolve(decodeURIComponent(new URL(root).pathname));
+/** A path with its links resolved, where it exists; else as given. */
+function real(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return path.resolve(file);
   }
-  if (typeof root === "string" && root !== "") return path.resolve(root);
+}
+
+function rootOf(root: string | URL | undefined): string {
+  if (root === undefined) return real(process.cwd());
+  if (root instanceof URL || (typeof root === "string" && root.startsWith("file:"))) {
+    return real(fileURLToPath(root));
+  }
+  if (typeof root === "string" && root !== "") return real(path.resolve(root));
   throw new TypeError(
     `Expected \`root\` to be a folder's path or file: URL, got ${
       typeof root === "string" ? '""' : typeof root

@@ -97,6 +97,12 @@ export interface Serving {
    * then leaves the roll call and closes its pool. Idempotent.
    */
   close(): Promise<void>;
+  /**
+   * Stops at once, even during `close()`: the chunks it holds are stopped and handed back to
+   * the queue for other workers (or, with Redis gone, taken by them once their locks lapse).
+   * Idempotent.
+   */
+  terminate(): Promise<void>;
 }
 
 /** A roll-call answer this old is a worker that died without leaving: it is deleted. */
@@ -104,6 +110,11 @@ const ROLL_CALL_FORGET_MS = 60_000;
 
 /** While closing, Redis gone this long means the held chunks cannot be handed in: stop them. */
 const LOST_ON_CLOSE_MS = 2000;
+
+/** How long a cancel for a chunk this worker has not started is remembered. */
+const CANCEL_MEMORY_MS = 60_000;
+/** How often cached shared values are checked against Redis (a submitter that died leaves them). */
+const SHARE_SWEEP_MS = 60_000;
 
 /** Local shared-handle ids start here, far from any a submitter's process could make. */
 const LOCAL_SHARE_BASE = 2 ** 40;
@@ -160,9 +171,18 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
   const modules = new Map<string, Promise<string | undefined>>();
 
   await listen.subscribe(names.cancel, names.forget);
+  /** Chunks cancelled before this worker started them (a cancel can outrun the job's start). */
+  const cancelled = new Map<string, number>();
   listen.on("message", (channel: string, message: string) => {
     if (channel === names.cancel) {
-      running.get(message)?.abort(new Error("The submitter cancelled this chunk"));
+      const controller = running.get(message);
+      if (controller !== undefined) {
+        controller.abort(new Error("The submitter cancelled this chunk"));
+      } else {
+        const now = Date.now();
+        for (const [id, at] of cancelled) if (at < now - CANCEL_MEMORY_MS) cancelled.delete(id);
+        cancelled.set(message, now);
+      }
     } else if (channel === names.forget) {
       const entry = cache.get(message);
       if (entry !== undefined) {
@@ -220,17 +240,17 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
     return { ok: false, error: encode(body.error), host, pid: process.pid };
   };
 
-  const run = async (job: Job<ChunkJob>): Promise<ChunkReply> => {
+  /** Set while terminating: a chunk stopped now goes back to the queue rather than failing. */
+  let handingBack = false;
+  const run = async (job: Job<ChunkJob>, token?: string): Promise<ChunkReply> => {
     const data = job.data;
     const id = job.id!;
     const controller = new AbortController();
     running.set(id, controller);
+    if (cancelled.delete(id)) controller.abort(new Error("The submitter cancelled this chunk"));
     try {
-      if (data?.v !== 1) {
-        throw new TypeError(
-          `Expected a fanout chunk of protocol version 1, got ${JSON.stringify(data?.v)}`,
-        );
-      }
+      checkJob(data);
+      controller.signal.throwIfAborted();
       const url = await moduleUrl(data.module);
       if (url === undefined) {
         throw new TaskError(
@@ -240,10 +260,14 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
         );
       }
       const shared = await shares(data);
-      const items = decode(
-        data.items,
-        (ref) => ({ [MARK]: cache.get(ref)!.id }),
-      ) as unknown[];
+      const items = decode(data.items, (ref) => {
+        const entry = cache.get(ref);
+        if (entry === undefined) throw new TypeError("A shared handle the chunk does not list");
+        return { [MARK]: entry.id };
+      });
+      if (!Array.isArray(items)) {
+        throw new TypeError(`Expected a chunk's items to be an array, got ${typeof items}`);
+      }
       const result = await pool.run({
         task: { kind: "module", url, name: data.name },
         base: data.base,
@@ -259,6 +283,11 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
       const values = resultsText(result.values, data.base, limit);
       return reply({ values, ms: result.ms });
     } catch (error) {
+      if (handingBack) {
+        // Stopped because this worker stops at once: handed back for another worker to run.
+        await job.moveToWait(token).catch(() => {});
+        throw new bullmq.WaitingError();
+      }
       return reply({ error });
     } finally {
       running.delete(id);
@@ -301,15 +330,33 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
   };
   await answer();
   const roll = setInterval(() => answer().catch(() => {}), ROLL_CALL_MS);
+  // Shared values whose key is gone (released while this worker missed the message, or left by
+  // a submitter that died, whose keys expire) are dropped here too.
+  const sweep = setInterval(async () => {
+    for (const [key, entry] of [...cache]) {
+      const found = await control.exists(key).catch(() => 1);
+      if (found === 0 && cache.get(key) === entry) {
+        cache.delete(key);
+        pool.forget(entry.id);
+      }
+    }
+  }, SHARE_SWEEP_MS);
+  (sweep as { unref?: () => void }).unref?.();
   (roll as { unref?: () => void }).unref?.();
   worker.run().catch(() => {});
   await worker.waitUntilReady();
 
   let closing: Promise<void> | undefined;
+  let stopNow: (() => void) | undefined;
+  const now = new Promise<void>((resolve) => (stopNow = resolve));
   return {
     info,
     connection: named,
     close: () => closing ??= shutDown(),
+    terminate: () => {
+      stopNow!();
+      return closing ??= shutDown();
+    },
   };
 
   /**
@@ -318,6 +365,7 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
    */
   async function shutDown(): Promise<void> {
     clearInterval(roll);
+    clearInterval(sweep);
     let lostSince: number | undefined;
     let watch: ReturnType<typeof setInterval> | undefined;
     const lost = new Promise<void>((resolve) => {
@@ -327,14 +375,23 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
       }, LOST_ON_CLOSE_MS / 4);
     });
     const graceful = worker.close().then(() => true, () => true);
-    const finished = await Promise.race([graceful, lost.then(() => false)]);
+    const finished = await Promise.race([graceful, lost.then(() => false), now.then(() => false)]);
     clearInterval(watch);
     if (finished) {
       await control.hdel(names.workers, field).catch(() => 0);
       await pool.close();
     } else {
-      worker.close(true).catch(() => {});
+      handingBack = true;
+      // Asked first, through ctx.signal (a busy Deno thread cannot be stopped from outside).
+      for (const controller of running.values()) {
+        controller.abort(new Error("This worker stops at once"));
+      }
       await pool.terminate();
+      // The stopped chunks' handing back, for a short while (Redis may be gone).
+      for (let waited = 0; running.size > 0 && waited < 1000; waited += 20) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      worker.close(true).catch(() => {});
     }
     const quit = Promise.all([control.quit().catch(() => {}), listen.quit().catch(() => {})]);
     if (finished) await Promise.race([quit, new Promise((resolve) => setTimeout(resolve, 1000))]);
@@ -361,4 +418,38 @@ function resultsText(values: unknown[], base: number, limit: number): string {
     );
   }
   return text;
+}
+
+/**
+ * Refuses a job that is not a fanout chunk of this protocol's shape (added by hand, or by
+ * another program on the queue), before anything of it is decoded or run.
+ */
+function checkJob(data: ChunkJob): void {
+  const job = data as unknown as Record<string, unknown> | null;
+  const wrong = (what: string): never => {
+    throw new TypeError(`Expected a fanout chunk (protocol version 1), got a job whose ${what}`);
+  };
+  if (typeof job !== "object" || job === null) wrong("data is not an object");
+  if (job!.v !== 1) wrong(`version is ${JSON.stringify(job!.v)}`);
+  if (typeof job!.module !== "string" || typeof job!.name !== "string") wrong("task is not named");
+  if (typeof job!.items !== "string") wrong("items are not text");
+  if (!Number.isSafeInteger(job!.base) || (job!.base as number) < 0) wrong("base is not an index");
+  if (job!.seed !== undefined && !(typeof job!.seed === "string" && /^\d{1,20}$/.test(job!.seed))) {
+    wrong("seed is not a decimal integer");
+  }
+  const positive = (key: string, max: number): void => {
+    const value = job![key];
+    if (value !== undefined && !(typeof value === "number" && value > 0 && value <= max)) {
+      wrong(`${key} is not a number from 1 to ${max}`);
+    }
+  };
+  positive("timeoutMs", 2 ** 31 - 1);
+  positive("concurrency", 65_536);
+  positive("maxBytes", 2 ** 31 - 1);
+  if (
+    job!.shares !== undefined &&
+    !(Array.isArray(job!.shares) && job!.shares.every((key) => typeof key === "string"))
+  ) {
+    wrong("shares are not a list of keys");
+  }
 }

@@ -28,9 +28,21 @@ interface Distributed extends Strategy {
  */
 export const DISTRIBUTED_CHUNK_MS = 100;
 
-/** A URL with its password replaced by `***`: what messages and reasons show of a connection. */
+/**
+ * A URL with its password replaced by `***`: what messages and reasons show of a connection.
+ * Read with the URL parser (a password may hold `@`, `#`, `,`...); text that does not parse
+ * loses everything between `//` and its last `@`.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@");
+  if (URL.canParse(url)) {
+    const parsed = new URL(url);
+    if (parsed.password === "") return url;
+    parsed.password = "***";
+    return parsed.href.replace("%2A%2A%2A", "***");
+  }
+  const at = url.lastIndexOf("@");
+  const start = url.indexOf("//");
+  return at > start && start >= 0 ? `${url.slice(0, start + 2)}***${url.slice(at)}` : url;
 }
 
 /** Chunks in flight before the real strategy has said how many workers serve. */
@@ -54,6 +66,7 @@ export class DistributedFromEnv implements Strategy {
   readonly #options: { connection?: string; queue?: string };
   #inner: Distributed | undefined;
   #loading: Promise<Distributed> | undefined;
+  #closed = false;
 
   constructor(options: { connection?: string; queue?: string }) {
     this.#options = options;
@@ -71,6 +84,8 @@ export class DistributedFromEnv implements Strategy {
     return this.#loading ??= importUrl(moduleUrl()).then((module) => {
       const { distributed } = module as { distributed(options: object): Distributed };
       this.#inner = distributed(this.#options);
+      // Closed while it loaded: the strategy is closed before it could connect.
+      if (this.#closed) this.#inner.close().catch(() => {});
       return this.#inner;
     });
   }
@@ -95,14 +110,17 @@ export class DistributedFromEnv implements Strategy {
   }
 
   async [WARMUP](): Promise<void> {
-    await (await this.#load())[WARMUP]();
+    const inner = await this.#load();
+    if (!this.#closed) await inner[WARMUP]();
   }
 
   close(): Promise<void> {
-    return this.#inner?.close() ?? Promise.resolve();
+    this.#closed = true;
+    return this.#loading?.then((inner) => inner.close(), () => {}) ?? Promise.resolve();
   }
 
   terminate(): Promise<void> {
-    return this.#inner?.terminate() ?? Promise.resolve();
+    this.#closed = true;
+    return this.#loading?.then((inner) => inner.terminate(), () => {}) ?? Promise.resolve();
   }
 }
