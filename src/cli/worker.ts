@@ -21,7 +21,8 @@ finish the chunks it holds, then exit; a second one stops it at once).
 
 Options:
       --redis URL       redis://[user:password@]host:port[/db], rediss:// for TLS
-                        (default: redis://127.0.0.1:6379)
+                        (default: $FANOUT_REDIS, else redis://127.0.0.1:6379; the
+                        variable keeps a password out of the process list)
       --queue NAME      the queue to serve (default: fanout)
   -j, --jobs N          chunks at once, each on a worker of the pool (default: the CPU count)
       --strategy NAME   threads or processes (default: threads)
@@ -91,7 +92,7 @@ export async function worker(argv: readonly string[], io: Io): Promise<number> {
   } catch (error) {
     throw new UsageError("--queue", (error as Error).message.replace("`queue`", "--queue"));
   }
-  const redis = values.redis ?? "redis://127.0.0.1:6379";
+  const redis = values.redis ?? (process.env.FANOUT_REDIS || "redis://127.0.0.1:6379");
   try {
     clientOptions(redis, "worker");
   } catch (error) {
