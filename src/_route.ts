@@ -67,7 +67,7 @@ export class Route {
   #runs: number[] = EMPTY;
   #runItems: number[] = EMPTY;
   /** Each strategy this call used, with its respawn count when the call began using it. */
-  readonly #respawnBase: [Strategy, number, number][] = [];
+  readonly #respawnBase: [Strategy, number][] = [];
   #ended = false;
   readonly #probeOnly: boolean;
   /** The call's `concurrency`, if the caller set it (it wins over auto's). */
@@ -208,7 +208,7 @@ export class Route {
    */
   #runnerOf(strategy: Strategy, chosen?: number): Runner {
     if (this.#listening && !this.#respawnBase.some(([used]) => used === strategy)) {
-      this.#respawnBase.push([strategy, respawnsOf(strategy), retriesOf(strategy)]);
+      this.#respawnBase.push([strategy, respawnsOf(strategy)]);
     }
     const direct = (request: BuiltInRequest): Promise<ChunkResult> => this.#run(strategy, request);
     const wanted = this.#concurrency ?? chosen;
@@ -303,6 +303,7 @@ export class Route {
       (result) => {
         const ms = Number.isFinite(result.ms) ? result.ms : 0;
         this.#busy += ms;
+        this.#retries += result.retries ?? 0;
         this.#waits.push(wait);
         const each = items > 0 ? ms / items : 0;
         this.#runs.push(each);
@@ -355,9 +356,8 @@ export class Route {
     core.shared.end(this.pin);
     if (this.kind === "submit") core.submits--;
     core.end();
-    for (const [strategy, base, retried] of this.#respawnBase) {
+    for (const [strategy, base] of this.#respawnBase) {
       this.#respawns += respawnsOf(strategy) - base;
-      this.#retries += retriesOf(strategy) - retried;
     }
     if (this.#probeOnly) return; // explain() ran a probe, not a call.
     const stats = core.stats;
@@ -439,12 +439,6 @@ function publicPart(request: BuiltInRequest): BuiltInRequest {
 }
 
 function noop(): void {}
-
-/** Chunks a strategy gave to another worker after losing one (the distributed strategy's count). */
-function retriesOf(strategy: Strategy): number {
-  const retried = (strategy as { retried?: unknown }).retried;
-  return typeof retried === "number" ? retried : 0;
-}
 
 /** Workers a strategy started to replace dead ones (a user's strategy counts none). */
 function respawnsOf(strategy: Strategy): number {

@@ -333,6 +333,38 @@ describe(`distributed: the contract over two workers${missing ? ` (skipped: ${mi
     assert.equal(summary?.type === "parallel_execution" && summary.strategy, "distributed");
   });
 
+  test("fanout map --strategy distributed runs JSON lines on the workers, in order", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fanout-dist-map-"));
+    try {
+      const input = join(dir, "in.jsonl");
+      writeFileSync(input, "1\n2\n3\n");
+      let out = "";
+      let err = "";
+      const streams: Io = {
+        stdout: { write: (text: string | Uint8Array) => (out += String(text)) },
+        stderr: { write: (text: string | Uint8Array) => (err += String(text)) },
+        readStdin: () => Promise.resolve(""),
+      };
+      const args = ["--redis", redis.url, "--queue", queue, "--root", REPO];
+      const module = "tests/fixtures/distributed_work.ts#inc";
+      assert.equal(
+        await main(["map", "--strategy", "distributed", ...args, "--in", input, module], streams),
+        0,
+        err,
+      );
+      assert.equal(out, "2\n3\n4\n");
+      out = "";
+      const explained = ["map", "--strategy", "distributed", ...args, "--explain", "--in", input];
+      assert.equal(await main([...explained, module], streams), 0, err);
+      assert.match(out, new RegExp(`^distributed: queue "${queue}" on .*, 2 workers serving`));
+      err = "";
+      assert.equal(await main(["map", "--redis", redis.url, "--in", input, module], streams), 255);
+      assert.match(err, /--redis, --queue and --root only with --strategy distributed/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("CE_PARALLEL=distributed,redis=URL,queue=NAME runs an unchanged program on the workers", async () => {
     const before = process.env.CE_PARALLEL;
     process.env.CE_PARALLEL = `distributed,redis=${redis.url},queue=${queue}`;

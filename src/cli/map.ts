@@ -6,6 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
+import process from "node:process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -27,7 +28,13 @@ per input line in, one JSON result line out, in input order.
 Options:
       --in FILE         read the lines from FILE (default: standard input)
       --out FILE        write the results to FILE (default: standard output)
-      --strategy NAME   auto, serial, async, threads or processes (default: auto)
+      --strategy NAME   auto, serial, async, threads, processes or distributed
+                        (default: auto)
+      --redis URL       distributed: where Redis is (default: $FANOUT_REDIS, else
+                        redis://127.0.0.1:6379)
+      --queue NAME      distributed: the queue fanout worker serves (default: fanout)
+      --root DIR        distributed: the folder the module is named relative to, as
+                        the workers' --root (default: the current folder)
   -j, --jobs N          most workers (default: the CPU count)
       --chunk N         items per message to a worker (default: auto)
       --concurrency N   items in flight per worker, for tasks that wait (default: 1)
@@ -44,6 +51,9 @@ const OPTIONS = {
   in: { type: "string" },
   out: { type: "string" },
   strategy: { type: "string" },
+  redis: { type: "string" },
+  queue: { type: "string" },
+  root: { type: "string" },
   jobs: { type: "string", short: "j" },
   chunk: { type: "string" },
   concurrency: { type: "string" },
@@ -78,7 +88,25 @@ export async function map(argv: readonly string[], io: Io): Promise<number> {
     ? path
     : pathToFileURL(resolve(path)).href;
   const options: ExecutorOptions = {};
-  if (values.strategy !== undefined) {
+  const remote = values.redis !== undefined || values.queue !== undefined ||
+    values.root !== undefined;
+  if (values.strategy === "distributed") {
+    const { distributed } = await import("../distributed/strategy.ts");
+    try {
+      options.strategy = distributed({
+        connection: values.redis ?? (process.env.FANOUT_REDIS || undefined),
+        queue: values.queue,
+        root: values.root,
+      });
+    } catch (error) {
+      throw new UsageError("--strategy", (error as Error).message);
+    }
+  } else if (remote) {
+    throw new UsageError(
+      "--redis",
+      "Expected --redis, --queue and --root only with --strategy distributed",
+    );
+  } else if (values.strategy !== undefined) {
     options.strategy = values.strategy as ExecutorOptions["strategy"];
   }
   if (values.jobs !== undefined) options.maxWorkers = whole("--jobs", values.jobs);
@@ -112,6 +140,17 @@ export async function map(argv: readonly string[], io: Io): Promise<number> {
     throw new UsageError("map", (error as Error).message);
   }
   try {
+    if (values.strategy === "distributed") {
+      // Connected first: the explanation names the workers, and chunks are cut for their slots.
+      try {
+        await ex.warmup();
+      } catch (error) {
+        io.stderr.write(
+          `fanout: ${(error as Error)?.name}: ${(error as Error)?.message ?? error}\n`,
+        );
+        return 1;
+      }
+    }
     if (values.explain) {
       const plan = await ex.explain(task, items);
       io.stdout.write(`${plan.reason}\n`);

@@ -117,6 +117,8 @@ interface Pending {
   readonly count: number;
   /** When its job was added (`performance.now()`), once it was. */
   sentAt?: number;
+  /** Times BullMQ gave it to another worker after the one running it was lost. */
+  retries: number;
   readonly resolve: (result: ChunkResult & { host?: string }) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -295,6 +297,7 @@ class Distributed implements DistributedStrategy {
         id,
         base: request.base,
         count: request.items.length,
+        retries: 0,
         resolve: (result) => {
           settle();
           resolve(result);
@@ -487,7 +490,10 @@ class Distributed implements DistributedStrategy {
         );
       },
       stalled: (jobId) => {
-        if (pending.has(jobId)) this.retried++;
+        const chunk = pending.get(jobId);
+        if (chunk === undefined) return;
+        chunk.retries++;
+        this.retried++;
       },
       lost: (error) => {
         for (const chunk of [...pending.values()]) chunk.reject(error);
@@ -504,7 +510,7 @@ class Distributed implements DistributedStrategy {
       parsed = (typeof reply === "string" ? JSON.parse(reply) : reply) as ChunkReply;
       if (parsed.ok) {
         const values = decode(parsed.values) as unknown[];
-        pending.resolve({ values, ms: parsed.ms, host: parsed.host });
+        pending.resolve({ values, ms: parsed.ms, host: parsed.host, retries: pending.retries });
       } else {
         pending.reject(decode(parsed.error));
       }

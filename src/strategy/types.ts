@@ -55,6 +55,11 @@ export interface ChunkResult {
   ms: number;
   /** The host that ran them, for a strategy that spans machines; telemetry's task events carry it. */
   host?: string;
+  /**
+   * Times the chunk was given to another worker because the one running it was lost, for a
+   * strategy that does so (distributed); telemetry's `retries` sums them.
+   */
+  retries?: number;
 }
 
 /** A way of running chunks. */
