@@ -9,7 +9,7 @@ import type { EnvConfig } from "./config.ts";
 import { STRATEGY_NAMES } from "./strategy/types.ts";
 import { MAX_TIMER_MS } from "./_checks.ts";
 import { MAX_CONCURRENCY, MAX_WORKERS } from "./config.ts";
-import { redactUrl } from "./strategy/_distributed_env.ts";
+import { QUEUE_NAME, redactUrl } from "./strategy/_distributed_env.ts";
 
 const MODES = ["off", ...STRATEGY_NAMES, "auto", "distributed"] as const;
 const ACCEPTED = `a mode (${MODES.join(", ")}), workers=N, concurrency=N, chunk=N|auto, ` +
@@ -135,7 +135,7 @@ function redisUrl(value: string, bad: (why: string) => RangeError): string {
 }
 
 function queueName(value: string, bad: (why: string) => RangeError): string {
-  if (!/^[A-Za-z0-9._-]{1,100}$/.test(value)) {
+  if (!QUEUE_NAME.test(value)) {
     throw bad("expected a queue name of 1 to 100 letters, digits, '.', '_' or '-'");
   }
   return value;

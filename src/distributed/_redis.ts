@@ -9,7 +9,7 @@
 import path from "node:path";
 import type { Redis } from "ioredis";
 import { DistributedUnavailableError, RedisConnectionError } from "./errors.ts";
-import { redactUrl } from "../strategy/_distributed_env.ts";
+import { QUEUE_NAME, redactUrl } from "../strategy/_distributed_env.ts";
 
 /** What BullMQ's classes are, as fanout uses them (the package is an optional peer). */
 export type BullMQ = typeof import("bullmq");
@@ -240,7 +240,7 @@ export function keys(queue: string): {
 
 /** A queue name BullMQ and Redis keys take: letters, digits, `-`, `_`, `.`. */
 export function checkQueue(queue: unknown): string {
-  if (typeof queue !== "string" || !/^[A-Za-z0-9._-]{1,100}$/.test(queue)) {
+  if (typeof queue !== "string" || !QUEUE_NAME.test(queue)) {
     throw new TypeError(
       `Expected \`queue\` to be a name of 1 to 100 letters, digits, '.', '_' or '-', got ${
         typeof queue === "string" ? JSON.stringify(queue) : typeof queue

@@ -28,6 +28,9 @@ interface Distributed extends Strategy {
  */
 export const DISTRIBUTED_CHUNK_MS = 100;
 
+/** A queue name BullMQ and Redis keys take: letters, digits, `.`, `_`, `-`, at most 100. */
+export const QUEUE_NAME: RegExp = /^[A-Za-z0-9._-]{1,100}$/;
+
 /**
  * A URL with its password replaced by `***`: what messages and reasons show of a connection.
  * Read with the URL parser (a password may hold `@`, `#`, `,`...); text that does not parse
