@@ -10,7 +10,8 @@
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -237,4 +238,47 @@ function once<A extends unknown[]>(
 /** A queue name no other test (or a second `npm test` beside this one) uses. */
 export function queueName(what: string): string {
   return `t-${what}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** A Redis of its own, the workers serving one queue on it, and a temporary folder. */
+export interface Cluster extends AsyncDisposable {
+  readonly redis: RedisServer;
+  readonly queue: string;
+  /** A temporary folder (for the tasks' marker files), removed with the cluster. */
+  readonly dir: string;
+  readonly workers: WorkerProcess[];
+  /** Starts one more worker serving the queue, stopped with the cluster. */
+  addWorker(options?: Partial<WorkerStart>): Promise<WorkerProcess>;
+}
+
+/**
+ * Starts Redis and `workers` workers (none by default) serving a queue named after `what`;
+ * `await using` stops them all and removes the folder, whatever the test did.
+ */
+export async function cluster(
+  what: string,
+  options: Omit<Partial<WorkerStart>, "redis" | "queue"> & { root: string; workers?: number },
+): Promise<Cluster> {
+  const { workers: count = 0, ...start } = options;
+  const redis = await startRedis();
+  const queue = queueName(what);
+  const dir = mkdtempSync(path.join(tmpdir(), "fanout-dist-"));
+  const workers: WorkerProcess[] = [];
+  const dispose = async (): Promise<void> => {
+    await Promise.all(workers.map((worker) => worker.stop()));
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const addWorker = async (more: Partial<WorkerStart> = {}): Promise<WorkerProcess> => {
+    const worker = await startWorker({ ...start, ...more, redis: redis.url, queue });
+    workers.push(worker);
+    return worker;
+  };
+  try {
+    await Promise.all(Array.from({ length: count }, () => addWorker()));
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+  return { redis, queue, dir, workers, addWorker, [Symbol.asyncDispose]: dispose };
 }

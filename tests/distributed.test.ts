@@ -18,7 +18,7 @@ import { distributed, PayloadTooLargeError, RedisConnectionError } from "../src/
 import type { DistributedStrategy } from "../src/distributed/mod.ts";
 import { decode, encode } from "../src/distributed/_codec.ts";
 import { ExecutorClosedError, NotCloneableError, TaskTimeoutError } from "../src/errors.ts";
-import { queueName, redisMissing, startRedis, startWorker } from "./_redis.ts";
+import { cluster, queueName, redisMissing, startRedis, startWorker } from "./_redis.ts";
 import { main } from "../src/cli.ts";
 import type { Io } from "../src/cli/_io.ts";
 import type { RedisServer, WorkerProcess } from "./_redis.ts";
@@ -438,68 +438,48 @@ describe(`distributed: faults${missing ? ` (skipped: ${missing})` : ""}`, () => 
   }
 
   test("a worker SIGKILLed mid-call: its chunk runs on another, every result once", async () => {
-    const redis = await startRedis();
-    const queue = queueName("kill");
-    const dir = mkdtempSync(join(tmpdir(), "fanout-dist-"));
-    const workers = await Promise.all(
-      [0, 1].map(() => startWorker({ redis: redis.url, queue, root: ROOT, lockMs: 1000 })),
-    );
+    await using c = await cluster("kill", { root: ROOT, workers: 2, lockMs: 1000 });
+    const { redis, queue, dir, workers } = c;
     const events: TelemetryEvent[] = [];
-    try {
-      await using ex = new ParallelExecutor({
-        strategy: distributed({ connection: redis.url, queue, root: ROOT }),
-        onEvent: (event) => events.push(event),
-      });
-      const items = Array.from({ length: 8 }, (_, i) => ({ dir, i, ms: 150 }));
-      const running = ex.map(work.markThenWait, items, { chunkSize: 1 });
-      const victim = workers[0];
-      await until(
-        () => readdirSync(dir).some((name) => name.startsWith(`started-${victim.pid}-`)),
-        "the victim to start a chunk",
-      );
-      victim.kill("SIGKILL");
-      const results = await running;
-      assert.deepEqual(results.map((r) => r.i), items.map((x) => x.i));
-      const summary = events.find((event) => event.type === "parallel_execution");
-      assert.ok(summary?.type === "parallel_execution");
-      assert.ok(summary.retries >= 1, `retries: ${summary.retries}`);
-      assert.ok(results.some((r) => r.pid === workers[1].pid));
-    } finally {
-      await Promise.all(workers.map((worker) => worker.stop()));
-      await redis.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await using ex = new ParallelExecutor({
+      strategy: distributed({ connection: redis.url, queue, root: ROOT }),
+      onEvent: (event) => events.push(event),
+    });
+    const items = Array.from({ length: 8 }, (_, i) => ({ dir, i, ms: 150 }));
+    const running = ex.map(work.markThenWait, items, { chunkSize: 1 });
+    const victim = workers[0];
+    await until(
+      () => readdirSync(dir).some((name) => name.startsWith(`started-${victim.pid}-`)),
+      "the victim to start a chunk",
+    );
+    victim.kill("SIGKILL");
+    const results = await running;
+    assert.deepEqual(results.map((r) => r.i), items.map((x) => x.i));
+    const summary = events.find((event) => event.type === "parallel_execution");
+    assert.ok(summary?.type === "parallel_execution");
+    assert.ok(summary.retries >= 1, `retries: ${summary.retries}`);
+    assert.ok(results.some((r) => r.pid === workers[1].pid));
   });
 
   test("Redis stopped mid-call: the call rejects with RedisConnectionError; close() returns", async () => {
-    const redis = await startRedis();
-    const queue = queueName("lost");
-    const dir = mkdtempSync(join(tmpdir(), "fanout-dist-"));
-    const worker = await startWorker({ redis: redis.url, queue, root: ROOT, lockMs: 1000 });
-    try {
-      const ex = new ParallelExecutor({
-        strategy: distributed({ connection: redis.url, queue, root: ROOT, connectTimeoutMs: 1000 }),
-      });
-      const running = ex.map(work.markThenWait, [{ dir, i: 0, ms: 60_000 }]);
-      await until(() => readdirSync(dir).length >= 1, "the chunk to start");
-      await redis.stop();
-      const error = await rejection(running);
-      assert.ok(error instanceof RedisConnectionError, String(error));
-      assert.equal(error.connection, redis.url);
-      assert.match(error.message, new RegExp(`Redis at redis://127\\.0\\.0\\.1:${redis.port}`));
-      await ex.close();
-    } finally {
-      await worker.stop();
-      await redis.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await using c = await cluster("lost", { root: ROOT, workers: 1, lockMs: 1000 });
+    const { redis, queue, dir } = c;
+    const ex = new ParallelExecutor({
+      strategy: distributed({ connection: redis.url, queue, root: ROOT, connectTimeoutMs: 1000 }),
+    });
+    const running = ex.map(work.markThenWait, [{ dir, i: 0, ms: 60_000 }]);
+    await until(() => readdirSync(dir).length >= 1, "the chunk to start");
+    await redis.stop();
+    const error = await rejection(running);
+    assert.ok(error instanceof RedisConnectionError, String(error));
+    assert.equal(error.connection, redis.url);
+    assert.match(error.message, new RegExp(`Redis at redis://127\\.0\\.0\\.1:${redis.port}`));
+    await ex.close();
   });
 
   test("Redis restarted without its data mid-call: the lost chunk rejects, naming it", async () => {
-    const first = await startRedis();
-    const queue = queueName("restart");
-    const dir = mkdtempSync(join(tmpdir(), "fanout-dist-"));
-    const worker = await startWorker({ redis: first.url, queue, root: ROOT, lockMs: 1000 });
+    await using c = await cluster("restart", { root: ROOT, workers: 1, lockMs: 1000 });
+    const { redis: first, queue, dir } = c;
     let second: RedisServer | undefined;
     try {
       await using ex = new ParallelExecutor({
@@ -517,10 +497,8 @@ describe(`distributed: faults${missing ? ` (skipped: ${missing})` : ""}`, () => 
         /The job of tasks 0–0 is gone from Redis at redis:\/\/127\.0\.0\.1:\d+/,
       );
     } finally {
-      await worker.stop();
+      await Promise.all(c.workers.map((worker) => worker.stop()));
       await second?.stop();
-      await first.stop();
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -539,108 +517,85 @@ describe(`distributed: faults${missing ? ` (skipped: ${missing})` : ""}`, () => 
   });
 
   test("a worker without the module fails the chunk, naming the module and the host", async () => {
-    const redis = await startRedis();
-    const queue = queueName("module");
-    const mine = mkdtempSync(join(tmpdir(), "fanout-dist-root-"));
+    await using c = await cluster("module", { root: ROOT, workers: 1 });
+    // The submitter's root is the cluster's folder, which the worker's root does not hold.
+    const mine = c.dir;
     writeFileSync(join(mine, "only_here.ts"), "export const twice = (n: number) => 2 * n;\n");
-    const worker = await startWorker({ redis: redis.url, queue, root: ROOT });
-    try {
-      await using ex = new ParallelExecutor({
-        strategy: distributed({ connection: redis.url, queue, root: mine }),
-      });
-      const local = tasks<{ twice(n: number): number }>(
-        new URL(`file://${join(mine, "only_here.ts")}`),
-      );
-      const error = await rejection(ex.map(local.twice, [1, 2]));
-      assert.ok(error instanceof TaskError, String(error));
-      assert.match(
-        error.message,
-        /the module only_here\.ts is not in the root .* of the worker on \S+ \(pid \d+\)/,
-      );
-    } finally {
-      await worker.stop();
-      await redis.stop();
-      rmSync(mine, { recursive: true, force: true });
-    }
+    await using ex = new ParallelExecutor({
+      strategy: distributed({ connection: c.redis.url, queue: c.queue, root: mine }),
+    });
+    const local = tasks<{ twice(n: number): number }>(
+      new URL(`file://${join(mine, "only_here.ts")}`),
+    );
+    const error = await rejection(ex.map(local.twice, [1, 2]));
+    assert.ok(error instanceof TaskError, String(error));
+    assert.match(
+      error.message,
+      /the module only_here\.ts is not in the root .* of the worker on \S+ \(pid \d+\)/,
+    );
   });
 
   test("a worker with --strategy processes runs chunks in its child processes", async () => {
-    const redis = await startRedis();
-    const queue = queueName("procs");
-    const worker = await startWorker({
-      redis: redis.url,
-      queue,
+    await using c = await cluster("procs", {
       root: ROOT,
+      workers: 1,
       slots: 2,
       strategy: "processes",
     });
-    try {
-      const strategy = distributed({ connection: redis.url, queue, root: ROOT });
-      await using ex = new ParallelExecutor({ strategy });
-      const pids = new Set(await ex.map(work.pidOf, Array.from({ length: 20 }), { chunkSize: 1 }));
-      assert.ok(!pids.has(worker.pid), "not in the worker's own process");
-      const handle = ex.share([1, 2, 3, 4]);
-      assert.deepEqual(
-        await ex.map(work.sumShared, [{ data: handle, from: 0, to: 4 }, {
-          data: handle,
-          from: 2,
-          to: 4,
-        }]),
-        [10, 7],
-      );
-      handle.release();
-      assert.deepEqual((await strategy.workers()).map((w) => w.strategy), ["processes"]);
-    } finally {
-      await worker.stop();
-      await redis.stop();
-    }
+    const [worker] = c.workers;
+    const strategy = distributed({ connection: c.redis.url, queue: c.queue, root: ROOT });
+    await using ex = new ParallelExecutor({ strategy });
+    const pids = new Set(await ex.map(work.pidOf, Array.from({ length: 20 }), { chunkSize: 1 }));
+    assert.ok(!pids.has(worker.pid), "not in the worker's own process");
+    const handle = ex.share([1, 2, 3, 4]);
+    assert.deepEqual(
+      await ex.map(work.sumShared, [{ data: handle, from: 0, to: 4 }, {
+        data: handle,
+        from: 2,
+        to: 4,
+      }]),
+      [10, 7],
+    );
+    handle.release();
+    assert.deepEqual((await strategy.workers()).map((w) => w.strategy), ["processes"]);
   });
 
   test("a second SIGTERM stops a worker at once, even while it finishes a chunk", async () => {
-    const redis = await startRedis();
-    const queue = queueName("term2");
-    const dir = mkdtempSync(join(tmpdir(), "fanout-dist-"));
-    const worker = await startWorker({ redis: redis.url, queue, root: ROOT });
+    await using c = await cluster("term2", { root: ROOT, workers: 1 });
+    const { redis, queue, dir } = c;
+    const [worker] = c.workers;
+    const ex = new ParallelExecutor({
+      strategy: distributed({ connection: redis.url, queue, root: ROOT }),
+    });
+    const failed = rejection(ex.map(work.markThenWait, [{ dir, i: 0, ms: 60_000 }]));
+    await until(() => readdirSync(dir).length >= 1, "the chunk to start");
+    worker.kill("SIGTERM");
+    await until(() => /stopping: finishing/.test(worker.log()), "the graceful stop to begin");
+    worker.kill("SIGTERM");
+    await worker.exited;
+    assert.match(worker.log(), /stopping at once\n[^]*fanout worker: stopped\n$/);
+    // Its chunk went back to the queue: another worker runs it.
+    await c.addWorker();
     try {
-      const ex = new ParallelExecutor({
-        strategy: distributed({ connection: redis.url, queue, root: ROOT }),
-      });
-      const failed = rejection(ex.map(work.markThenWait, [{ dir, i: 0, ms: 60_000 }]));
-      await until(() => readdirSync(dir).length >= 1, "the chunk to start");
-      worker.kill("SIGTERM");
-      await until(() => /stopping: finishing/.test(worker.log()), "the graceful stop to begin");
-      worker.kill("SIGTERM");
-      await worker.exited;
-      assert.match(worker.log(), /stopping at once\n[^]*fanout worker: stopped\n$/);
-      // Its chunk went back to the queue: another worker runs it.
-      const next = await startWorker({ redis: redis.url, queue, root: ROOT });
-      try {
-        await until(() => readdirSync(dir).length >= 2, "the chunk to start again");
-      } finally {
-        await ex.terminate();
-        await next.stop();
-      }
-      assert.ok((await failed) instanceof ExecutorClosedError, "terminated while it ran again");
+      await until(() => readdirSync(dir).length >= 2, "the chunk to start again");
     } finally {
-      await worker.stop();
-      await redis.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await ex.terminate();
     }
+    assert.ok((await failed) instanceof ExecutorClosedError, "terminated while it ran again");
   });
 
   test("a job removed from Redis by hand fails its chunk instead of leaving the call waiting", async () => {
-    const redis = await startRedis();
-    const queue = queueName("removed");
+    await using c = await cluster("removed", { root: ROOT });
     const onWarning = (): void => {};
     process.on("warning", onWarning); // No worker serves: the warning is expected.
     const { Queue } = await import("bullmq");
-    const admin = new Queue(queue, {
-      connection: { host: "127.0.0.1", port: redis.port },
+    const admin = new Queue(c.queue, {
+      connection: { host: "127.0.0.1", port: c.redis.port },
       prefix: "fanout",
     });
     try {
       await using ex = new ParallelExecutor({
-        strategy: distributed({ connection: redis.url, queue, root: ROOT }),
+        strategy: distributed({ connection: c.redis.url, queue: c.queue, root: ROOT }),
       });
       const failed = rejection(ex.map(work.inc, [1]));
       await untilAsync(async () => (await admin.getWaitingCount()) === 1, "the job to wait");
@@ -651,18 +606,15 @@ describe(`distributed: faults${missing ? ` (skipped: ${missing})` : ""}`, () => 
     } finally {
       process.off("warning", onWarning);
       await admin.close();
-      await redis.stop();
     }
   });
 
   test("a job that is not a fanout chunk fails alone, and the worker keeps serving", async () => {
-    const redis = await startRedis();
-    const queue = queueName("malformed");
-    const worker = await startWorker({ redis: redis.url, queue, root: ROOT });
+    await using c = await cluster("malformed", { root: ROOT, workers: 1 });
     const { Queue, QueueEvents } = await import("bullmq");
-    const connection = { host: "127.0.0.1", port: redis.port };
-    const admin = new Queue(queue, { connection, prefix: "fanout" });
-    const events = new QueueEvents(queue, { connection, prefix: "fanout" });
+    const connection = { host: "127.0.0.1", port: c.redis.port };
+    const admin = new Queue(c.queue, { connection, prefix: "fanout" });
+    const events = new QueueEvents(c.queue, { connection, prefix: "fanout" });
     try {
       await events.waitUntilReady();
       const bad = [
@@ -686,21 +638,17 @@ describe(`distributed: faults${missing ? ` (skipped: ${missing})` : ""}`, () => 
         assert.ok(error instanceof Error, JSON.stringify(data));
       }
       await using ex = new ParallelExecutor({
-        strategy: distributed({ connection: redis.url, queue, root: ROOT }),
+        strategy: distributed({ connection: c.redis.url, queue: c.queue, root: ROOT }),
       });
       assert.deepEqual(await ex.map(work.inc, [1, 2]), [2, 3]);
     } finally {
       await events.close();
       await admin.close();
-      await worker.stop();
-      await redis.stop();
     }
   });
 
   test("a call made before any worker serves warns once, then runs when a worker comes", async () => {
-    const redis = await startRedis();
-    const queue = queueName("late");
-    let worker: WorkerProcess | undefined;
+    await using c = await cluster("late", { root: ROOT });
     const warnings: string[] = [];
     const onWarning = (warning: Error & { code?: string }): void => {
       if (warning.code === "FANOUT_NO_WORKERS") warnings.push(warning.message);
@@ -708,47 +656,37 @@ describe(`distributed: faults${missing ? ` (skipped: ${missing})` : ""}`, () => 
     process.on("warning", onWarning);
     try {
       await using ex = new ParallelExecutor({
-        strategy: distributed({ connection: redis.url, queue, root: ROOT }),
+        strategy: distributed({ connection: c.redis.url, queue: c.queue, root: ROOT }),
       });
       const running = ex.map(work.inc, [1, 2, 3]);
       await until(() => warnings.length > 0, "the warning");
-      assert.match(warnings[0], new RegExp(`no fanout worker serves queue "${queue}"`));
-      worker = await startWorker({ redis: redis.url, queue, root: ROOT });
+      assert.match(warnings[0], new RegExp(`no fanout worker serves queue "${c.queue}"`));
+      await c.addWorker();
       assert.deepEqual(await running, [2, 3, 4]);
       assert.equal(warnings.length, 1);
     } finally {
       process.off("warning", onWarning);
-      await worker?.stop();
-      await redis.stop();
     }
   });
 
   test("a worker stopped with SIGTERM finishes the chunk it holds, then exits 0", async () => {
-    const redis = await startRedis();
-    const queue = queueName("term");
-    const dir = mkdtempSync(join(tmpdir(), "fanout-dist-"));
-    const worker = await startWorker({ redis: redis.url, queue, root: ROOT });
-    try {
-      await using ex = new ParallelExecutor({
-        strategy: distributed({ connection: redis.url, queue, root: ROOT }),
-      });
-      const running = ex.map(work.markThenWait, [{ dir, i: 0, ms: 300 }]);
-      await until(() => readdirSync(dir).length >= 1, "the chunk to start");
-      worker.kill("SIGTERM");
-      assert.deepEqual((await running).map((r) => r.i), [0]);
-      const exit = await worker.exited;
-      assert.match(
-        worker.log(),
-        /stopping: finishing the chunks it holds \(signal again to stop at once\)\nfanout worker: stopped\n$/,
-      );
-      // Deno's node:child_process reports the signal it sent, not the exit status, for a child
-      // that handled it and exited (checked against a Node child doing the same).
-      if (runtime !== "deno") assert.deepEqual(exit, { code: 0, signal: null });
-    } finally {
-      await worker.stop();
-      await redis.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await using c = await cluster("term", { root: ROOT, workers: 1 });
+    const [worker] = c.workers;
+    await using ex = new ParallelExecutor({
+      strategy: distributed({ connection: c.redis.url, queue: c.queue, root: ROOT }),
+    });
+    const running = ex.map(work.markThenWait, [{ dir: c.dir, i: 0, ms: 300 }]);
+    await until(() => readdirSync(c.dir).length >= 1, "the chunk to start");
+    worker.kill("SIGTERM");
+    assert.deepEqual((await running).map((r) => r.i), [0]);
+    const exit = await worker.exited;
+    assert.match(
+      worker.log(),
+      /stopping: finishing the chunks it holds \(signal again to stop at once\)\nfanout worker: stopped\n$/,
+    );
+    // Deno's node:child_process reports the signal it sent, not the exit status, for a child
+    // that handled it and exited (checked against a Node child doing the same).
+    if (runtime !== "deno") assert.deepEqual(exit, { code: 0, signal: null });
   });
 });
 
