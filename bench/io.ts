@@ -8,9 +8,11 @@
  *   promise pool on the main thread with auto's concurrency (64, `"async"`'s default, unless
  *   `explain()` says otherwise), and against the best of today's fixed strategies (serial,
  *   threads, processes, one item in flight per worker: without `concurrency`).
- * - fetch. 200 fetches of a `node:http` server on 127.0.0.1 that this scenario starts, which
- *   answers each request after 10 ms: auto against the ideal, 200 × 10 ms ÷ auto's
- *   concurrency; and against a bare promise pool of the same fetches.
+ * - fetch. 200 fetches of a `node:http` server on 127.0.0.1 that this scenario starts as a
+ *   process of its own (`_io_server.ts`, on this runtime), which answers each request after
+ *   10 ms: auto against the ideal, 200 × 10 ms ÷ auto's concurrency; against a bare promise
+ *   pool of the same fetches; and the bare pool one request at a time against 200 × 10 ms,
+ *   what one request costs here beyond the server's wait.
  * - mixed. 128 items that await 5 ms, then spin ~2 ms of CPU (`work.spin`, calibrated here):
  *   auto against the best fixed way with the best concurrency (threads and processes with
  *   `concurrency` 1, 2, 4, 8 and 16, and `"async"` with 64).
@@ -30,12 +32,14 @@
  * @module
  */
 
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { spawn } from "node:child_process";
 import process from "node:process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import { ParallelExecutor, tasks } from "../mod.ts";
 import type { ExecutorOptions, Explanation, TaskRef } from "../mod.ts";
 import { ASYNC_CONCURRENCY } from "../src/config.ts";
+import { detect } from "../src/runtime/mod.ts";
 import * as io from "./_io_work.ts";
 import type { FetchInput, IoContext, MixedInput, TimerInput } from "./_io_work.ts";
 import type { Figure, PartResult, Scenario, SizeSpec } from "./_measure.ts";
@@ -157,64 +161,60 @@ export function barePool<I, O>(
 // ---------------------------------------------------------------------------------------------
 // The loopback server
 
-/** The server of the fetch part, and what it saw. */
-interface Loopback {
-  url: string;
+/** What the fetch part's server has seen. */
+interface ServerStats {
   /** Requests answered so far. */
   served: number;
   /** Requests received and not answered yet. */
   open: number;
-  /** Most requests open at once since the last `resetPeak()`. */
+  /** Most requests open at once since the previous `stats()`. */
   peak: number;
-  resetPeak(): void;
+}
+
+/** The server of the fetch part, a process of its own (`_io_server.ts`). */
+interface Loopback {
+  url: string;
+  /** What it has seen; starts a new peak. */
+  stats(): Promise<ServerStats>;
   close(): Promise<void>;
 }
 
-/** Starts a `node:http` server on 127.0.0.1 (port 0) answering `fetchAnswer(id)` after `delayMs`. */
+/**
+ * Starts `_io_server.ts` on this runtime, answering after `delayMs`: a process of its own, so
+ * that serving the requests neither takes the client's thread nor counts as its computing.
+ */
 async function startServer(delayMs: number): Promise<Loopback> {
-  const state = { served: 0, open: 0, peak: 0 };
-  const server = createServer((req, res) => {
-    state.open++;
-    if (state.open > state.peak) state.peak = state.open;
-    const id = Number(new URL(req.url ?? "/", "http://127.0.0.1").searchParams.get("id"));
-    setTimeout(() => {
-      state.open--;
-      state.served++;
-      if (!Number.isInteger(id)) {
-        res.writeHead(400, { "content-type": "text/plain" });
-        res.end(`no id in ${req.url}`);
-        return;
-      }
-      res.writeHead(200, { "content-type": "text/plain" });
-      res.end(String(io.fetchAnswer(id)));
-    }, delayMs);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const { name, execPath } = detect();
+  const script = fileURLToPath(new URL("./_io_server.ts", import.meta.url));
+  const args = name === "deno"
+    ? ["run", "--allow-net=127.0.0.1", "--allow-read", script, String(delayMs)]
+    : [script, String(delayMs)];
+  const child = spawn(execPath, args, { stdio: ["pipe", "pipe", "inherit"] });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const nextLine = async (what: string): Promise<string> => {
+    const line = await lines.next();
+    if (line.done) throw new Error(`fetch: the server ended before ${what}`);
+    return line.value;
+  };
+  let port: number;
+  try {
+    port = (JSON.parse(await nextLine("it listened")) as { port: number }).port;
+  } catch (error) {
+    child.kill();
+    await exited;
+    throw error;
+  }
   return {
     url: `http://127.0.0.1:${port}/`,
-    get served() {
-      return state.served;
+    async stats() {
+      child.stdin!.write("stats\n");
+      return JSON.parse(await nextLine("its stats")) as ServerStats;
     },
-    get open() {
-      return state.open;
+    async close() {
+      child.stdin!.end();
+      await exited;
     },
-    get peak() {
-      return state.peak;
-    },
-    resetPeak() {
-      state.peak = state.open;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // Kept-alive connections would hold close() open until they time out.
-        const all = (server as { closeAllConnections?: () => void }).closeAllConnections;
-        if (typeof all === "function") all.call(server);
-      }),
   };
 }
 
@@ -242,7 +242,7 @@ interface Workload<I> {
   items: I[];
   expected: number[];
   /** Called before each map; what it returns is called after it, with the map's label. */
-  watch?(): (label: string) => void;
+  watch?(): Promise<(label: string) => Promise<void>>;
 }
 
 /** What auto's concurrency is, as `explain()` tells it, for the bare pool and the ideal. */
@@ -341,7 +341,7 @@ async function runOnce<I>(
   o: Record<Size, number>,
   label: string,
 ): Promise<number> {
-  const after = w.watch?.();
+  const after = await w.watch?.();
   const start = performance.now();
   const values = await withWatchdog(
     ex === undefined ? barePool(w.items, way.limit!, w.fn) : ex.map(w.task, w.items),
@@ -350,7 +350,7 @@ async function runOnce<I>(
   );
   const ms = performance.now() - start;
   expectValues(values, w.expected, `${w.part}: ${label}`);
-  after?.(label);
+  await after?.(label);
   return ms;
 }
 
@@ -363,7 +363,7 @@ async function coldOnce<I>(
   onEvent?: ExecutorOptions["onEvent"],
 ): Promise<{ ms: number; ran: Record<string, number> }> {
   if (way.options === undefined) return { ms: await runOnce(w, way, undefined, o, label), ran: {} };
-  const after = w.watch?.();
+  const after = await w.watch?.();
   const start = performance.now();
   const ex = new ParallelExecutor(
     onEvent === undefined ? way.options : { ...way.options, onEvent },
@@ -378,7 +378,7 @@ async function coldOnce<I>(
   await closeWithin(ex, o.watchdogMs, `${w.part}: ${label}`);
   const ms = performance.now() - start;
   expectValues(values, w.expected, `${w.part}: ${label}`);
-  after?.(label);
+  await after?.(label);
   return { ms, ran: ex.stats().byStrategy };
 }
 
@@ -680,11 +680,11 @@ async function fetches(o: Record<Size, number>): Promise<PartResult> {
       fn: io.fetchOne,
       items,
       expected: items.map((x) => io.fetchAnswer(x.id)),
-      watch() {
-        const served = server.served;
-        server.resetPeak();
-        return (label) => {
-          const got = server.served - served;
+      async watch() {
+        const { served } = await server.stats();
+        return async (label) => {
+          const now = await server.stats();
+          const got = now.served - served;
           if (got !== o.fetches) {
             throw new Error(`wrong result: fetch: ${label}: the server answered ${got} requests`);
           }
@@ -692,7 +692,7 @@ async function fetches(o: Record<Size, number>): Promise<PartResult> {
           const phase = / (warm|cold)$/.exec(label);
           if (phase === null) return;
           const key = `${label.slice(0, phase.index)} (${phase[1]})`;
-          peaks.set(key, Math.max(peaks.get(key) ?? 0, server.peak));
+          peaks.set(key, Math.max(peaks.get(key) ?? 0, now.peak));
         };
       },
     };
@@ -757,6 +757,33 @@ async function fetches(o: Record<Size, number>): Promise<PartResult> {
           }`,
       ));
     }
+    // What one request costs here beyond the server's wait: the floor under every ratio to
+    // the ideal (the runtime's fetch, the loopback, the server's timer).
+    const inRow = Math.min(20, items.length);
+    const row: number[] = [];
+    for (let rep = 0; rep < 3; rep++) {
+      const start = performance.now();
+      const got = await withWatchdog(
+        barePool(items.slice(0, inRow), 1, io.fetchOne),
+        o.watchdogMs,
+        "fetch: one at a time",
+      );
+      row.push(performance.now() - start);
+      expectValues(got, w.expected.slice(0, inRow), "fetch: one at a time");
+    }
+    figures.push(against(
+      {
+        part: "fetch",
+        name: `${inRow} fetches one at a time (bare) ÷ ${inRow} × ${o.fetchDelayMs} ms`,
+      },
+      row,
+      {
+        name: `ideal (${inRow} × ${o.fetchDelayMs} ms)`,
+        samples: new Array<number>(row.length).fill(inRow * o.fetchDelayMs),
+      },
+      "what one request costs beyond the server's wait, with nothing else in flight: no way " +
+        "with more in flight can come nearer the ideal than this",
+    ));
     if (m.cold.size > 0) {
       // Each cold call's own concurrency, from its event (the warm one if it had none).
       const limits = m.coldPlans.map((p) => (p === undefined ? undefined : limitOf(p)));
