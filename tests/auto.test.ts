@@ -137,6 +137,26 @@ describe("decide()", () => {
     assert.match(later.reason, /calls have already given up 1,000 ms: worth the pool start/);
   });
 
+  test("async keeps as many in flight as the threads would, so it is not outbid by them", () => {
+    // 200 loopback fetches: the threads would keep 64 each in flight; the calling thread can too.
+    const d = decide(
+      workload({
+        items: 200,
+        maxWorkers: 2,
+        warm: { threads: true, processes: false },
+        profile: { wallMs: 11, busyShare: 0.005, samples: 9 },
+      }),
+    );
+    assert.equal(d.strategy, "async", d.reason);
+    assert.equal(d.concurrency, 128);
+    assert.match(d.reason, /: 128 in flight on the calling thread/);
+    // Never fewer than "async"'s default, and never more than there are items.
+    const few = decide(
+      workload({ items: 8, profile: { wallMs: 11, busyShare: 0.005, samples: 9 } }),
+    );
+    assert.equal(few.concurrency, 64);
+  });
+
   test("the caller's concurrency is the one auto prices and uses", () => {
     const d = decide(
       workload({ items: 64, concurrency: 8, profile: { wallMs: 5, busyShare: 0, samples: 3 } }),
