@@ -19,7 +19,7 @@ import { Core } from "./_core.ts";
 import { Route } from "./_route.ts";
 import { directStrategy, submitDirect } from "./_submit.ts";
 import { collect, iterate, Pipeline } from "./_pipeline.ts";
-import { AutoRunner } from "./strategy/auto.ts";
+import { AutoRunner } from "./strategy/_auto_runner.ts";
 import { SoftStop } from "./_abort.ts";
 import { WARMUP } from "./strategy/_builtin.ts";
 import { MAX_CHUNK } from "./chunking.ts";

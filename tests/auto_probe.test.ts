@@ -6,8 +6,10 @@
 
 import { describe } from "node:test";
 import assert from "node:assert/strict";
-import { assumedCosts, AutoRunner, PROBE_MS } from "../src/strategy/auto.ts";
-import type { AutoHost, Decision } from "../src/strategy/auto.ts";
+import { assumedCosts, PROBE_MS } from "../src/strategy/auto.ts";
+import type { Decision } from "../src/strategy/auto.ts";
+import { AutoRunner } from "../src/strategy/_auto_runner.ts";
+import type { AutoHost } from "../src/strategy/_auto_runner.ts";
 import { ChunkSizer, COLD_CHUNKS, Mean } from "../src/chunking.ts";
 import type { Runner } from "../src/_pipeline.ts";
 import type { ChunkResult } from "../src/strategy/types.ts";
