@@ -62,6 +62,43 @@ async function redisKeys(url: string, pattern: string): Promise<string[]> {
   }
 }
 
+describe("distributed: options", () => {
+  test("bad options are refused at once, naming the option and what was expected", () => {
+    const bad: [unknown, RegExp, ErrorConstructor][] = [
+      [
+        "redis://127.0.0.1:1",
+        /Expected `distributed options` to be an object, got "redis/,
+        TypeError,
+      ],
+      [{ queu: "q" }, /Expected distributed options among `connection`, .*got `queu`/, TypeError],
+      [{ queue: null }, /Expected `queue` to be left out .* got `null`/, TypeError],
+      [
+        { concurrency: 0 },
+        /Expected `concurrency` to be an integer from 1 to 65536, got `0`/,
+        RangeError,
+      ],
+      [
+        { concurrency: "8" },
+        /Expected `concurrency` to be an integer .*got "8" \(string\)/,
+        TypeError,
+      ],
+      [{ maxJobBytes: 100 }, /Expected `maxJobBytes` to be an integer from 1024 to /, RangeError],
+      [
+        { connectTimeoutMs: 1.5 },
+        /Expected `connectTimeoutMs` to be an integer from 1 to /,
+        RangeError,
+      ],
+    ];
+    for (const [options, message, kind] of bad) {
+      assert.throws(
+        () => distributed(options as Parameters<typeof distributed>[0]),
+        (error: unknown) => error instanceof kind && message.test((error as Error).message),
+        JSON.stringify(options),
+      );
+    }
+  });
+});
+
 describe("distributed: values through Redis", () => {
   test("the codec gives back what structured clone would", () => {
     const value = {

@@ -28,6 +28,8 @@ import { CHUNK_MS, DESCRIBE, FORGET_SHARED, WARMUP, WORKERS } from "../strategy/
 import { ExecutorClosedError, WorkerCrashedError } from "../errors.ts";
 import { MARK } from "../worker/shared_refs.js";
 import { onAbort } from "../_abort.ts";
+import { checkInteger, checkKeys, MAX_TIMER_MS } from "../_checks.ts";
+import { MAX_CONCURRENCY } from "../config.ts";
 import { cloneFailure, decode, encode } from "./_codec.ts";
 import { PayloadTooLargeError, RedisConnectionError } from "./errors.ts";
 import type { ChunkJob, ChunkReply, RedisConnection, WorkerInfo } from "./_redis.ts";
@@ -188,17 +190,14 @@ class Distributed implements DistributedStrategy {
   #checking = false;
 
   constructor(options: DistributedOptions) {
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError(`Expected distributed options to be an object, got ${typeof options}`);
-    }
-    const known = ["connection", "queue", "root", "concurrency", "connectTimeoutMs", "maxJobBytes"];
-    for (const key of Object.keys(options)) {
-      if (!known.includes(key)) {
-        throw new TypeError(
-          `Expected distributed options among ${known.join(", ")}, got an unknown \`${key}\``,
-        );
-      }
-    }
+    checkKeys("distributed options", options, [
+      "connection",
+      "queue",
+      "root",
+      "concurrency",
+      "connectTimeoutMs",
+      "maxJobBytes",
+    ]);
     const { options: client, named } = clientOptions(
       options.connection ?? "redis://127.0.0.1:6379",
       "submitter",
@@ -208,14 +207,13 @@ class Distributed implements DistributedStrategy {
     this.queue = checkQueue(options.queue ?? "fanout");
     this.#keys = keys(this.queue);
     this.#root = rootOf(options.root);
-    this.#concurrency = optionalInteger("concurrency", options.concurrency, 1, 65_536);
-    this.#connectTimeoutMs = optionalInteger(
-      "connectTimeoutMs",
-      options.connectTimeoutMs,
-      1,
-      2 ** 31 - 1,
-    ) ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    this.#maxJobBytes = optionalInteger("maxJobBytes", options.maxJobBytes, 1024, 512 * 2 ** 20) ??
+    const integer = (name: string, value: unknown, min: number, max: number) =>
+      value === undefined ? undefined : checkInteger(name, value, min, max);
+    this.#concurrency = integer("concurrency", options.concurrency, 1, MAX_CONCURRENCY);
+    this.#connectTimeoutMs =
+      integer("connectTimeoutMs", options.connectTimeoutMs, 1, MAX_TIMER_MS) ??
+        DEFAULT_CONNECT_TIMEOUT_MS;
+    this.#maxJobBytes = integer("maxJobBytes", options.maxJobBytes, 1024, 512 * 2 ** 20) ??
       DEFAULT_MAX_JOB_BYTES;
   }
 
@@ -641,26 +639,4 @@ function rootOf(root: string | URL | undefined): string {
       typeof root === "string" ? '""' : typeof root
     }`,
   );
-}
-
-function optionalInteger(
-  name: string,
-  value: unknown,
-  min: number,
-  max: number,
-): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "number" || !Number.isInteger(value)) {
-    throw new TypeError(
-      `Expected \`${name}\` to be an integer from ${min} to ${max}, got ${
-        typeof value === "number" ? value : typeof value
-      }`,
-    );
-  }
-  if (value < min || value > max) {
-    throw new RangeError(
-      `Expected \`${name}\` to be an integer from ${min} to ${max}, got ${value}`,
-    );
-  }
-  return value;
 }
