@@ -10,6 +10,8 @@ import { ExecutorClosedError, ParallelExecutor, tasks, TaskTimeoutError } from "
 import { WorkerCrashedError } from "../mod.ts";
 import type { Case } from "./fixtures/batch.ts";
 import { forEachStrategy, rejection, STRATEGIES, test, within, work } from "./_helpers.ts";
+import { programReport, runProgram } from "./_helpers.ts";
+import { fileURLToPath } from "node:url";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -302,6 +304,18 @@ describe("warmup() (threads): tasks", () => {
     const error = (await rejection(ex.warmup({ tasks: [missing.nothing] }))) as Error;
     assert.match(String(error?.message), /no_such_module/);
     assert.equal(await ex.submit(work.square, 3), 9);
+  });
+
+  test("a program whose only work is warmup() stays alive until it resolves", async () => {
+    // The module takes 600 ms to load: all that while only the pool's threads can keep the
+    // program alive, and the threads are idle.
+    const result = await runProgram(
+      fileURLToPath(new URL("./fixtures/warmup_alone.ts", import.meta.url)),
+      [],
+    );
+    assert.equal(result.hung, false, programReport(result));
+    assert.equal(result.code, 0, programReport(result));
+    assert.match(result.stdout, /fanout-warm\nfanout-square 49\n/, programReport(result));
   });
 
   test("warmup() checks its options", async () => {

@@ -34,6 +34,13 @@ export interface Capabilities {
   readonly transportMs: number;
   /** Why a heap cap has no effect on a worker here, for the warning; empty where it has. */
   readonly noHeapCap: string;
+  /**
+   * One-item chunks `warmup()` runs through each thread, so that the first real submit costs
+   * what later ones do (bench/submits.ts, part sb6): V8 compiled the path after about 16,
+   * while on JavaScriptCore more than 4 left the first submits slower (its tiers compile later,
+   * in the middle of them).
+   */
+  readonly primeRounds: number;
 }
 
 /** The facts of every runtime. */
@@ -46,6 +53,7 @@ export const CAPABILITIES: Readonly<Record<RuntimeName, Capabilities>> = {
     startMs: { threads: 35, processes: 35 },
     transportMs: 0.0001,
     noHeapCap: 'Deno\'s Web Workers have no per-worker heap limit (use strategy: "processes")',
+    primeRounds: 16,
   },
   bun: {
     label: "Bun",
@@ -55,6 +63,7 @@ export const CAPABILITIES: Readonly<Record<RuntimeName, Capabilities>> = {
     startMs: { threads: 10, processes: 12 },
     transportMs: 0.00003,
     noHeapCap: "Bun (JavaScriptCore) has no per-worker heap limit",
+    primeRounds: 4,
   },
   node: {
     label: "Node",
@@ -64,5 +73,6 @@ export const CAPABILITIES: Readonly<Record<RuntimeName, Capabilities>> = {
     startMs: { threads: 90, processes: 95 },
     transportMs: 0.0001,
     noHeapCap: "",
+    primeRounds: 16,
   },
 };

@@ -174,14 +174,25 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
       if (this.closed) throw new ExecutorClosedError();
       throw this.startError ?? new WorkerStartError("No worker of the pool could start");
     }
-    await Promise.all(ready.flatMap((worker) => tasks.map((task) => this.#preload(worker, task))));
-    // A first chunk through each idle worker, of no items: what a chunk runs through on both
-    // sides is compiled before the first real one, which then costs what later ones do.
-    await Promise.all(ready.map((worker) => {
-      if (worker.dead || this.closed || !this.idle.includes(worker)) return;
-      const gone = new Promise<void>((resolve) => (worker.onGone ??= []).push(resolve));
-      return Promise.race([this.prime(worker), gone]);
-    }));
+    // Idle workers do not keep the program alive; while they load and prime for warmup(),
+    // they must: a program awaiting warmup() may have nothing else pending.
+    for (const worker of ready) if (this.idle.includes(worker)) this.hold(worker, true);
+    try {
+      await Promise.all(
+        ready.flatMap((worker) => tasks.map((task) => this.#preload(worker, task))),
+      );
+      // Chunks of fanout's own through each idle worker: what a chunk runs through on both
+      // sides is compiled before the first real one, which then costs what later ones do.
+      await Promise.all(ready.map((worker) => {
+        if (worker.dead || this.closed || !this.idle.includes(worker)) return;
+        const gone = new Promise<void>((resolve) => (worker.onGone ??= []).push(resolve));
+        return Promise.race([this.prime(worker), gone]);
+      }));
+    } finally {
+      for (const worker of ready) {
+        if (!worker.dead && this.idle.includes(worker)) this.hold(worker, false);
+      }
+    }
   }
 
   /** Loads `task` in `worker`, bounded by `loadTimeoutMs`; a worker that dies meanwhile is skipped. */

@@ -35,6 +35,7 @@ import type {
 import { Bank, bankAt, Claim, Payload, Slot, SLOTS, STATE_BYTES } from "../protocol.ts";
 import { connect, newWorker, stopThread, writeRun } from "./_thread_worker.ts";
 import type { PoolWorker } from "./_thread_worker.ts";
+import { detect } from "../runtime/mod.ts";
 import type { ThreadExit, ThreadFactory } from "../runtime/mod.ts";
 import { workerEntry } from "../runtime/_entries.ts";
 import { KILL_GRACE_MS } from "../runtime/_kill.ts";
@@ -56,6 +57,8 @@ import {
 } from "./_pool_errors.ts";
 
 const ENTRY = new URL("../worker/thread_entry.js", import.meta.url);
+/** What `warmup()` runs through each worker to prime it (see `prime`). */
+const PRIME_TASK = { kind: "inline", source: "(x) => x" } as const;
 
 type Job = Job_<PoolWorker>;
 
@@ -275,20 +278,32 @@ export class ThreadPool extends Pool<PoolWorker> {
     worker.prepared.add(id);
   }
 
-  protected override prime(worker: PoolWorker): Promise<void> {
-    const at = this.idle.indexOf(worker);
-    if (at < 0) return Promise.resolve();
-    this.idle.splice(at, 1);
-    this.hold(worker, true);
-    return new Promise<void>((resolve) => {
-      // Task 0 is never prepared, and never called: the chunk has no items.
-      const request = { task: { kind: "inline", source: "" } as const, base: 0, items: [] };
-      const job = newJob<PoolWorker>(request, 0, () => resolve(), () => resolve());
-      worker.job = job;
-      job.worker = worker;
-      job.id = this.nextChunk++;
-      this.#post(worker, job);
-    });
+  /**
+   * A few one-item chunks of fanout's own identity task through an idle `worker`, each as a
+   * submit sends it: the worker's item path and the reply's are compiled before the first real
+   * submit, which then costs about what later ones do (an empty chunk left the first submit at
+   * ~4× a warm round trip, and the first few after it 2–1.5×). Never the caller's tasks: their
+   * inputs are unknown, and a call of one could do anything.
+   */
+  protected override async prime(worker: PoolWorker): Promise<void> {
+    const id = this.taskIds.of(PRIME_TASK);
+    await this.preload(worker, id, PRIME_TASK);
+    const rounds = detect().capabilities.primeRounds;
+    for (let round = 0; round < rounds; round++) {
+      const at = this.idle.indexOf(worker);
+      // Taken by real work meanwhile (or gone): that primes it as well.
+      if (at < 0 || worker.dead || this.closed) return;
+      this.idle.splice(at, 1);
+      this.hold(worker, true);
+      await new Promise<void>((resolve) => {
+        const request = { task: PRIME_TASK, base: 0, items: [round], single: true };
+        const job = newJob<PoolWorker>(request, id, () => resolve(), () => resolve());
+        worker.job = job;
+        job.worker = worker;
+        job.id = this.nextChunk++;
+        this.#post(worker, job);
+      });
+    }
   }
 
   protected assign(worker: PoolWorker, job: Job): void {
