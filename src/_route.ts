@@ -29,7 +29,7 @@ import { AutoRunner } from "./strategy/_auto_runner.ts";
 import type { Workload } from "./strategy/auto.ts";
 import { estimateBytes } from "./strategy/_bytes.ts";
 import { countOf } from "./_source.ts";
-import { calibration } from "./chunking.ts";
+import { calibration } from "./_calibration.ts";
 import { detect } from "./runtime/mod.ts";
 import { SerialStrategy } from "./strategy/serial.ts";
 import type { TaskSpec } from "./protocol.ts";

@@ -5,7 +5,7 @@
  *
  * The costs are measured on this project's reference machine (2 cores): see `bench/` for the
  * scenarios that measure them. They are auto's prior: once a process has measured its own
- * (`Calibration` in chunking.ts), those stand in for them.
+ * (`Calibration` in _calibration.ts), those stand in for them.
  *
  * @module
  */

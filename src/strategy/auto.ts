@@ -17,7 +17,7 @@
  * ```
  *
  * The pool's start, round trip and transport are measured in this process (`Calibration`, in
- * chunking.ts), the constants standing in until then; the reason says which figures were which.
+ * _calibration.ts), the constants standing in until then; the reason says which figures were which.
  *
  * Threads win only with a margin (`MARGIN`), so that auto never makes a small workload much
  * slower than serial. Processes are chosen for what only they give (isolation, hard timeouts
@@ -29,7 +29,8 @@
 import type { RuntimeName } from "../runtime/mod.ts";
 import { CAPABILITIES } from "../runtime/_capabilities.ts";
 import type { StrategyName } from "./types.ts";
-import type { Figure, PoolCosts, Profile } from "../chunking.ts";
+import type { Profile } from "../chunking.ts";
+import type { Figure, PoolCosts } from "../_calibration.ts";
 import { ASYNC_CONCURRENCY } from "../config.ts";
 
 /** Round trip of one chunk to a warm thread and back, in ms (bench/round_trip.ts, part c). */
