@@ -21,7 +21,8 @@
  */
 
 export { distributed } from "./strategy.ts";
-export type { DistributedOptions, DistributedStrategy } from "./strategy.ts";
+export type { DistributedStrategy } from "./strategy.ts";
+export type { DistributedOptions } from "./_options.ts";
 export { serve } from "./worker.ts";
 export type { ServeOptions, Serving } from "./worker.ts";
 export type { RedisConnection, WorkerInfo } from "./_redis.ts";

@@ -21,66 +21,23 @@
 import process from "node:process";
 import { Buffer } from "node:buffer";
 import path from "node:path";
-import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { ChunkRequest, ChunkResult, Strategy } from "../strategy/types.ts";
 import { CHUNK_MS, DESCRIBE, FORGET_SHARED, WARMUP, WORKERS } from "../strategy/_builtin.ts";
 import { ExecutorClosedError, WorkerCrashedError } from "../errors.ts";
 import { MARK } from "../worker/shared_refs.js";
 import { onAbort } from "../_abort.ts";
-import { checkInteger, checkKeys, MAX_TIMER_MS } from "../_checks.ts";
-import { MAX_CONCURRENCY } from "../config.ts";
 import { cloneFailure, decode, encode } from "./_codec.ts";
 import { PayloadTooLargeError, RedisConnectionError } from "./errors.ts";
-import type { ChunkJob, ChunkReply, RedisConnection, WorkerInfo } from "./_redis.ts";
-import { checkQueue, clientOptions, insideRoot, keys } from "./_redis.ts";
+import type { ChunkJob, ChunkReply, WorkerInfo } from "./_redis.ts";
+import { insideRoot, keys } from "./_redis.ts";
+import type { clientOptions } from "./_redis.ts";
+import { DEFAULT_MAX_JOB_BYTES, real, resolveOptions } from "./_options.ts";
+import { SharedValues } from "./_shares.ts";
+import type { DistributedOptions } from "./_options.ts";
 import { Link } from "./_link.ts";
 import { DISTRIBUTED_CHUNK_MS } from "../strategy/_distributed_env.ts";
 import type { LinkEvents } from "./_link.ts";
-
-/** Options of {@linkcode distributed}. */
-export interface DistributedOptions {
-  /**
-   * Redis: a `redis://[user:password@]host:port[/db]` URL (`rediss://` for TLS), or its parts.
-   *
-   * @default "redis://127.0.0.1:6379"
-   */
-  connection?: string | RedisConnection;
-  /**
-   * The queue's name; `fanout worker --queue` must name the same.
-   *
-   * @default "fanout"
-   */
-  queue?: string;
-  /**
-   * The folder task modules are named relative to: a task's module must be inside it, and a
-   * worker loads the same relative path inside its own `--root`. A path or a `file:` URL.
-   *
-   * @default the current working directory
-   */
-  root?: string | URL;
-  /**
-   * Chunks in flight at once.
-   *
-   * @default twice the slots of the workers serving the queue when the call begins (8 before
-   *   any answered)
-   */
-  concurrency?: number;
-  /**
-   * Longest Redis may be unreachable, at the start or mid-call, before the chunks in flight
-   * reject with `RedisConnectionError`.
-   *
-   * @default 10000
-   */
-  connectTimeoutMs?: number;
-  /**
-   * Most bytes a chunk's items, or its results, may take encoded. Past it the chunk fails with
-   * `PayloadTooLargeError`.
-   *
-   * @default 33554432 (32 MiB)
-   */
-  maxJobBytes?: number;
-}
 
 /** The distributed strategy, with what it knows of the workers serving its queue. */
 export interface DistributedStrategy extends Strategy {
@@ -97,15 +54,6 @@ export interface DistributedStrategy extends Strategy {
 }
 
 const DEFAULT_CONCURRENCY = 8;
-const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-const DEFAULT_MAX_JOB_BYTES = 32 * 1024 * 1024;
-/**
- * A shared value's key expires this long after it was written or last pushed back, so that a
- * submitter that died leaves nothing behind for ever; one in use is pushed back every
- * `SHARE_TOUCH_MS`.
- */
-const SHARE_TTL_S = 24 * 3600;
-const SHARE_TOUCH_MS = 3600_000;
 /** A job added this long ago whose end was not heard of is looked up in Redis. */
 const UNHEARD_MS = 5000;
 /** Most jobs looked up at once. */
@@ -178,10 +126,8 @@ class Distributed implements DistributedStrategy {
   readonly #pending = new Map<string, Pending>();
   /** Each task module's path inside the root, by URL. */
   readonly #modules = new Map<string, string>();
-  /** Shared values put in Redis, by handle id: their key once written. */
-  readonly #shares = new Map<number, Promise<string>>();
-  /** When each shared value's expiry was last pushed back (`Date.now()`). */
-  readonly #touched = new Map<number, number>();
+  /** Shared values put in Redis. */
+  readonly #shares: SharedValues;
   #closed = false;
   #closing: Promise<void> | undefined;
   /** Whether it warned that no worker serves. */
@@ -190,31 +136,16 @@ class Distributed implements DistributedStrategy {
   #checking = false;
 
   constructor(options: DistributedOptions) {
-    checkKeys("distributed options", options, [
-      "connection",
-      "queue",
-      "root",
-      "concurrency",
-      "connectTimeoutMs",
-      "maxJobBytes",
-    ]);
-    const { options: client, named } = clientOptions(
-      options.connection ?? "redis://127.0.0.1:6379",
-      "submitter",
-    );
-    this.#clientOptions = client;
-    this.connection = named;
-    this.queue = checkQueue(options.queue ?? "fanout");
+    const resolved = resolveOptions(options);
+    this.#clientOptions = resolved.client;
+    this.connection = resolved.connection;
+    this.queue = resolved.queue;
     this.#keys = keys(this.queue);
-    this.#root = rootOf(options.root);
-    const integer = (name: string, value: unknown, min: number, max: number) =>
-      value === undefined ? undefined : checkInteger(name, value, min, max);
-    this.#concurrency = integer("concurrency", options.concurrency, 1, MAX_CONCURRENCY);
-    this.#connectTimeoutMs =
-      integer("connectTimeoutMs", options.connectTimeoutMs, 1, MAX_TIMER_MS) ??
-        DEFAULT_CONNECT_TIMEOUT_MS;
-    this.#maxJobBytes = integer("maxJobBytes", options.maxJobBytes, 1024, 512 * 2 ** 20) ??
-      DEFAULT_MAX_JOB_BYTES;
+    this.#shares = new SharedValues(`${this.#keys.share}${this.#instance}:`);
+    this.#root = resolved.root;
+    this.#concurrency = resolved.concurrency;
+    this.#connectTimeoutMs = resolved.connectTimeoutMs;
+    this.#maxJobBytes = resolved.maxJobBytes;
   }
 
   get concurrency(): number {
@@ -383,7 +314,7 @@ class Distributed implements DistributedStrategy {
     const link = await this.#connect();
     const shares = handles.length === 0
       ? undefined
-      : await Promise.all(handles.map((handle) => this.#share(link.client, handle)));
+      : await Promise.all(handles.map((handle) => this.#shares.key(link.client, handle)));
     const pending = this.#pending.get(id);
     if (pending === undefined) return; // Settled meanwhile (aborted).
     if (link.roll.length === 0 && !this.#warned) await this.#warnIfNobodyServes(link);
@@ -412,47 +343,9 @@ class Distributed implements DistributedStrategy {
     );
   }
 
-  /** The Redis key of a shared value, written there the first time a chunk holds it. */
-  #share(client: Link["client"], handle: object): Promise<string> {
-    const id = (handle as { [MARK]: number })[MARK];
-    const name = `${this.#keys.share}${this.#instance}:${id}`;
-    const write = (): Promise<string> => {
-      let text: string;
-      try {
-        text = encode((handle as { value: unknown }).value);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-      return client.set(name, text, "EX", SHARE_TTL_S).then(() => name);
-    };
-    let key = this.#shares.get(id);
-    if (key !== undefined && this.#touched.get(id)! < Date.now() - SHARE_TOUCH_MS) {
-      // In use for long: its expiry is pushed back, or, if it lapsed after all, it is written again.
-      this.#touched.set(id, Date.now());
-      key = key.then(async () => (await client.expire(name, SHARE_TTL_S)) === 1 ? name : write());
-      this.#shares.set(id, key);
-    }
-    if (key === undefined) {
-      key = write();
-      this.#shares.set(id, key);
-      this.#touched.set(id, Date.now());
-    }
-    const written = key;
-    written.catch(() => {
-      if (this.#shares.get(id) === written) this.#shares.delete(id);
-    });
-    return written;
-  }
-
   /** A released shared value: gone from Redis and from every worker's cache. */
   [FORGET_SHARED](id: number): void {
-    const key = this.#shares.get(id);
-    if (key === undefined) return;
-    this.#shares.delete(id);
-    this.#touched.delete(id);
-    const link = this.#link;
-    if (link === undefined) return;
-    key.then((name) => link.forget([name])).catch(() => {});
+    this.#shares.forget(id, this.#link);
   }
 
   #connect(): Promise<Link> {
@@ -528,14 +421,7 @@ class Distributed implements DistributedStrategy {
     if (link === undefined || this.#closed || this.#checking) return;
     if (olderThanMs === 0) {
       // Shared values Redis lost with its data are written again by the next chunk holding them.
-      for (const [id, key] of [...this.#shares]) {
-        key.then((name) => link.client.exists(name)).then((found) => {
-          if (found === 0 && this.#shares.get(id) === key) {
-            this.#shares.delete(id);
-            this.#touched.delete(id);
-          }
-        }).catch(() => {});
-      }
+      this.#shares.recheck(link);
     }
     const now = performance.now();
     const due = [...this.#pending.values()].filter((pending) =>
@@ -613,30 +499,6 @@ class Distributed implements DistributedStrategy {
       "The executor was closed with distributed chunks in flight",
     );
     for (const pending of [...this.#pending.values()]) pending.reject(error);
-    const written = Promise.all([...this.#shares.values()].map((key) => key.catch(() => "")))
-      .then((names) => names.filter((name) => name !== ""));
-    await link.close(written);
+    await link.close(this.#shares.written());
   }
-}
-
-/** A path with its links resolved, where it exists; else as given. */
-function real(file: string): string {
-  try {
-    return realpathSync(file);
-  } catch {
-    return path.resolve(file);
-  }
-}
-
-function rootOf(root: string | URL | undefined): string {
-  if (root === undefined) return real(process.cwd());
-  if (root instanceof URL || (typeof root === "string" && root.startsWith("file:"))) {
-    return real(fileURLToPath(root));
-  }
-  if (typeof root === "string" && root !== "") return real(path.resolve(root));
-  throw new TypeError(
-    `Expected \`root\` to be a folder's path or file: URL, got ${
-      typeof root === "string" ? '""' : typeof root
-    }`,
-  );
 }
