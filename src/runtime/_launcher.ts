@@ -31,7 +31,6 @@
  * @module
  */
 
-import { constants } from "node:os";
 import process from "node:process";
 import { SpawnError } from "../errors.ts";
 import { spawnChild } from "./mod.ts";
@@ -39,16 +38,9 @@ import type { ChildExit, ChildHandle } from "./types.ts";
 import { PIPE_GRACE_MS, spawnError } from "./_spawn.ts";
 import { markLauncher, trackProcess } from "./_live.ts";
 import { KILL_GRACE_MS, killGently } from "./_kill.ts";
-import { LAUNCHER_SCRIPT } from "./_launcher_script.ts";
-
-/**
- * What `perl -e` runs: reads the script from stdin (8 hex digits of length, then the script),
- * so that `ps` shows a short command line, then runs it.
- */
-const BOOT = "my($l,$s)=('','');" +
-  "while(length($l)<8){sysread(STDIN,$l,8-length($l),length($l))or exit 70}" +
-  "$l=hex $l;while(length($s)<$l){sysread(STDIN,$s,$l-length($s),length($s))or exit 70}" +
-  "eval(qq{#line 1 fanout-launcher\n$s});die $@ if $@";
+import { BOOT, bootBytes } from "./_launcher_script.ts";
+import { controlFrame, decode, FrameReader, spawnFrame, startFailure } from "./_launcher_wire.ts";
+import type { LauncherMessage } from "./_launcher_wire.ts";
 
 /** How long the launcher may take to exit once its stdin closed before it is killed. */
 const EXIT_WAIT_MS = 2000;
@@ -76,20 +68,6 @@ export interface LaunchOptions {
    */
   readonly maxOutputBytes: number;
 }
-
-/** A message of the launcher, decoded. */
-type LauncherMessage =
-  | { readonly type: "ready" }
-  | { readonly type: "started"; readonly id: number; readonly pid: number }
-  | { readonly type: "failed"; readonly id: number; readonly errno: number }
-  | {
-    readonly type: "output";
-    readonly id: number;
-    readonly stream: "stdout" | "stderr";
-    readonly bytes: Uint8Array;
-  }
-  | { readonly type: "exited"; readonly id: number; readonly exit: ChildExit }
-  | { readonly type: "closed"; readonly id: number };
 
 /** One job, from its request to its `C`. */
 interface Job {
@@ -345,13 +323,6 @@ export class Launcher {
 /** The exit of a job whose launcher died before it could say. */
 const UNKNOWN_EXIT: ChildExit = { code: null, signal: null };
 
-const encoder = new TextEncoder();
-
-/** The boot frame: the script's length as 8 hex digits, then the script (ASCII). */
-function bootBytes(): Uint8Array {
-  return encoder.encode(LAUNCHER_SCRIPT.length.toString(16).padStart(8, "0") + LAUNCHER_SCRIPT);
-}
-
 /** Whether the launcher can carry `options`: no NUL byte anywhere, no `=` in a name. */
 export function launchable(options: LaunchOptions): boolean {
   const strings = [...options.cmd, ...Object.values(options.env ?? {})];
@@ -361,154 +332,4 @@ export function launchable(options: LaunchOptions): boolean {
     strings.push(name);
   }
   return strings.every((text) => !text.includes("\0"));
-}
-
-/** The `S` frame of a job. */
-function spawnFrame(id: number, options: LaunchOptions): Uint8Array {
-  const env = Object.entries(options.env ?? {});
-  const cwd = options.cwd === undefined ? undefined : absolute(options.cwd);
-  const input = options.input;
-  const fields = [
-    "S",
-    String(id),
-    String(options.maxOutputBytes),
-    cwd === undefined ? "" : `+${cwd}`,
-    String(env.length),
-    String(options.cmd.length),
-    input === undefined ? "0" : "1",
-    ...env.flat(),
-    ...options.cmd,
-  ];
-  const head = encoder.encode(fields.join("\0") + "\0");
-  const size = head.length + (input?.length ?? 0);
-  const frame = new Uint8Array(4 + size);
-  new DataView(frame.buffer).setUint32(0, size);
-  frame.set(head, 4);
-  if (input !== undefined) frame.set(input, 4 + head.length);
-  return frame;
-}
-
-/**
- * `cwd` made absolute against this process's current directory, as spawnChild() would
- * resolve it now: the launcher's own directory is the one this process had when it started.
- */
-function absolute(cwd: string): string {
-  if (cwd.startsWith("/")) return cwd;
-  try {
-    return `${process.cwd()}/${cwd}`;
-  } catch {
-    return cwd;
-  }
-}
-
-/** A `K` or `U` frame. */
-function controlFrame(type: "K" | "U", id: number, signal?: string): Uint8Array {
-  const body = encoder.encode(
-    signal === undefined ? `${type}\0${id}` : `${type}\0${id}\0${signal}`,
-  );
-  const frame = new Uint8Array(4 + body.length);
-  new DataView(frame.buffer).setUint32(0, body.length);
-  frame.set(body, 4);
-  return frame;
-}
-
-/** Cuts the launcher's stdout into frame bodies. */
-class FrameReader {
-  #pending: Uint8Array = new Uint8Array(0);
-
-  /** The bodies of the frames `chunk` completes. */
-  push(chunk: Uint8Array): Uint8Array[] {
-    let bytes = chunk;
-    if (this.#pending.length > 0) {
-      bytes = new Uint8Array(this.#pending.length + chunk.length);
-      bytes.set(this.#pending);
-      bytes.set(chunk, this.#pending.length);
-    }
-    const bodies: Uint8Array[] = [];
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    let at = 0;
-    while (bytes.length - at >= 4) {
-      const size = view.getUint32(at);
-      if (bytes.length - at - 4 < size) break;
-      bodies.push(bytes.subarray(at + 4, at + 4 + size));
-      at += 4 + size;
-    }
-    this.#pending = at === bytes.length ? new Uint8Array(0) : bytes.slice(at);
-    return bodies;
-  }
-}
-
-const NUL = 0;
-
-/** Decodes one frame body of the launcher. */
-function decode(body: Uint8Array): LauncherMessage {
-  const type = String.fromCharCode(body[0]);
-  if (type === "O" || type === "E") {
-    const end = body.indexOf(NUL, 2);
-    return {
-      type: "output",
-      id: Number(latin1(body.subarray(2, end))),
-      stream: type === "O" ? "stdout" : "stderr",
-      bytes: body.slice(end + 1),
-    };
-  }
-  const [, id, a, b] = latin1(body).split("\0");
-  switch (type) {
-    case "R":
-      return { type: "ready" };
-    case "P":
-      return { type: "started", id: Number(id), pid: Number(a) };
-    case "F":
-      return { type: "failed", id: Number(id), errno: Number(a) };
-    case "X":
-      return {
-        type: "exited",
-        id: Number(id),
-        exit: b !== ""
-          ? { code: null, signal: signalName(Number(b)) }
-          : { code: Number(a), signal: null },
-      };
-    case "C":
-      return { type: "closed", id: Number(id) };
-  }
-  throw new TypeError(
-    `Expected a launcher message of type R, P, F, O, E, X or C, got ${JSON.stringify(type)}`,
-  );
-}
-
-function latin1(bytes: Uint8Array): string {
-  return String.fromCharCode(...bytes);
-}
-
-/** Each number's first name in a table of `os.constants`, e.g. SIGABRT rather than SIGIOT. */
-function byNumber(table: Record<string, number>): Map<number, string> {
-  const names = new Map<number, string>();
-  for (const [name, value] of Object.entries(table)) if (!names.has(value)) names.set(value, name);
-  return names;
-}
-
-let signalNames: Map<number, string> | undefined;
-let errnoNames: Map<number, string> | undefined;
-
-/** A signal's name as the runtimes report it ("SIGSEGV"): the host's own numbering. */
-function signalName(signal: number): string {
-  signalNames ??= byNumber(constants.signals as Record<string, number>);
-  return signalNames.get(signal) ?? `SIG${signal}`;
-}
-
-/**
- * The error Node's `spawn` gives for a start that failed with `errno`, which `spawnError()`
- * turns into the same `SpawnError` as for any runtime's failure.
- */
-function startFailure(cmd: readonly string[], errno: number): Error {
-  errnoNames ??= byNumber(constants.errno as Record<string, number>);
-  const [file, ...args] = cmd;
-  const code = errnoNames.get(errno) ?? `errno ${errno}`;
-  return Object.assign(new Error(`spawn ${file} ${code}`), {
-    errno: -errno,
-    code,
-    syscall: `spawn ${file}`,
-    path: file,
-    spawnargs: args,
-  });
 }

@@ -280,3 +280,19 @@ for (;;) {
   reap();
 }
 `;
+
+/**
+ * What `perl -e` runs: reads the script from stdin (8 hex digits of length, then the script),
+ * so that `ps` shows a short command line, then runs it.
+ */
+export const BOOT = "my($l,$s)=('','');" +
+  "while(length($l)<8){sysread(STDIN,$l,8-length($l),length($l))or exit 70}" +
+  "$l=hex $l;while(length($s)<$l){sysread(STDIN,$s,$l-length($s),length($s))or exit 70}" +
+  "eval(qq{#line 1 fanout-launcher\n$s});die $@ if $@";
+
+/** The boot frame: the script's length as 8 hex digits, then the script (ASCII). */
+export function bootBytes(): Uint8Array {
+  return new TextEncoder().encode(
+    LAUNCHER_SCRIPT.length.toString(16).padStart(8, "0") + LAUNCHER_SCRIPT,
+  );
+}
