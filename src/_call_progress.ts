@@ -8,6 +8,7 @@
  * @module
  */
 
+import process from "node:process";
 import type { Progress } from "./progress.ts";
 import { estimateEta } from "./progress.ts";
 
@@ -20,7 +21,8 @@ export const PROGRESS_INTERVAL_MS = 100;
 
 /** One call's counts, and when to report them next. */
 export class CallProgress {
-  readonly #onProgress: (progress: Progress) => void;
+  readonly #onProgress: (progress: Progress) => void | Promise<void>;
+  readonly #onRejected: (error: unknown) => void;
   readonly #total: number | undefined;
   readonly #now: () => number;
   readonly #start: number;
@@ -34,13 +36,17 @@ export class CallProgress {
    * @param onProgress The caller's callback.
    * @param total Items in the input, when known before reading it.
    * @param now The clock, in ms (a test's own, to step time without waiting).
+   * @param onRejected Told when a promise `onProgress` returned rejects (the call fails with
+   *   its error, if it still runs); by default a warning.
    */
   constructor(
-    onProgress: (progress: Progress) => void,
+    onProgress: (progress: Progress) => void | Promise<void>,
     total: number | undefined,
     now: () => number = () => performance.now(),
+    onRejected: (error: unknown) => void = warnRejected,
   ) {
     this.#onProgress = onProgress;
+    this.#onRejected = onRejected;
     this.#total = total;
     this.#now = now;
     this.#start = now();
@@ -85,8 +91,9 @@ export class CallProgress {
     const elapsedMs = now - this.#start;
     // Called detached, as the caller wrote it: `this` inside it is not this object.
     const onProgress = this.#onProgress;
+    let returned: unknown;
     try {
-      onProgress({
+      returned = onProgress({
         done,
         total,
         failed: this.#failed,
@@ -98,5 +105,23 @@ export class CallProgress {
       this.#over = true;
       throw error;
     }
+    // Not awaited (the call does not wait for its observer), but never left unhandled: on Node
+    // an unhandled rejection ends the program.
+    if (typeof (returned as PromiseLike<void> | undefined)?.then === "function") {
+      (returned as PromiseLike<void>).then(undefined, (error: unknown) => {
+        this.#over = true;
+        this.#onRejected(error);
+      });
+    }
   }
+}
+
+/** A rejection of `onProgress` that no running call can fail with: said, not thrown. */
+export function warnRejected(error: unknown): void {
+  process.emitWarning(
+    `fanout: a promise returned by onProgress rejected after its call had ended: ${
+      error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+    }`,
+    { code: "FANOUT_PROGRESS_REJECTED" },
+  );
 }

@@ -42,7 +42,7 @@ import { onAbort, SoftStop } from "./_abort.ts";
 import type { CallSettings } from "./_options.ts";
 import type { Route } from "./_route.ts";
 import { ExecutorClosedError } from "./errors.ts";
-import { CallProgress } from "./_call_progress.ts";
+import { CallProgress, warnRejected } from "./_call_progress.ts";
 
 /** What a pipeline needs of a strategy. */
 export interface Runner {
@@ -125,7 +125,11 @@ export class Pipeline {
     this.#call = call;
     this.#progress = call.onProgress === undefined
       ? undefined
-      : new CallProgress(call.onProgress, countOf(items));
+      : new CallProgress(call.onProgress, countOf(items), undefined, (error) => {
+        // A rejection while the call runs fails it, as a throw does; after, only a warning can.
+        if (this.stopped) warnRejected(error);
+        else this.#fail(error);
+      });
     const runner = this.#runner;
     const workers = (): number => runner.concurrency;
     const least = (): number => runner.perChunk;

@@ -278,12 +278,14 @@ export interface MapOptions {
    * it), and always once more at the end, before `map` settles or `imap`'s iterator ends: with
    * `done === total` after a success, with `failed` of 1 or more after a failure, with the
    * counts so far after a cancellation or a loop left early. It is called on the calling thread
-   * and not awaited. If it throws, the call stops as a failed task stops it, and fails with
-   * that error (a call that had already failed keeps its own error).
+   * and not awaited. If it throws, or the promise it returns rejects while the call runs, the
+   * call stops as a failed task stops it, and fails with that error (a call that had already
+   * failed keeps its own error); a rejection after the call ended is reported as a warning
+   * (`FANOUT_PROGRESS_REJECTED`), never left unhandled.
    *
    * @default {none}
    */
-  onProgress?: (progress: Progress) => void;
+  onProgress?: (progress: Progress) => void | Promise<void>;
 }
 
 /** Options of {@linkcode ParallelExecutor.prototype.imap}. */

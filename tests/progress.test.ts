@@ -6,6 +6,8 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
+import { setImmediate } from "node:timers";
 import { ParallelExecutor, progressReporter, TaskError } from "../mod.ts";
 import { formatProgress } from "../src/progress.ts";
 import type { Explanation, Progress, ProgressOutput, ProgressStyle } from "../mod.ts";
@@ -123,6 +125,54 @@ forEachStrategy([...STRATEGIES, "auto"], (strategy) => {
       assert.equal(error, boom);
       assert.equal(called, 1);
       assert.ok(read < 1000, "the input was read to its end after onProgress threw");
+    });
+
+    test("a promise onProgress returns that rejects fails the call, or warns once it ended", async () => {
+      await using ex = new ParallelExecutor(options);
+      const boom = new Error("onProgress rejected");
+      let read = 0;
+      let called = 0;
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown): void => {
+        unhandled.push(reason);
+      };
+      const warnings: Error[] = [];
+      const onWarning = (warning: Error): void => {
+        warnings.push(warning);
+      };
+      process.on("unhandledRejection", onUnhandled);
+      process.on("warning", onWarning);
+      try {
+        // While the call runs: it fails with the rejection, and reads no further.
+        const error = await rejection(ex.map(work.square, paced(1000, () => read++), {
+          chunkSize: 1,
+          onProgress: async () => {
+            called++;
+            await null;
+            throw boom;
+          },
+        }));
+        assert.equal(error, boom);
+        assert.equal(called, 1);
+        assert.ok(read < 1000, "the input was read to its end after onProgress rejected");
+        // After it: the final call's rejection comes once the map has resolved.
+        const late = new Error("late rejection");
+        assert.deepEqual(
+          await ex.map(work.square, [1, 2, 3], { onProgress: () => Promise.reject(late) }),
+          [1, 4, 9],
+        );
+        // A warning is emitted on a later turn of the event loop, on every runtime.
+        for (let turn = 0; turn < 100 && warnings.length === 0; turn++) {
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        assert.equal(warnings.length, 1, show(warnings));
+        assert.equal((warnings[0] as Error & { code?: string }).code, "FANOUT_PROGRESS_REJECTED");
+        assert.match(warnings[0].message, /late rejection/);
+        assert.deepEqual(unhandled, []);
+      } finally {
+        process.off("unhandledRejection", onUnhandled);
+        process.off("warning", onWarning);
+      }
     });
 
     test("a failing map() makes a last call with failed >= 1 before it rejects", async () => {
