@@ -21,7 +21,7 @@ export const PROGRESS_INTERVAL_MS = 100;
 
 /** One call's counts, and when to report them next. */
 export class CallProgress {
-  readonly #onProgress: (progress: Progress) => void | Promise<void>;
+  readonly #onProgress: (progress: Progress) => void;
   readonly #onRejected: (error: unknown) => void;
   readonly #total: number | undefined;
   readonly #now: () => number;
@@ -40,7 +40,7 @@ export class CallProgress {
    *   its error, if it still runs); by default a warning.
    */
   constructor(
-    onProgress: (progress: Progress) => void | Promise<void>,
+    onProgress: (progress: Progress) => void,
     total: number | undefined,
     now: () => number = () => performance.now(),
     onRejected: (error: unknown) => void = warnRejected,

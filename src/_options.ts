@@ -96,7 +96,7 @@ export interface CallSettings {
   readonly seed: bigint;
   readonly ordered: boolean;
   /** `map` and `imap`: told how far the call has come (see `MapOptions.onProgress`). */
-  readonly onProgress: ((progress: Progress) => void | Promise<void>) | undefined;
+  readonly onProgress: ((progress: Progress) => void) | undefined;
 }
 
 /**

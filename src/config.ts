@@ -285,7 +285,7 @@ export interface MapOptions {
    *
    * @default {none}
    */
-  onProgress?: (progress: Progress) => void | Promise<void>;
+  onProgress?: (progress: Progress) => void;
 }
 
 /** Options of {@linkcode ParallelExecutor.prototype.imap}. */
