@@ -14,6 +14,8 @@
  * - The bundling recipes of docs/bundling.md: `bun build` and esbuild, each built and run; and
  *   without the worker programs beside the bundle, the error that points to the recipe.
  * - `deno compile`, where it can run (it downloads its runtime, `denort`).
+ * - The `fanout` command from the installed package (its bundled bin) on Node, Bun, Deno and
+ *   `npx` (the node on PATH): `run`, and `map` on threads and processes.
  * - `fanout/distributed`: without bullmq installed, the clear error; with bullmq and ioredis
  *   installed beside the tarball, a real redis-server on 127.0.0.1 and the package's own
  *   `fanout worker`, a map from Node, Bun and Deno (skipped where redis-server is missing).
@@ -328,6 +330,40 @@ try {
       const strips = major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18);
       const expected = strips ? ALL : { threads: [1, 4, 9], processes: [1, 4, 9], auto: [1, 4, 9] };
       expectProgram(`installed package, system node`, `node ${version}`, run("node", ["main.mjs"], app), expected);
+    }
+
+    // The `fanout` command (the bundled bin): run, and map on threads and processes, whose
+    // worker programs the bundle's chunks must find in the package.
+    const bin = path.join(app, "node_modules", "fanout", "dist", "src", "bin", "fanout.js");
+    const commands = [
+      ["node 24", NODE, [bin]],
+      ["bun", BUN, [bin]],
+      ["deno", DENO, ["run", "-A", bin]],
+      ["npx (node on PATH)", "npx", ["--no-install", "fanout"]],
+    ];
+    for (const [runtime, cmd, prefix] of commands) {
+      const ran = run(cmd, [...prefix, "run", "-k", "echo", ":::", "a", "b"], app);
+      const mapped = ["threads", "processes"].map((strategy) =>
+        spawnSync(cmd, [...prefix, "map", "work.js#square", "--strategy", strategy], {
+          cwd: app,
+          input: "1\n2\n3\n",
+          encoding: "utf8",
+          timeout: PROGRAM_MS,
+          env: { ...process.env, CE_PARALLEL: "" },
+        })
+      );
+      const ok = ran.code === 0 && ran.stdout === "a\nb\n" &&
+        mapped.every((m) => m.status === 0 && m.stdout === "1\n4\n9\n");
+      record(
+        "the fanout command: run, map",
+        runtime,
+        ok ? "pass" : "FAIL",
+        ok
+          ? "run -k echo ::: a b; map on threads and processes"
+          : `run: exit ${ran.code} ${JSON.stringify(ran.stdout)} ${ran.stderr.trim().slice(-200)}; map: ${
+            mapped.map((m) => `exit ${m.status} ${JSON.stringify(m.stdout)} ${(m.stderr ?? "").trim().slice(-200)}`).join("; ")
+          }`,
+      );
     }
 
     // The type check.
