@@ -91,27 +91,27 @@ export class CallProgress {
     const elapsedMs = now - this.#start;
     // Called detached, as the caller wrote it: `this` inside it is not this object.
     const onProgress = this.#onProgress;
-    let returned: unknown;
     try {
-      returned = onProgress({
+      const returned: unknown = onProgress({
         done,
         total,
         failed: this.#failed,
         elapsedMs,
         etaMs: estimateEta(done, total, elapsedMs),
       });
+      // Not awaited (the call does not wait for its observer), but never left unhandled: on
+      // Node an unhandled rejection ends the program.
+      const then = (returned as { then?: unknown } | null | undefined)?.then;
+      if (typeof then === "function") {
+        then.call(returned, undefined, (error: unknown) => {
+          this.#over = true;
+          this.#onRejected(error);
+        });
+      }
     } catch (error) {
       // The call fails with this error; calling back a callback that threw would only repeat it.
       this.#over = true;
       throw error;
-    }
-    // Not awaited (the call does not wait for its observer), but never left unhandled: on Node
-    // an unhandled rejection ends the program.
-    if (typeof (returned as PromiseLike<void> | undefined)?.then === "function") {
-      (returned as PromiseLike<void>).then(undefined, (error: unknown) => {
-        this.#over = true;
-        this.#onRejected(error);
-      });
     }
   }
 }

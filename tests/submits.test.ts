@@ -315,7 +315,11 @@ describe("warmup() (threads): tasks", () => {
     );
     assert.equal(result.hung, false, programReport(result));
     assert.equal(result.code, 0, programReport(result));
-    assert.match(result.stdout, /fanout-warm\nfanout-square 49\n/, programReport(result));
+    assert.match(
+      result.stdout,
+      /fanout-mapped 1,4\nfanout-warm\nfanout-square 49\n/,
+      programReport(result),
+    );
   });
 
   test("warmup() checks its options", async () => {

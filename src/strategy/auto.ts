@@ -344,8 +344,9 @@ function waiting(
   // With a timeout each item goes alone (see `withTimeout`), so a thread has one in flight.
   const perThread = w.timeoutMs !== undefined ? 1 : w.concurrency ??
     Math.min(MAX_PER_THREAD, Math.max(2, Math.ceil((2 * wallMs) / Math.max(busy, 1e-3))));
-  // The calling thread can hold as many waits as the threads would in all (its computing is
-  // priced below): "async"'s default is a floor, not a cap, when the caller set none.
+  // The calling thread can hold as many waits as the threads could in all, without a timeout
+  // (async times each item on its own, and keeps its concurrency under one); its computing is
+  // priced below. "async"'s default is a floor, not a cap, when the caller set none.
   const inFlight = w.concurrency ?? Math.max(
     ASYNC_CONCURRENCY,
     Math.min(

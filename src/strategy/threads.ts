@@ -287,7 +287,18 @@ export class ThreadPool extends Pool<PoolWorker> {
    */
   protected override async prime(worker: PoolWorker): Promise<void> {
     const id = this.taskIds.of(PRIME_TASK);
-    await this.preload(worker, id, PRIME_TASK);
+    if (!worker.prepared.has(id)) {
+      // Taken by real work meanwhile (or gone): that primes it as well.
+      if (!this.idle.includes(worker) || worker.dead || this.closed) return;
+      // An idle thread keeps nothing alive, and the caller of warmup() may await this alone
+      // (a thread that was busy when warmup() began has been idle, and unref'd, since).
+      this.hold(worker, true);
+      try {
+        await this.preload(worker, id, PRIME_TASK);
+      } finally {
+        if (!worker.dead && this.idle.includes(worker)) this.hold(worker, false);
+      }
+    }
     const rounds = detect().capabilities.primeRounds;
     for (let round = 0; round < rounds; round++) {
       const at = this.idle.indexOf(worker);
