@@ -27,8 +27,6 @@ export const TARGET_CHUNK_MS = 4;
 /** Largest auto chunk, which bounds the size of one message. */
 export const MAX_CHUNK = 8192;
 const GROWTH = 16;
-/** Waves of in-flight items an auto chunk may hold when a worker runs several at once. */
-const WAVES = 8;
 
 /** Chooses the size of each next chunk of one call. */
 export class ChunkSizer {
@@ -126,23 +124,12 @@ export class ChunkSizer {
    * its waits overlapped).
    */
   #atLeast(least: number, remaining: number | undefined): number {
-    let share = remaining === undefined ? least : Math.ceil(remaining / this.#workers());
-    if (remaining !== undefined && this.#opening > 0) {
-      // The opening chunks, cut while every worker is idle, share what was there at the start.
-      this.#opening--;
-      share = this.#openingShare ??= share;
-    }
+    const share = remaining === undefined ? least : Math.ceil(remaining / this.#workers());
     const floor = Math.max(1, Math.min(least, share, MAX_CHUNK));
     if (this.#perItemMs === undefined) return (this.#last = floor);
+    this.#opening = 0;
     const wanted = this.#perItemMs > 0 ? this.#targetMs / this.#perItemMs : Infinity;
-    // A worker starts its next chunk only once every item of this one settled, so each chunk
-    // ends on a wave of stragglers: an even share, up to `WAVES` waves, pays that once.
-    const size = Math.min(
-      Math.max(Math.floor(wanted), Math.min(share, least * WAVES)),
-      this.#last * GROWTH,
-      MAX_CHUNK,
-      share,
-    );
+    const size = Math.min(Math.floor(wanted), this.#last * GROWTH, MAX_CHUNK, share);
     return (this.#last = Math.max(floor, size));
   }
 

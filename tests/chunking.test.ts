@@ -44,23 +44,6 @@ describe("chunk sizing", () => {
     assert.equal(sizer.next(95), 5);
   });
 
-  test("with several in flight per worker, each worker gets an even share, up to 8 waves", () => {
-    // 200 fetches, 64 in flight on each of 2 workers, known from an earlier call: one chunk
-    // each (a worker starts its next chunk only once the last item of this one settled).
-    const fetches = new ChunkSizer("auto", 2, 0.2, () => 64);
-    assert.equal(fetches.next(200), 100);
-    assert.equal(fetches.next(100), 100);
-    // A long input: chunks of 8 waves of 64, then an even share of what is left.
-    const many = new ChunkSizer("auto", 2, 0.2, () => 64);
-    assert.equal(many.next(10_000), 512);
-    assert.equal(many.next(9_488), 512);
-    many.record(512, 512 * 0.2);
-    assert.equal(many.next(600), 300);
-    assert.equal(many.next(100), 50);
-    // Without an estimate the first chunks hold what a worker runs at once.
-    assert.equal(new ChunkSizer("auto", 2, undefined, () => 64).next(200), 64);
-  });
-
   test("an unusable estimate is ignored", () => {
     assert.equal(new ChunkSizer("auto", 2, NaN).next(16), 1);
     assert.equal(new ChunkSizer("auto", 2, -1).next(16), 1);
