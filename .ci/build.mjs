@@ -14,14 +14,6 @@
  * Plain JavaScript on purpose, like tests/_run_all.mjs: it may be started by Node 20. It uses the
  * TypeScript compiler from devDependencies (pinned in package.json).
  *
- * - The `fanout` command (`bin`) is `dist/src/bin/fanout.js`: the compiled `src/cli.js` bundled by
- *   esbuild, each subcommand a chunk of its own loaded when it runs, so that a start reads a
- *   dozen files instead of ~80 (Node's and Bun's module loading was a third of `fanout map`'s time
- *   on 100,000 lines). Packages stay imports (comlink, bullmq), and the worker programs stay
- *   files: the chunks sit in `dist/src/bin/`, one folder below `src/`, so the relative URLs the
- *   pools start them from (`../worker/…`) resolve as in `dist/src/strategy/`. The library
- *   (`dist/mod.js`, `fanout/cli`) is not bundled.
- *
  * `--out DIR` writes there instead of `dist/` (bench/cli.ts measures the compiled command
  * without touching the package's `dist/`).
  *
@@ -33,7 +25,6 @@ import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
-import * as esbuild from "esbuild";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const outFlag = process.argv.indexOf("--out");
@@ -96,25 +87,3 @@ for (const file of ROOTS) {
   }
 }
 console.log(`build: ${path.relative(ROOT, OUT)}/ written by TypeScript ${ts.version}`);
-
-// The `fanout` command, bundled (see the top of this file).
-const BIN = path.join(OUT, "src", "bin");
-const bundled = await esbuild.build({
-  entryPoints: { fanout: path.join(OUT, "src", "cli.js") },
-  outdir: BIN,
-  bundle: true,
-  splitting: true,
-  format: "esm",
-  platform: "node",
-  target: "es2022",
-  packages: "external",
-  // Class and function names as written: errors are told apart by `name`, and messages quote them.
-  keepNames: true,
-  chunkNames: "_[name]-[hash]",
-  logLevel: "warning",
-});
-if (bundled.errors.length > 0 || bundled.warnings.length > 0) {
-  console.error(`build: esbuild: ${bundled.errors.length} error(s), ${bundled.warnings.length} warning(s)`);
-  process.exit(1);
-}
-console.log(`build: ${path.relative(ROOT, path.join(BIN, "fanout.js"))} bundled by esbuild ${esbuild.version}`);

@@ -14,7 +14,7 @@
  * - The bundling recipes of docs/bundling.md: `bun build` and esbuild, each built and run; and
  *   without the worker programs beside the bundle, the error that points to the recipe.
  * - `deno compile`, where it can run (it downloads its runtime, `denort`).
- * - The `fanout` command from the installed package (its bundled bin) on Node, Bun, Deno and
+ * - The `fanout` command from the installed package (its bin) on Node, Bun, Deno and
  *   `npx` (the node on PATH): `run`, and `map` on threads and processes.
  * - `fanout/distributed`: without bullmq installed, the clear error; with bullmq and ioredis
  *   installed beside the tarball, a real redis-server on 127.0.0.1 and the package's own
@@ -332,9 +332,9 @@ try {
       expectProgram(`installed package, system node`, `node ${version}`, run("node", ["main.mjs"], app), expected);
     }
 
-    // The `fanout` command (the bundled bin): run, and map on threads and processes, whose
-    // worker programs the bundle's chunks must find in the package.
-    const bin = path.join(app, "node_modules", "fanout", "dist", "src", "bin", "fanout.js");
+    // The `fanout` command (the package's bin): run, and map on threads and processes, whose
+    // worker programs it must find in the package.
+    const bin = path.join(app, "node_modules", "fanout", "dist", "src", "cli.js");
     const commands = [
       ["node 24", NODE, [bin]],
       ["bun", BUN, [bin]],

@@ -8,7 +8,7 @@
  * - `--bar` on 200 × `true`: with ÷ without
  *
  * Each is the median of a few runs, the two sides alternated. The command measured is the one
- * users run: on Node and Bun the npm package's bundled command (built first, into
+ * users run: on Node and Bun the npm package's compiled JavaScript (built first, into
  * node_modules/.cache, leaving `dist/` alone), on Deno the TypeScript source as from JSR;
  * `--source` measures the source on Node and Bun too. Usage: `node bench/cli.ts` (or
  * `bun bench/cli.ts`, `deno run -A bench/cli.ts`) `[--quick] [--source]`.
@@ -39,7 +39,7 @@ function build(): string {
     { stdio: ["ignore", "ignore", "inherit"] },
   );
   if (built.status !== 0) throw new Error(`the build failed (exit ${built.status})`);
-  return join(out, "src", "bin", "fanout.js");
+  return join(out, "src", "cli.js");
 }
 const self = (script: string): string[] => [
   execPath,
