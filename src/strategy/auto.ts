@@ -341,20 +341,17 @@ function waiting(
       w.measured === "earlier calls" ? " (measured by earlier calls)" : ""
     }`;
   // Enough in flight per thread that its waits hide behind the others' computing.
+  const hiding = Math.min(
+    MAX_PER_THREAD,
+    Math.max(2, Math.ceil((2 * wallMs) / Math.max(busy, 1e-3))),
+  );
   // With a timeout each item goes alone (see `withTimeout`), so a thread has one in flight.
-  const perThread = w.timeoutMs !== undefined ? 1 : w.concurrency ??
-    Math.min(MAX_PER_THREAD, Math.max(2, Math.ceil((2 * wallMs) / Math.max(busy, 1e-3))));
+  const perThread = w.timeoutMs !== undefined ? 1 : w.concurrency ?? hiding;
   // The calling thread can hold as many waits as the threads could in all, without a timeout
   // (async times each item on its own, and keeps its concurrency under one); its computing is
   // priced below. "async"'s default is a floor, not a cap, when the caller set none.
-  const inFlight = w.concurrency ?? Math.max(
-    ASYNC_CONCURRENCY,
-    Math.min(
-      Math.max(left, 1),
-      Math.max(workers, 1) *
-        Math.min(MAX_PER_THREAD, Math.ceil((2 * wallMs) / Math.max(busy, 1e-3))),
-    ),
-  );
+  const inFlight = w.concurrency ??
+    Math.max(ASYNC_CONCURRENCY, Math.min(Math.max(left, 1), Math.max(workers, 1) * hiding));
   // One thread: waves of `inFlight` waits (none shorter than one item's), and every item's
   // computing takes its turn.
   const asyncMs = Math.max(Math.ceil(left / inFlight) * wallMs, left * busy);
