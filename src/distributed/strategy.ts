@@ -19,20 +19,19 @@
  */
 
 import process from "node:process";
-import { Buffer } from "node:buffer";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { ChunkRequest, ChunkResult, Strategy } from "../strategy/types.ts";
 import { CHUNK_MS, DESCRIBE, FORGET_SHARED, WARMUP, WORKERS } from "../strategy/_builtin.ts";
 import { ExecutorClosedError, WorkerCrashedError } from "../errors.ts";
-import { MARK } from "../worker/shared_refs.js";
+import type { MARK } from "../worker/shared_refs.js";
 import { onAbort } from "../_abort.ts";
-import { cloneFailure, decode, encode } from "./_codec.ts";
-import { PayloadTooLargeError, RedisConnectionError } from "./errors.ts";
-import type { ChunkJob, ChunkReply, WorkerInfo } from "./_redis.ts";
-import { insideRoot, keys } from "./_redis.ts";
+import { RedisConnectionError } from "./errors.ts";
+import type { ChunkJob, WorkerInfo } from "./_redis.ts";
+import { keys } from "./_redis.ts";
 import type { clientOptions } from "./_redis.ts";
-import { DEFAULT_MAX_JOB_BYTES, real, resolveOptions } from "./_options.ts";
+import { resolveOptions } from "./_options.ts";
+import { JobWriter } from "./_job.ts";
+import { InFlight } from "./_in_flight.ts";
+import type { Pending } from "./_in_flight.ts";
 import { SharedValues } from "./_shares.ts";
 import type { DistributedOptions } from "./_options.ts";
 import { Link } from "./_link.ts";
@@ -56,22 +55,8 @@ export interface DistributedStrategy extends Strategy {
 const DEFAULT_CONCURRENCY = 8;
 /** A job added this long ago whose end was not heard of is looked up in Redis. */
 const UNHEARD_MS = 5000;
-/** Most jobs looked up at once. */
-const RECHECK_MOST = 256;
 /** Finished jobs stay this long in Redis, so a result missed while disconnected can be read. */
 const KEEP_FINISHED_S = 600;
-
-interface Pending {
-  readonly id: string;
-  readonly base: number;
-  readonly count: number;
-  /** When its job was added (`performance.now()`), once it was. */
-  sentAt?: number;
-  /** Times BullMQ gave it to another worker after the one running it was lost. */
-  retries: number;
-  readonly resolve: (result: ChunkResult & { host?: string }) => void;
-  readonly reject: (error: unknown) => void;
-}
 
 /**
  * A strategy that runs a call's chunks on `fanout worker` processes, on this machine or many,
@@ -113,27 +98,22 @@ class Distributed implements DistributedStrategy {
   readonly connection: string;
   retried = 0;
   readonly #clientOptions: ReturnType<typeof clientOptions>["options"];
-  readonly #root: string;
   readonly #concurrency: number | undefined;
   readonly #connectTimeoutMs: number;
-  readonly #maxJobBytes: number;
   readonly #keys: ReturnType<typeof keys>;
   /** Makes job ids unique to this strategy, so two submitters never share one. */
   readonly #instance = crypto.randomUUID();
   #jobs = 0;
   #connecting: Promise<Link> | undefined;
   #link: Link | undefined;
-  readonly #pending = new Map<string, Pending>();
-  /** Each task module's path inside the root, by URL. */
-  readonly #modules = new Map<string, string>();
+  readonly #pending: InFlight;
+  readonly #writer: JobWriter;
   /** Shared values put in Redis. */
   readonly #shares: SharedValues;
   #closed = false;
   #closing: Promise<void> | undefined;
   /** Whether it warned that no worker serves. */
   #warned = false;
-  /** Whether a look at unheard-of jobs is under way. */
-  #checking = false;
 
   constructor(options: DistributedOptions) {
     const resolved = resolveOptions(options);
@@ -141,11 +121,12 @@ class Distributed implements DistributedStrategy {
     this.connection = resolved.connection;
     this.queue = resolved.queue;
     this.#keys = keys(this.queue);
-    this.#shares = new SharedValues(`${this.#keys.share}${this.#instance}:`);
-    this.#root = resolved.root;
+    const sharePrefix = `${this.#keys.share}${this.#instance}:`;
+    this.#shares = new SharedValues(sharePrefix);
+    this.#writer = new JobWriter(resolved.root, sharePrefix, resolved.maxJobBytes);
+    this.#pending = new InFlight(this.connection);
     this.#concurrency = resolved.concurrency;
     this.#connectTimeoutMs = resolved.connectTimeoutMs;
-    this.#maxJobBytes = resolved.maxJobBytes;
   }
 
   get concurrency(): number {
@@ -212,7 +193,7 @@ class Distributed implements DistributedStrategy {
     let job: Omit<ChunkJob, "shares">;
     const handles: { readonly [MARK]: number }[] = [];
     try {
-      job = this.#job(request, handles);
+      job = this.#writer.job(request, handles);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -247,67 +228,6 @@ class Distributed implements DistributedStrategy {
         if (this.#pending.has(id)) pending.reject(error);
       });
     });
-  }
-
-  /** The chunk as a job, its items encoded; the shared handles it holds go to `handles`. */
-  #job(request: ChunkRequest, handles: { readonly [MARK]: number }[]): Omit<ChunkJob, "shares"> {
-    const { task, base, items } = request;
-    if (task.kind !== "module") {
-      throw new TypeError(
-        "Expected a module task for the distributed strategy, got an inline function: workers " +
-          "load only modules they have, never code sent through the queue; use " +
-          'tasks(new URL("./work.ts", import.meta.url))',
-      );
-    }
-    const module = this.#relative(task.url);
-    let text: string;
-    try {
-      text = encode(items, (handle) => {
-        handles.push(handle);
-        return `${this.#keys.share}${this.#instance}:${handle[MARK]}`;
-      });
-    } catch (error) {
-      throw cloneFailure(error, base, "input");
-    }
-    const bytes = Buffer.byteLength(text);
-    if (bytes > this.#maxJobBytes) {
-      throw new PayloadTooLargeError(
-        `the items of tasks ${base}–${base + items.length - 1}`,
-        bytes,
-        this.#maxJobBytes,
-      );
-    }
-    return {
-      v: 1,
-      module,
-      name: task.name,
-      base,
-      seed: request.seed === undefined ? undefined : request.seed.toString(),
-      timeoutMs: request.timeoutMs,
-      concurrency: request.concurrency,
-      items: text,
-      maxBytes: this.#maxJobBytes === DEFAULT_MAX_JOB_BYTES ? undefined : this.#maxJobBytes,
-    };
-  }
-
-  /** A module URL as a path inside the root, with `/` separators. */
-  #relative(url: string): string {
-    let relative = this.#modules.get(url);
-    if (relative !== undefined) return relative;
-    const file = url.startsWith("file:") ? fileURLToPath(url) : undefined;
-    // Real paths on both sides: a root reached through a link (`/srv/app/current`) still holds
-    // the modules that `import.meta.url` names by their real path.
-    const full = file === undefined ? undefined : real(file);
-    if (full === undefined || !insideRoot(this.#root, full)) {
-      throw new TypeError(
-        `Expected the task's module to be a file inside the distributed root ${this.#root}, got ${url}: ` +
-          `set \`root\` to a folder that holds it (and start each worker with --root at the same ` +
-          `folder of its own copy)`,
-      );
-    }
-    relative = path.relative(this.#root, full).split(path.sep).join("/");
-    this.#modules.set(url, relative);
-    return relative;
   }
 
   async #send(id: string, job: Omit<ChunkJob, "shares">, handles: object[]): Promise<void> {
@@ -367,7 +287,7 @@ class Distributed implements DistributedStrategy {
     return {
       completed: (jobId, reply) => {
         const chunk = pending.get(jobId);
-        if (chunk !== undefined) this.#settle(chunk, reply);
+        if (chunk !== undefined) pending.settle(chunk, reply);
       },
       failed: (jobId, reason) => {
         const chunk = pending.get(jobId);
@@ -395,76 +315,16 @@ class Distributed implements DistributedStrategy {
     };
   }
 
-  #settle(pending: Pending, reply: unknown): void {
-    let parsed: ChunkReply;
-    try {
-      parsed = (typeof reply === "string" ? JSON.parse(reply) : reply) as ChunkReply;
-      if (parsed.ok) {
-        const values = decode(parsed.values) as unknown[];
-        pending.resolve({ values, ms: parsed.ms, host: parsed.host, retries: pending.retries });
-      } else {
-        pending.reject(decode(parsed.error));
-      }
-    } catch (error) {
-      pending.reject(error);
-    }
-  }
-
   /**
-   * Looks at the jobs added more than `olderThanMs` ago whose end was not heard of: one that
-   * ended meanwhile is read from Redis (its event was missed: the connection dropped, or the
-   * shared event stream was trimmed before this submitter read it), one Redis no longer has
-   * fails. With 0 (Redis is back after a loss) it looks at every job, and at the shared values.
+   * Looks in Redis at the chunks whose end was not heard of for `olderThanMs` (see
+   * `InFlight.recheck`); with 0 (Redis is back after a loss) at every chunk, and at the shared
+   * values, which Redis may have lost with its data.
    */
   #recheck(olderThanMs: number): void {
     const link = this.#link;
-    if (link === undefined || this.#closed || this.#checking) return;
-    if (olderThanMs === 0) {
-      // Shared values Redis lost with its data are written again by the next chunk holding them.
-      this.#shares.recheck(link);
-    }
-    const now = performance.now();
-    const due = [...this.#pending.values()].filter((pending) =>
-      pending.sentAt !== undefined && now - pending.sentAt > olderThanMs
-    ).slice(0, RECHECK_MOST);
-    if (due.length === 0) return;
-    this.#checking = true;
-    Promise.all(due.map((pending) => this.#look(link, pending))).finally(() => {
-      this.#checking = false;
-    });
-  }
-
-  /** One job's state, read from Redis: settles its chunk if it ended, fails it if it is gone. */
-  async #look(link: Link, pending: Pending): Promise<void> {
-    try {
-      // The state alone (a few small commands), not the job, whose data may be large.
-      const state = await link.queue.getJobState(pending.id);
-      if (!this.#pending.has(pending.id)) return;
-      const tasks = `tasks ${pending.base}–${pending.base + pending.count - 1}`;
-      if (state === "unknown") {
-        pending.reject(
-          new RedisConnectionError(
-            this.connection,
-            `The job of ${tasks} is gone from Redis at ${this.connection} (removed by hand, or ` +
-              `Redis restarted without its data)`,
-          ),
-        );
-        return;
-      }
-      if (state !== "completed" && state !== "failed") return;
-      const job = await link.queue.getJob(pending.id);
-      if (!this.#pending.has(pending.id) || job === undefined || job === null) return;
-      if (state === "completed") this.#settle(pending, job.returnvalue);
-      else {
-        pending.reject(
-          new WorkerCrashedError(`The chunk of ${tasks} failed in BullMQ: ${job.failedReason}`, {
-            index: pending.count === 1 ? pending.base : undefined,
-          }),
-        );
-      }
-    } catch {
-      // Redis is away: the connection watch decides.
-    }
+    if (link === undefined || this.#closed || this.#pending.checking) return;
+    if (olderThanMs === 0) this.#shares.recheck(link);
+    this.#pending.recheck(link, olderThanMs);
   }
 
   /** Stops a chunk: out of the queue if it waits, and its worker told if it runs. */

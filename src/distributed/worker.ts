@@ -23,7 +23,6 @@ import process from "node:process";
 import os from "node:os";
 import path from "node:path";
 import { realpath, stat } from "node:fs/promises";
-import { Buffer } from "node:buffer";
 import { pathToFileURL } from "node:url";
 import type { Job, Worker } from "bullmq";
 import { ThreadPool } from "../strategy/threads.ts";
@@ -34,8 +33,8 @@ import { threadFactory } from "../runtime/mod.ts";
 import { detect } from "../runtime/mod.ts";
 import { TaskError } from "../errors.ts";
 import { MARK } from "../worker/shared_refs.js";
-import { cloneFailure, decode, encode } from "./_codec.ts";
-import { PayloadTooLargeError } from "./errors.ts";
+import { decode, encode } from "./_codec.ts";
+import { checkJob, resultsText } from "./_job.ts";
 import type { ChunkJob, ChunkReply, RedisConnection, WorkerInfo } from "./_redis.ts";
 import {
   checkQueue,
@@ -398,58 +397,5 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
     control.disconnect();
     listen.disconnect();
     worker.disconnect().catch(() => {});
-  }
-}
-
-/** The results as text; a value that cannot travel fails its own task, by index. */
-function resultsText(values: unknown[], base: number, limit: number): string {
-  let text: string;
-  try {
-    text = encode(values);
-  } catch (error) {
-    throw cloneFailure(error, base, "result");
-  }
-  const bytes = Buffer.byteLength(text);
-  if (bytes > limit) {
-    throw new PayloadTooLargeError(
-      `the results of tasks ${base}–${base + values.length - 1}`,
-      bytes,
-      limit,
-    );
-  }
-  return text;
-}
-
-/**
- * Refuses a job that is not a fanout chunk of this protocol's shape (added by hand, or by
- * another program on the queue), before anything of it is decoded or run.
- */
-function checkJob(data: ChunkJob): void {
-  const job = data as unknown as Record<string, unknown> | null;
-  const wrong = (what: string): never => {
-    throw new TypeError(`Expected a fanout chunk (protocol version 1), got a job whose ${what}`);
-  };
-  if (typeof job !== "object" || job === null) wrong("data is not an object");
-  if (job!.v !== 1) wrong(`version is ${JSON.stringify(job!.v)}`);
-  if (typeof job!.module !== "string" || typeof job!.name !== "string") wrong("task is not named");
-  if (typeof job!.items !== "string") wrong("items are not text");
-  if (!Number.isSafeInteger(job!.base) || (job!.base as number) < 0) wrong("base is not an index");
-  if (job!.seed !== undefined && !(typeof job!.seed === "string" && /^\d{1,20}$/.test(job!.seed))) {
-    wrong("seed is not a decimal integer");
-  }
-  const positive = (key: string, max: number): void => {
-    const value = job![key];
-    if (value !== undefined && !(typeof value === "number" && value > 0 && value <= max)) {
-      wrong(`${key} is not a number from 1 to ${max}`);
-    }
-  };
-  positive("timeoutMs", 2 ** 31 - 1);
-  positive("concurrency", 65_536);
-  positive("maxBytes", 2 ** 31 - 1);
-  if (
-    job!.shares !== undefined &&
-    !(Array.isArray(job!.shares) && job!.shares.every((key) => typeof key === "string"))
-  ) {
-    wrong("shares are not a list of keys");
   }
 }
