@@ -15,7 +15,8 @@ import { Estimates } from "./chunking.ts";
 import { calibration } from "./_calibration.ts";
 import type { Strategy, StrategyName } from "./strategy/types.ts";
 import type { BuiltInStrategy } from "./strategy/_builtin.ts";
-import { FORGET_SHARED } from "./strategy/_builtin.ts";
+import { FORGET_SHARED, WARMUP } from "./strategy/_builtin.ts";
+import type { TaskSpec } from "./protocol.ts";
 import type { JobEnd } from "./strategy/_queue.ts";
 import { SerialStrategy } from "./strategy/serial.ts";
 import { ThreadPool } from "./strategy/threads.ts";
@@ -93,6 +94,22 @@ export class Core {
       : new ProcessPool(maxWorkers, pool);
     this.#strategies.set(name, strategy);
     return strategy;
+  }
+
+  /**
+   * Starts what `warmup()` starts: the thread or process pool (the thread pool under auto,
+   * auto's choice for most parallel work), a strategy of the user's own if it can warm up,
+   * nothing on the calling thread.
+   */
+  warmup(specs: TaskSpec[]): Promise<void> {
+    const choice = this.settings.choice;
+    if (typeof choice === "object") {
+      const own = (choice as Partial<Record<typeof WARMUP, () => Promise<void>>>)[WARMUP];
+      return own?.call(choice) ?? Promise.resolve();
+    }
+    if (choice === "serial" || choice === "async") return Promise.resolve();
+    const pool = this.builtIn(choice === "auto" ? "threads" : choice);
+    return pool.warmup?.(specs) ?? Promise.resolve();
   }
 
   /**

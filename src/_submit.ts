@@ -3,7 +3,8 @@
  * piece of work makes thousands of calls a second, so a submit that nobody watches (no
  * `onEvent`, no `log`) and that cannot fall back (no `forceSerialOnFailure`) skips the
  * `Route`: it claims shared handles, runs its one item, and counts itself in the stats, as a
- * route would, with nothing else allocated. Auto, telemetry and fallbacks take the route.
+ * route would, with nothing else allocated. Auto, telemetry and fallbacks take the route
+ * (`submitRouted`).
  *
  * @module
  */
@@ -15,6 +16,7 @@ import type { resolveCall } from "./_options.ts";
 import type { CallPin, SharedEntry } from "./shared.ts";
 import type { JobEnd } from "./strategy/_queue.ts";
 import { WorkerCrashedError } from "./errors.ts";
+import { Route } from "./_route.ts";
 
 /** The strategy a submit may go to directly, or `undefined` when it needs a `Route`. */
 export function directStrategy(core: Core): BuiltInStrategy | undefined {
@@ -93,4 +95,37 @@ function submitEnd(core: Core, name: string): JobEnd {
       core.end();
     },
   };
+}
+
+/**
+ * Runs one submit through a `Route`: under auto (which may probe first), with telemetry, or
+ * with a fallback to serial.
+ */
+export function submitRouted<O>(
+  core: Core,
+  spec: TaskSpec,
+  input: unknown,
+  call: ReturnType<typeof resolveCall>,
+): Promise<O> {
+  const route = new Route(core, "submit", spec, [input], call);
+  const { signal, timeoutMs, seed } = call;
+  const perChunk = route.runner.perChunk;
+  return route.runner.run({
+    task: spec,
+    base: 0,
+    items: [input],
+    signal,
+    timeoutMs,
+    seed,
+    single: true,
+    concurrency: perChunk > 1 ? perChunk : undefined,
+  }).then(async (result) => {
+    await route.concluded();
+    route.end(true);
+    return result.values[0] as O;
+  }, async (error: unknown) => {
+    await route.concluded();
+    route.end(false, error);
+    throw error;
+  });
 }

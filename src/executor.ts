@@ -17,11 +17,9 @@ import type { CallKind } from "./_options.ts";
 import { resolveCall, resolveSettings } from "./_options.ts";
 import { Core } from "./_core.ts";
 import { Route } from "./_route.ts";
-import { directStrategy, submitDirect } from "./_submit.ts";
+import { directStrategy, submitDirect, submitRouted } from "./_submit.ts";
+import { explain } from "./_explain.ts";
 import { collect, iterate, Pipeline } from "./_pipeline.ts";
-import { AutoRunner } from "./strategy/_auto_runner.ts";
-import { SoftStop } from "./_abort.ts";
-import { WARMUP } from "./strategy/_builtin.ts";
 import { MAX_CHUNK } from "./chunking.ts";
 import { ExecutorClosedError } from "./errors.ts";
 import { checkKeys, describe } from "./_checks.ts";
@@ -127,39 +125,7 @@ export class ParallelExecutor implements AsyncDisposable {
     task: TaskRef<I, O> | TaskFunction<I, O>,
     items: Iterable<I> | AsyncIterable<I>,
   ): Promise<Explanation> {
-    const pipeline = this.#begin("map", task, items, {}, true);
-    const route = pipeline.route;
-    const auto = route.runner instanceof AutoRunner ? route.runner : undefined;
-    if (auto?.decision === undefined && auto !== undefined) {
-      // Auto must measure first: its probe, as map() would run it, and nothing after it.
-      await collect(pipeline).catch((error: unknown) => {
-        if (!(error instanceof SoftStop)) throw error;
-      });
-      await auto.conclude();
-    } else route.end(true);
-    if (auto !== undefined && auto.decision === undefined) {
-      return {
-        strategy: "serial",
-        reason: "serial: no items",
-        workers: 1,
-        concurrency: 1,
-        inProcess: true,
-      };
-    }
-    const runner = route.runner;
-    // Auto's probe ran on the calling thread: what it chose is in its decision, not its runner.
-    const concurrency = auto !== undefined
-      ? auto.decision?.concurrency ?? this.#core.settings.concurrency ?? 1
-      : runner.onCaller
-      ? runner.concurrency
-      : runner.perChunk;
-    return {
-      strategy: route.strategy,
-      reason: route.reason,
-      workers: route.workers,
-      concurrency,
-      inProcess: route.strategy === "serial" || route.strategy === "async",
-    };
+    return await explain(this.#begin("map", task, items, {}, true), this.#core.settings);
   }
 
   /**
@@ -198,14 +164,7 @@ export class ParallelExecutor implements AsyncDisposable {
       }
       const specs = tasks.map((task) => this.#spec(task));
       if (core.closed) throw new ExecutorClosedError();
-      const choice = core.settings.choice;
-      if (typeof choice === "object") {
-        const own = (choice as Partial<Record<typeof WARMUP, () => Promise<void>>>)[WARMUP];
-        return own?.call(choice) ?? Promise.resolve();
-      }
-      if (choice === "serial" || choice === "async") return Promise.resolve();
-      const pool = core.builtIn(choice === "auto" ? "threads" : choice);
-      return pool.warmup?.(specs) ?? Promise.resolve();
+      return core.warmup(specs);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -340,28 +299,8 @@ export class ParallelExecutor implements AsyncDisposable {
       const spec = this.#spec(task);
       if (core.closed) throw new ExecutorClosedError();
       const direct = directStrategy(core);
-      if (direct !== undefined) return submitDirect(this.#core, direct, spec, input, call);
-      const route = new Route(this.#core, "submit", spec, [input], call);
-      const { signal, timeoutMs, seed } = call;
-      const perChunk = route.runner.perChunk;
-      return route.runner.run({
-        task: spec,
-        base: 0,
-        items: [input],
-        signal,
-        timeoutMs,
-        seed,
-        single: true,
-        concurrency: perChunk > 1 ? perChunk : undefined,
-      }).then(async (result) => {
-        await route.concluded();
-        route.end(true);
-        return result.values[0] as O;
-      }, async (error: unknown) => {
-        await route.concluded();
-        route.end(false, error);
-        throw error;
-      });
+      if (direct !== undefined) return submitDirect(core, direct, spec, input, call);
+      return submitRouted(core, spec, input, call);
     } catch (error) {
       return Promise.reject(error);
     }
