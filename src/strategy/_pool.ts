@@ -3,20 +3,22 @@
  * a worker) and their task ids, the queue, handing jobs to idle workers,
  * starting workers for what is left (never more than `concurrency`, never more than the work
  * queued), draining on `close()`, cancelling on `terminate()`, and waiting until every
- * worker is gone. A subclass says how to start, feed, stop and abort its kind of worker.
+ * worker is gone. A subclass says how to start, feed, stop and abort its kind of worker. The
+ * warm start on request is a layer above (`WarmPool`, `_warm_pool.ts`); what the pool counts of
+ * its workers' lives is in `_pool_counts.ts`.
  *
  * @module
  */
 
 import type { ChunkResult, StrategyName } from "./types.ts";
 import type { BuiltInRequest, BuiltInResult, BuiltInStrategy } from "./_builtin.ts";
-import type { TaskSpec } from "../protocol.ts";
 import { moduleOf } from "../task.ts";
 import type { Job, JobEnd } from "./_queue.ts";
 import { JobQueue, newJob, settleJob, TaskIds } from "./_queue.ts";
 import { onAbort } from "../_abort.ts";
 import type { WorkerShares } from "./_shares.ts";
-import { ExecutorClosedError, LoadTimeoutError, WorkerStartError } from "../errors.ts";
+import { ExecutorClosedError, LoadTimeoutError } from "../errors.ts";
+import { WorkerCounts } from "./_pool_counts.ts";
 
 export type { Job } from "./_queue.ts";
 
@@ -75,19 +77,11 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   readonly #exiting = new Set<Promise<unknown>>();
   #drained: (() => void) | undefined;
   #closing: Promise<void> | undefined;
-  #nextNo = 1;
-  /** Most workers alive at once so far: a start below it replaces one. */
-  #peak = 0;
-  #respawns = 0;
-  #recycled = 0;
-  /** Recycled workers not replaced yet: their replacements are not respawns. */
-  #owed = 0;
-  /** `warmup()` calls waiting until no worker is starting. */
+  readonly #counts = new WorkerCounts();
+  /** Callers of `allStarted()` waiting until no worker is starting. */
   #whenStarted: (() => void)[] = [];
   /** Why the last worker that died before it was ready did not start. */
   protected startError: unknown;
-  #startMs: number | undefined;
-  #starts = 0;
 
   /**
    * @param maxWorkers Most workers the pool runs at once.
@@ -103,21 +97,18 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
     return this.workers.size;
   }
 
-  /**
-   * How long its workers took to start, from spawn to ready, in ms: the mean of every start
-   * so far, or `undefined` before the first worker was ready.
-   */
+  /** How long its workers took to start, spawn to ready, in ms (see `WorkerCounts`). */
   get startMs(): number | undefined {
-    return this.#startMs;
+    return this.#counts.startMs;
   }
 
   get respawns(): number {
-    return this.#respawns;
+    return this.#counts.respawns;
   }
 
   /** Workers replaced because of `maxTasksPerWorker` or `idleMemoryLimitMb`. */
   get recycled(): number {
-    return this.#recycled;
+    return this.#counts.recycled;
   }
 
   /**
@@ -153,84 +144,10 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
 
   abstract forget(id: number): void;
 
-  /**
-   * Starts every worker up to `concurrency` and waits until each is ready; then loads `tasks`
-   * in each, where the pool can (`preload`). A second call while the first runs, or after,
-   * starts nothing more: it waits for the same workers.
-   *
-   * @throws {ExecutorClosedError} If the pool is closed.
-   * @throws {WorkerStartError} If no worker could start.
-   */
-  async warmup(tasks: readonly TaskSpec[] = []): Promise<void> {
-    if (this.closed) throw new ExecutorClosedError();
-    while (this.workers.size < this.concurrency) {
-      const before = this.workers.size;
-      this.spawn();
-      if (this.workers.size === before) break; // It could not even be started.
-    }
-    if (this.starting > 0) await new Promise<void>((resolve) => this.#whenStarted.push(resolve));
-    const ready = [...this.workers].filter((worker) => worker.ready);
-    if (ready.length === 0) {
-      if (this.closed) throw new ExecutorClosedError();
-      throw this.startError ?? new WorkerStartError("No worker of the pool could start");
-    }
-    // Idle workers do not keep the program alive; while they load and prime for warmup(),
-    // they must: a program awaiting warmup() may have nothing else pending.
-    for (const worker of ready) if (this.idle.includes(worker)) this.hold(worker, true);
-    try {
-      await Promise.all(
-        ready.flatMap((worker) => tasks.map((task) => this.#preload(worker, task))),
-      );
-      // Chunks of fanout's own through each idle worker: what a chunk runs through on both
-      // sides is compiled before the first real one, which then costs what later ones do.
-      await Promise.all(ready.map((worker) => {
-        if (worker.dead || this.closed || !this.idle.includes(worker)) return;
-        const gone = new Promise<void>((resolve) => (worker.onGone ??= []).push(resolve));
-        return Promise.race([this.prime(worker), gone]);
-      }));
-    } finally {
-      for (const worker of ready) {
-        if (!worker.dead && this.idle.includes(worker)) this.hold(worker, false);
-      }
-    }
-  }
-
-  /** Loads `task` in `worker`, bounded by `loadTimeoutMs`; a worker that dies meanwhile is skipped. */
-  async #preload(worker: W, task: TaskSpec): Promise<void> {
-    const id = this.taskIds.of(task);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let timedOut = false;
-    const gone = new Promise<void>((resolve) => (worker.onGone ??= []).push(resolve));
-    const limit = this.options.loadTimeoutMs;
-    if (limit !== undefined) {
-      timer = setTimeout(() => {
-        timedOut = true;
-        // Stuck in the import: an idle worker would serve nothing, so it goes. One running a
-        // call's chunk stays until that settles: the stuck import does not stop it.
-        if (worker.job !== undefined) return;
-        this.retire(worker);
-        this.pump();
-      }, limit);
-    }
-    try {
-      await Promise.race([this.preload(worker, id, task), gone]);
-    } finally {
-      clearTimeout(timer);
-    }
-    if (timedOut) throw new LoadTimeoutError(0, moduleOf(task), limit!);
-  }
-
-  /**
-   * Runs a chunk of no items through an idle `worker`, so that what a chunk goes through is
-   * compiled before the first real one; pools that need not, resolve.
-   */
-  protected prime(_worker: W): Promise<void> {
-    return Promise.resolve();
-  }
-
-  /** Loads task `id` in `worker` ahead of its first chunk; pools that cannot, resolve. */
-  protected preload(_worker: W, _id: number, _task: TaskSpec): Promise<void> {
-    return Promise.resolve();
+  /** Resolves once no worker is starting (at once, if none is). */
+  protected allStarted(): Promise<void> {
+    if (this.starting === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#whenStarted.push(resolve));
   }
 
   /** Starts one worker (calling `enlist`). */
@@ -271,8 +188,7 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   protected release(worker: W): void {
     if (worker.dead) return;
     if (this.#worn(worker)) {
-      this.#recycled++;
-      this.#owed++;
+      this.#counts.recycle();
       this.retire(worker);
       this.pump();
       return;
@@ -331,14 +247,8 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   protected ready(worker: W): void {
     worker.ready = true;
     this.starting--;
-    if (worker.bornAt !== undefined) {
-      const ms = performance.now() - worker.bornAt;
-      this.#starts++;
-      this.#startMs = this.#startMs === undefined
-        ? ms
-        : this.#startMs + (ms - this.#startMs) / this.#starts;
-      worker.bornAt = undefined;
-    }
+    if (worker.bornAt !== undefined) this.#counts.started(performance.now() - worker.bornAt);
+    worker.bornAt = undefined;
     this.#stopWaiting(worker);
     this.#checkStarted();
   }
@@ -379,11 +289,7 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
 
   /** The number for a worker about to start; counts it as a respawn if it replaces one. */
   protected nextNumber(): number {
-    if (this.workers.size < this.#peak) {
-      if (this.#owed > 0) this.#owed--;
-      else this.#respawns++;
-    }
-    return this.#nextNo++;
+    return this.#counts.nextNumber(this.workers.size);
   }
 
   /** Fails every queued job with `error` (no worker can be started for them). */
@@ -399,7 +305,7 @@ export abstract class Pool<W extends PoolMember> implements BuiltInStrategy {
   protected enlist(worker: W): void {
     worker.bornAt = performance.now();
     this.workers.add(worker);
-    this.#peak = Math.max(this.#peak, this.workers.size);
+    this.#counts.enlisted(this.workers.size);
     this.starting++;
     const limit = this.options.loadTimeoutMs;
     if (limit !== undefined) {

@@ -1,7 +1,8 @@
 /**
  * One thread of the thread pool, as the pool sees it: its handle, the shared header it and the
  * pool read and write (see `Slot` in protocol.ts), and its state; and the graceful stop of a
- * thread whose tasks started child processes.
+ * thread whose tasks started child processes. What the pool writes and posts to one thread for
+ * a chunk, and how it takes a chunk posted behind another back, live here too.
  *
  * @module
  */
@@ -14,10 +15,12 @@ import type {
   Port,
   ToWorkerEvent,
   WorkerControl,
+  WrappedPayload,
 } from "../protocol.ts";
-import { Bank, MS_OFFSET, Payload, Shares, Slot, SLOTS } from "../protocol.ts";
+import { Bank, bankAt, Claim, MS_OFFSET, Payload, Shares, Slot, SLOTS } from "../protocol.ts";
 import { seedWords } from "../worker/seed.js";
-import type { ThreadHandle } from "../runtime/mod.ts";
+import type { ThreadExit, ThreadHandle } from "../runtime/mod.ts";
+import { reviveError } from "../_revive.ts";
 import type { Job } from "./_pool.ts";
 import { WorkerShares } from "./_shares.ts";
 
@@ -114,7 +117,7 @@ export function stopChildren(worker: PoolWorker, killGraceMs: number): Promise<v
  * is posted. Plain stores: the postMessage that follows orders them before the worker reads
  * them, and an atomic store is a full fence on x86, four of them a visible part of a round trip.
  */
-export function writeRun(
+function writeRun(
   header: Int32Array,
   at: number,
   job: Job<PoolWorker>,
@@ -135,6 +138,58 @@ export function writeRun(
   if (request.seed) {
     [header[at + Bank.RUN_SEED_HIGH], header[at + Bank.RUN_SEED_LOW]] = seedWords(request.seed);
   } else header[at + Bank.RUN_SEED_HIGH] = header[at + Bank.RUN_SEED_LOW] = 0;
+}
+
+/**
+ * Posts `job` to `worker` in the bank its chunk before the one before has freed (its reply has
+ * been read), after writing what the chunk is into that bank. Throws, with nothing sent and the
+ * bank still free, when the items cannot be cloned.
+ */
+export function sendChunk(worker: PoolWorker, job: Job<PoolWorker>): void {
+  const { items, shared, each } = job.request;
+  const one = items.length === 1 && each === undefined;
+  const delivery = worker.shares.plan(shared);
+  const bank = worker.sent & 1;
+  writeRun(worker.header, bankAt(bank), job, one, delivery !== undefined);
+  const payload = one ? items[0] : each ? { items, seeds: each.seeds } : items;
+  if (delivery === undefined) worker.handle.postMessage(payload);
+  else {
+    const wrapped: WrappedPayload = { shares: delivery.shares, forget: delivery.forget, payload };
+    worker.handle.postMessage(wrapped);
+    worker.shares.sent(delivery);
+  }
+  worker.sent++;
+  job.bank = bank;
+}
+
+/**
+ * Takes back `next`, posted behind the chunk `worker` runs, if the worker has not started it
+ * (whoever changes its claim first wins). False when the worker had started it, so the chunk
+ * before it has finished.
+ */
+export function takeBack(worker: PoolWorker, next: Job<PoolWorker>): boolean {
+  const at = bankAt(next.bank!) + Bank.CLAIM;
+  const was = Atomics.compareExchange(worker.header, at, next.id, Claim.REVOKED);
+  // Taken back already (aborted, or another worker took it): the worker will skip it too.
+  return was === next.id || was === Claim.REVOKED;
+}
+
+/**
+ * How a thread's own "fatal" or "exit" event ends it (a fatal error is kept on the worker, as
+ * the cause of the crash it makes); undefined for any other event.
+ */
+export function exitOf(worker: PoolWorker, event: FromWorkerEvent): ThreadExit | undefined {
+  if (event.type === "exit") {
+    return { code: event.code, message: `the worker called exit with code ${event.code}` };
+  }
+  if (event.type !== "fatal") return undefined;
+  const fatal = worker.fatal = reviveError(event.error);
+  return {
+    error: fatal,
+    message: fatal instanceof Error
+      ? `uncaught ${fatal.name}: ${fatal.message}`
+      : `uncaught ${String(fatal)}`,
+  };
 }
 
 /**

@@ -27,7 +27,7 @@
 
 import type { FromProcess, ToProcess } from "../protocol.ts";
 import type { Job as Job_ } from "./_pool.ts";
-import { Pool } from "./_pool.ts";
+import { WarmPool } from "./_warm_pool.ts";
 import { stopsHard } from "../_abort.ts";
 import type { PoolOptions } from "./_pool.ts";
 import { WorkerShares } from "./_shares.ts";
@@ -69,7 +69,7 @@ interface PoolProcess {
 }
 
 /** Runs chunks on a pool of child processes. */
-export class ProcessPool extends Pool<PoolProcess> {
+export class ProcessPool extends WarmPool<PoolProcess> {
   readonly name = "processes";
 
   /**

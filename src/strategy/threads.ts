@@ -25,27 +25,21 @@
  * @module
  */
 
-import type {
-  FromWorkerEvent,
-  StartMessage,
-  TaskSpec,
-  ToWorkerEvent,
-  WrappedPayload,
-} from "../protocol.ts";
+import type { FromWorkerEvent, StartMessage, TaskSpec, ToWorkerEvent } from "../protocol.ts";
 import { Bank, bankAt, Claim, Payload, Slot, SLOTS, STATE_BYTES } from "../protocol.ts";
-import { connect, newWorker, stopThread, writeRun } from "./_thread_worker.ts";
+import { connect, exitOf, newWorker, sendChunk, stopThread, takeBack } from "./_thread_worker.ts";
 import type { PoolWorker } from "./_thread_worker.ts";
 import { detect } from "../runtime/mod.ts";
 import type { ThreadExit, ThreadFactory } from "../runtime/mod.ts";
 import { workerEntry } from "../runtime/_entries.ts";
 import { KILL_GRACE_MS } from "../runtime/_kill.ts";
 import type { Job as Job_ } from "./_pool.ts";
-import { Pool } from "./_pool.ts";
+import { WarmPool } from "./_warm_pool.ts";
 import { newJob } from "./_queue.ts";
 import { stopsHard } from "../_abort.ts";
 import type { PoolOptions } from "./_pool.ts";
 import { WorkerStartError } from "../errors.ts";
-import { inputCloneError, loadFailure, reviveError } from "../_revive.ts";
+import { inputCloneError, loadFailure } from "../_revive.ts";
 import type { EachReply } from "./_pool_errors.ts";
 import {
   crashedBatch,
@@ -66,7 +60,7 @@ type Job = Job_<PoolWorker>;
 export type ThreadPoolOptions = PoolOptions;
 
 /** Runs chunks on a pool of worker threads. */
-export class ThreadPool extends Pool<PoolWorker> {
+export class ThreadPool extends WarmPool<PoolWorker> {
   readonly name = "threads";
   readonly #factory: ThreadFactory;
 
@@ -232,16 +226,9 @@ export class ThreadPool extends Pool<PoolWorker> {
     return undefined;
   }
 
-  /**
-   * Takes back `next`, posted behind the chunk `worker` runs, if the worker has not started it
-   * (whoever changes its claim first wins); with `requeue`, it goes back to the queue. False
-   * when the worker had started it, so the chunk before it has finished.
-   */
+  /** `takeBack`, and with `requeue` the chunk taken back goes back to the queue. */
   #revoke(worker: PoolWorker, next: Job, requeue: boolean): boolean {
-    const at = bankAt(next.bank!) + Bank.CLAIM;
-    const was = Atomics.compareExchange(worker.header, at, next.id, Claim.REVOKED);
-    // Taken back already (aborted, or another worker took it): the worker will skip it too.
-    if (was !== next.id && was !== Claim.REVOKED) return false;
+    if (!takeBack(worker, next)) return false;
     if (requeue) {
       worker.next = undefined;
       if (!next.settled) this.queue.requeue(next);
@@ -253,23 +240,8 @@ export class ThreadPool extends Pool<PoolWorker> {
     // The answer to a graceful stop comes from a worker already out of the pool.
     if (event.type === "stopped") return worker.stopped?.();
     if (worker.dead) return;
-    switch (event.type) {
-      case "fatal":
-        worker.fatal = reviveError(event.error);
-        this.#onDeath(worker, {
-          error: worker.fatal,
-          message: worker.fatal instanceof Error
-            ? `uncaught ${worker.fatal.name}: ${worker.fatal.message}`
-            : `uncaught ${String(worker.fatal)}`,
-        });
-        return;
-      case "exit":
-        this.#onDeath(worker, {
-          code: event.code,
-          message: `the worker called exit with code ${event.code}`,
-        });
-        return;
-    }
+    const exit = exitOf(worker, event);
+    if (exit !== undefined) this.#onDeath(worker, exit);
   }
 
   protected override async preload(worker: PoolWorker, id: number, task: TaskSpec): Promise<void> {
@@ -308,11 +280,7 @@ export class ThreadPool extends Pool<PoolWorker> {
       this.hold(worker, true);
       await new Promise<void>((resolve) => {
         const request = { task: PRIME_TASK, base: 0, items: [round], single: true };
-        const job = newJob<PoolWorker>(request, id, () => resolve(), () => resolve());
-        worker.job = job;
-        job.worker = worker;
-        job.id = this.nextChunk++;
-        this.#post(worker, job);
+        this.assign(worker, newJob<PoolWorker>(request, id, () => resolve(), () => resolve()));
       });
     }
   }
@@ -344,26 +312,10 @@ export class ThreadPool extends Pool<PoolWorker> {
   }
 
   #post(worker: PoolWorker, job: Job): void {
-    const { base, items, shared, each } = job.request;
-    const header = worker.header;
-    const one = items.length === 1 && each === undefined;
-    const delivery = worker.shares.plan(shared);
-    // The bank of the chunk before the one before: its reply has been read, so it is free.
-    const bank = worker.sent & 1;
-    writeRun(header, bankAt(bank), job, one, delivery !== undefined);
-    const payload = one ? items[0] : each ? { items, seeds: each.seeds } : items;
     try {
-      if (delivery === undefined) worker.handle.postMessage(payload);
-      else {
-        const wrapped: WrappedPayload = {
-          shares: delivery.shares,
-          forget: delivery.forget,
-          payload,
-        };
-        worker.handle.postMessage(wrapped);
-        worker.shares.sent(delivery);
-      }
+      sendChunk(worker, job);
     } catch (error) {
+      const { base, items } = job.request;
       if (job.members !== undefined) this.queue.unbatch(job, uncloneableInputs(items, error));
       else this.settle(job, inputCloneError(base, items, error));
       // Not sent: the worker never sees it, so its bank stays free.
@@ -374,8 +326,6 @@ export class ThreadPool extends Pool<PoolWorker> {
       }
       return;
     }
-    worker.sent++;
-    job.bank = bank;
     job.request.onStart?.(worker.no, worker.next === job);
     const timeoutMs = job.request.timeoutMs;
     if (timeoutMs !== undefined) {
@@ -491,12 +441,7 @@ export class ThreadPool extends Pool<PoolWorker> {
     else this.settle(job, crashedChunk(job, running, exit, cause));
   }
 
-  /**
-   * Takes a worker out of the pool and stops its thread. A thread that started child processes
-   * (a nested pool) is first asked to stop them, so they are reaped: once terminated, it could
-   * not, and they would stay behind as zombies. It gets their kill grace and a little more; a
-   * thread busy in synchronous code cannot answer, and is terminated after that.
-   */
+  /** Takes a worker out of the pool and stops its thread (its children first: `stopThread`). */
   protected retire(worker: PoolWorker, gone = false): void {
     if (worker.dead) return;
     this.unlist(worker);
