@@ -2,7 +2,7 @@
  * One call's route to its strategy: which strategy runs it and why (fixed, or chosen by
  * auto), every chunk claiming the shared handles it holds, measured when someone listens,
  * and, with `forceSerialOnFailure`, moved to serial when the strategy fails underneath it. At
- * the end the route reports what the call did: to the stats, and to the listener.
+ * the end the route reports what the call did (`CallReport`): to the stats, and to the listener.
  *
  * ```
  * pipeline ──► Route.run ──► claim handles ──► strategy.run ──► result / error
@@ -17,11 +17,11 @@
 import type { Runner } from "./_pipeline.ts";
 import type { CallPin } from "./shared.ts";
 import type { ChunkResult, Strategy } from "./strategy/types.ts";
-import type { BuiltInRequest, BuiltInStrategy } from "./strategy/_builtin.ts";
+import type { BuiltInRequest } from "./strategy/_builtin.ts";
 import { CHUNK_MS, DESCRIBE, WORKERS } from "./strategy/_builtin.ts";
-import type { TelemetryEvent } from "./telemetry.ts";
-import { percentile } from "./telemetry.ts";
-import { WorkerCrashedError, WorkerError, WorkerStartError } from "./errors.ts";
+import { WorkerError, WorkerStartError } from "./errors.ts";
+import { CallReport } from "./_call_report.ts";
+import type { ChunkWatch } from "./_call_report.ts";
 import type { Core } from "./_core.ts";
 import type { CallKind } from "./_options.ts";
 import { assumedCosts } from "./strategy/auto.ts";
@@ -33,9 +33,6 @@ import { calibration } from "./_calibration.ts";
 import { detect } from "./runtime/mod.ts";
 import { SerialStrategy } from "./strategy/serial.ts";
 import type { TaskSpec } from "./protocol.ts";
-import process from "node:process";
-
-const EMPTY: number[] = [];
 
 /** One call in progress. */
 export class Route {
@@ -52,23 +49,8 @@ export class Route {
   readonly kind: CallKind;
   /** The runner the call's chunks go to: a strategy's, or auto's. */
   readonly runner: Runner;
-  readonly #listening: boolean;
-  readonly #start: number;
-  #tasks = 0;
-  #chunks = 0;
-  #busy = 0;
-  #crashes = 0;
-  #fallbacks = 0;
-  #respawns = 0;
-  #retries = 0;
+  readonly #report: CallReport;
   #fellBack: Runner | undefined;
-  // Measurements, made only while a listener is set (no allocation per call otherwise).
-  #waits: number[] = EMPTY;
-  /** Per chunk: the run time per item, and how many items it ran. */
-  #runs: number[] = EMPTY;
-  #runItems: number[] = EMPTY;
-  /** Each strategy this call used, with its respawn count when the call began using it. */
-  readonly #respawnBase: [Strategy, number][] = [];
   #ended = false;
   readonly #probeOnly: boolean;
   /** The call's `concurrency`, if the caller set it (it wins over auto's). */
@@ -97,13 +79,7 @@ export class Route {
     this.kind = kind;
     this.#probeOnly = probeOnly;
     this.pin = core.shared.begin();
-    this.#listening = core.settings.onEvent !== undefined;
-    this.#start = this.#listening ? performance.now() : 0;
-    if (this.#listening) {
-      this.#waits = [];
-      this.#runs = [];
-      this.#runItems = [];
-    }
+    this.#report = new CallReport(core.settings);
     core.begin();
     if (kind === "submit") core.submits++;
     try {
@@ -208,9 +184,7 @@ export class Route {
    * once of each chunk.
    */
   #runnerOf(strategy: Strategy, chosen?: number): Runner {
-    if (this.#listening && !this.#respawnBase.some(([used]) => used === strategy)) {
-      this.#respawnBase.push([strategy, respawnsOf(strategy)]);
-    }
+    this.#report.uses(strategy);
     const direct = (request: BuiltInRequest): Promise<ChunkResult> => this.#run(strategy, request);
     const wanted = this.#concurrency ?? chosen;
     const here = strategy instanceof SerialStrategy;
@@ -252,11 +226,11 @@ export class Route {
     if (error instanceof WorkerStartError && strategy.name !== "serial") {
       this.core.broken[strategy.name as "threads" | "processes"] = why;
     }
-    this.#fallbacks++;
+    this.#report.fallbacks++;
     const serial = this.#runnerOf(this.core.builtIn("serial"), concurrency);
     this.#fellBack = serial;
     const reason = `serial: fell back from ${strategy.name}: ${why}`;
-    this.#tell({ type: "fallback", from: strategy.name, reason, error });
+    this.#report.tell({ type: "fallback", from: strategy.name, reason, error });
     this.choose("serial", reason, 1);
   }
 
@@ -268,19 +242,10 @@ export class Route {
       return Promise.reject(error);
     }
     let sent: BuiltInRequest = shared === undefined ? request : { ...request, shared };
-    let queued = 0;
-    let wait = 0;
-    let worker = 0;
-    if (this.#listening) {
-      queued = performance.now();
-      sent = {
-        ...sent,
-        timed: true,
-        onStart: (no: number) => {
-          wait = performance.now() - queued;
-          worker = no;
-        },
-      };
+    let watch: ChunkWatch | undefined;
+    if (this.#report.listening) {
+      watch = this.#report.watch();
+      sent = { ...sent, timed: true, onStart: watch.onStart.bind(watch) };
     }
     const items = request.items.length;
     const mine = strategy === this.core.settings.choice;
@@ -296,102 +261,27 @@ export class Route {
       run.then(unclaim, unclaim);
     }
     if (sample !== undefined) run.then(sample.done, noop);
-    this.#tasks += items;
-    this.#chunks++;
-    // Without a listener, nothing more: no promise reaction on the hot path.
-    if (!this.#listening) return run;
-    run.then(
-      (result) => {
-        const ms = Number.isFinite(result.ms) ? result.ms : 0;
-        this.#busy += ms;
-        this.#retries += result.retries ?? 0;
-        this.#waits.push(wait);
-        const each = items > 0 ? ms / items : 0;
-        this.#runs.push(each);
-        this.#runItems.push(items);
-        if (this.core.settings.taskEvents) {
-          for (let k = 0; k < items; k++) {
-            this.#tell({
-              type: "task",
-              index: request.base + k,
-              worker,
-              ...(result.host === undefined ? {} : { host: result.host }),
-              waitMs: wait,
-              runMs: each,
-            });
-          }
-        }
-      },
-      (error: unknown) => {
-        if (error instanceof WorkerCrashedError) this.#crashes++;
-      },
-    );
+    // Without a listener, no promise reaction on the hot path.
+    this.#report.ran(run, request.base, items, watch);
     return run;
-  }
-
-  /** Tells the listener; a listener that throws is reported as a warning, not to the call. */
-  #tell(event: TelemetryEvent): void {
-    const listener = this.core.settings.onEvent;
-    if (listener === undefined) return;
-    try {
-      listener(event);
-    } catch (error) {
-      process.emitWarning(
-        `fanout: onEvent threw on a ${event.type} event: ${
-          error instanceof Error ? error.message : String(error)
-        }`,
-        { code: "FANOUT_LISTENER_ERROR" },
-      );
-    }
   }
 
   /** The call settled (with `error` when it failed): count it, and tell the listener. */
   end(ok: boolean, error?: unknown): void {
     if (this.#ended) return;
     this.#ended = true;
-    if (!this.#listening && error instanceof WorkerCrashedError) {
-      // Unwatched chunks are not followed one by one: the crash that failed the call counts.
-      this.#crashes++;
-    }
+    this.#report.settled(error);
     const core = this.core;
     core.shared.end(this.pin);
     if (this.kind === "submit") core.submits--;
     core.end();
-    for (const [strategy, base] of this.#respawnBase) {
-      this.#respawns += respawnsOf(strategy) - base;
-    }
     if (this.#probeOnly) return; // explain() ran a probe, not a call.
-    const stats = core.stats;
-    stats.calls++;
-    if (!ok) stats.failedCalls++;
-    stats.tasks += this.#tasks;
-    stats.chunks += this.#chunks;
-    stats.byStrategy[this.strategy] = (stats.byStrategy[this.strategy] ?? 0) + 1;
-    stats.fallbacks += this.#fallbacks;
-    stats.crashes += this.#crashes;
-    stats.busyMs += this.#busy;
-    if (!this.#listening) return;
-    const durationMs = performance.now() - this.#start;
-    this.#tell({
-      type: "parallel_execution",
-      call: this.kind,
+    this.#report.report(core.stats, {
+      kind: this.kind,
       strategy: this.strategy,
-      reason: this.reason,
+      reason: this.#report.listening ? this.reason : "",
       ok,
       workers: this.workers,
-      tasks: this.#tasks,
-      chunks: this.#chunks,
-      durationMs,
-      queueWaitMs: { p50: percentile(this.#waits, 50), p95: percentile(this.#waits, 95) },
-      runMs: {
-        p50: percentile(this.#runs, 50, this.#runItems),
-        p95: percentile(this.#runs, 95, this.#runItems),
-      },
-      utilization: durationMs > 0 ? Math.min(1, this.#busy / (this.workers * durationMs)) : 0,
-      fallbacks: this.#fallbacks,
-      crashes: this.#crashes,
-      respawns: this.#respawns,
-      retries: this.#retries,
     });
   }
 }
@@ -440,8 +330,3 @@ function publicPart(request: BuiltInRequest): BuiltInRequest {
 }
 
 function noop(): void {}
-
-/** Workers a strategy started to replace dead ones (a user's strategy counts none). */
-function respawnsOf(strategy: Strategy): number {
-  return (strategy as Partial<BuiltInStrategy>).respawns ?? 0;
-}
