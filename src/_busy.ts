@@ -14,6 +14,12 @@
  * clock takes over, by then long enough for its steps. (On Node the spin's own garbage made
  * collections that it then counted as busy: a pure wait measured 50% computing.)
  *
+ * Neither the event loop nor the spin can tell computing from waiting for a CPU: on a loaded
+ * machine a thread put off the CPU outside its poll (a timer already due when it is back, so it
+ * never waits) looked busy all along, and a task that only awaits 2 ms timers measured 100%
+ * computing. Where the thread has a CPU clock, what the meter says is therefore capped at what
+ * that clock counted, plus one of its steps.
+ *
  * @module
  */
 
@@ -24,6 +30,8 @@ import { setImmediate } from "node:timers";
 export const SPIN_MS = 50;
 /** A gap up to this long is an idle turn of the event loop, not work. */
 const IDLE_GAP_MS = 0.05;
+/** The coarsest step of a thread's CPU clock seen on Linux (a jiffy at 100 Hz), in ms. */
+const CPU_STEP_MS = 10;
 
 type CpuUsage = { user: number; system: number };
 const threadCpu = (process as { threadCpuUsage?: () => CpuUsage }).threadCpuUsage;
@@ -45,6 +53,9 @@ export class BusyMeter {
   #spinning = true;
   /** The thread's CPU clock when spinning stopped, in µs; -1 where there is none. */
   #cpuAt = -1;
+  /** The thread's CPU clock when the meter started, in µs, and the busy time before it. */
+  readonly #cpuStart: number;
+  readonly #before: number;
   /** On Node: the event loop's utilization when the meter started. */
   readonly #elu: Utilization | undefined;
 
@@ -56,7 +67,8 @@ export class BusyMeter {
     const now = performance.now();
     this.#start = since;
     this.#last = now;
-    this.#busy = now - since;
+    this.#busy = this.#before = now - since;
+    this.#cpuStart = cpuUs();
     if (elu !== undefined) {
       this.#elu = elu();
       this.#spinning = false;
@@ -72,10 +84,7 @@ export class BusyMeter {
       return;
     }
     this.#spinning = false;
-    if (threadCpu !== undefined) {
-      const usage = threadCpu();
-      this.#cpuAt = usage.user + usage.system;
-    }
+    this.#cpuAt = cpuUs();
   };
 
   #gap(now: number): void {
@@ -94,6 +103,13 @@ export class BusyMeter {
    * is the caller's to measure).
    */
   stop(): number {
+    const busy = this.#measure();
+    if (this.#cpuStart < 0) return busy;
+    // Time off the CPU is not computing: never more than the CPU clock counted (see above).
+    return Math.min(busy, this.#before + (cpuUs() - this.#cpuStart) / 1000 + CPU_STEP_MS);
+  }
+
+  #measure(): number {
     const now = performance.now();
     if (this.#elu !== undefined) {
       return Math.min(this.#busy + elu!(this.#elu).active, now - this.#start);
@@ -105,16 +121,21 @@ export class BusyMeter {
       return Math.min(this.#busy, now - this.#start);
     }
     let busy = this.#busy;
-    if (this.#cpuAt >= 0 && threadCpu !== undefined) {
-      const usage = threadCpu();
-      busy += (usage.user + usage.system - this.#cpuAt) / 1000;
-    } else {
+    if (this.#cpuAt >= 0) busy += (cpuUs() - this.#cpuAt) / 1000;
+    else {
       // No clock after the spin: assume the rest went as the spin measured.
       const spun = this.#last - this.#start;
       busy += spun > 0 ? ((now - this.#last) * this.#busy) / spun : 0;
     }
     return Math.min(busy, now - this.#start);
   }
+}
+
+/** The thread's CPU clock (user and system), in µs; -1 where the runtime has none. */
+function cpuUs(): number {
+  if (threadCpu === undefined) return -1;
+  const usage = threadCpu();
+  return usage.user + usage.system;
 }
 
 /** What waking the calling thread for one settled wait costs it, once measured (see `wakeCost`). */

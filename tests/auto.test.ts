@@ -191,8 +191,9 @@ describe("decide()", () => {
       maxWorkers: 2,
       onEvent: (event) => event.type === "parallel_execution" && events.push(event),
     });
+    // Long enough to be waited for on a loaded machine too (see the next test).
     const wait = async (n: number): Promise<number> => {
-      await new Promise((resolve) => setTimeout(resolve, 2));
+      await new Promise((resolve) => setTimeout(resolve, 20));
       return n;
     };
     const plan = await ex.explain(wait, [1, 2]);
@@ -206,8 +207,11 @@ describe("decide()", () => {
 
   test("the probe measures the split of a task that awaits, and explain() says it", async () => {
     await using ex = new ParallelExecutor({ maxWorkers: 2 });
+    // A wait long enough that the event loop goes idle for it on a loaded machine too: a timer
+    // already due when the loop gets the CPU back is never waited for (seen with 2 ms waits
+    // beside a second test suite), and the CPU clock that caps the meter steps in up to 10 ms.
     const wait = async (n: number): Promise<number> => {
-      await new Promise((resolve) => setTimeout(resolve, 2));
+      await new Promise((resolve) => setTimeout(resolve, 20));
       return n;
     };
     const plan = await ex.explain(wait, Array.from({ length: 32 }, (_, i) => i));
