@@ -23,6 +23,7 @@ import { ThreadPool } from "./strategy/threads.ts";
 import { ProcessPool } from "./strategy/processes.ts";
 import { detect, threadFactory } from "./runtime/mod.ts";
 import { ASYNC_CONCURRENCY } from "./config.ts";
+import { ExecutorClosedError } from "./errors.ts";
 
 /** Marks the global scope of a fanout worker (set by thread_entry.js and process_entry.js). */
 const WORKER_MARK = Symbol.for("fanout.worker");
@@ -59,6 +60,9 @@ export class Core {
   readonly #strategies = new Map<StrategyName, BuiltInStrategy>();
   #active = 0;
   #idle: (() => void) | undefined;
+  readonly #owner: object;
+  #closing: Promise<void> | undefined;
+  #terminating: Promise<void> | undefined;
 
   /**
    * @param settings The resolved options.
@@ -66,6 +70,7 @@ export class Core {
    */
   constructor(settings: Settings, owner: object) {
     this.settings = settings;
+    this.#owner = owner;
     this.shared = new SharedRegistry((id) => {
       for (const strategy of this.#strategies.values()) strategy.forget(id);
       const own = settings.choice as Partial<Record<typeof FORGET_SHARED, (id: number) => void>>;
@@ -158,19 +163,40 @@ export class Core {
     }
   }
 
-  /** Resolves once no call is in progress. */
-  idle(): Promise<void> {
-    if (this.#active === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => (this.#idle = resolve));
+  /** `ParallelExecutor.close()`: once no call is in progress, every strategy closes. */
+  close(): Promise<void> {
+    this.closed = true;
+    this.#closing ??= (async () => {
+      if (this.#active > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
+      this.shared.releaseAll();
+      await Promise.all(this.started().map((strategy) => strategy.close()));
+      this.#gone();
+    })();
+    return this.#closing;
+  }
+
+  /** `ParallelExecutor.terminate()`: running calls are cancelled, every strategy terminated. */
+  terminate(): Promise<void> {
+    this.closed = true;
+    this.#terminating ??= (async () => {
+      const error = new ExecutorClosedError(
+        "The executor was terminated while this call was running",
+      );
+      for (const pipeline of [...this.running]) pipeline.cancel(error, true);
+      this.shared.releaseAll();
+      await Promise.all(this.started().map((strategy) => strategy.terminate()));
+      this.#gone();
+    })();
+    return this.#terminating;
   }
 
   /**
    * Every worker is gone: a pool thread no longer needs to find this executor, and what its
    * pools measured is kept for the executors after it.
    */
-  gone(owner: object): void {
+  #gone(): void {
     this.calibrate();
-    if (this.nested) nestedExecutors().delete(owner);
+    if (this.nested) nestedExecutors().delete(this.#owner);
   }
 }
 

@@ -15,6 +15,8 @@
  */
 
 import type { Runner } from "./_pipeline.ts";
+import { Pipeline } from "./_pipeline.ts";
+import { ExecutorClosedError } from "./errors.ts";
 import type { CallPin } from "./shared.ts";
 import type { ChunkResult, Strategy } from "./strategy/types.ts";
 import type { BuiltInRequest } from "./strategy/_builtin.ts";
@@ -23,7 +25,7 @@ import { WorkerError, WorkerStartError } from "./errors.ts";
 import { CallReport } from "./_call_report.ts";
 import type { ChunkWatch } from "./_call_report.ts";
 import type { Core } from "./_core.ts";
-import type { CallKind } from "./_options.ts";
+import type { CallKind, CallSettings } from "./_options.ts";
 import { assumedCosts } from "./strategy/auto.ts";
 import { AutoRunner } from "./strategy/_auto_runner.ts";
 import type { Workload } from "./strategy/auto.ts";
@@ -283,6 +285,25 @@ export class Route {
       ok,
       workers: this.workers,
     });
+  }
+}
+
+/** Begins a call of `map` or `imap` (or `explain`'s probe): its route and pipeline, counted by `close()`. */
+export function startCall(
+  core: Core,
+  kind: CallKind,
+  spec: TaskSpec,
+  items: unknown,
+  call: CallSettings,
+  probeOnly = false,
+): Pipeline {
+  if (core.closed) throw new ExecutorClosedError();
+  const route = new Route(core, kind, spec, items, call, probeOnly);
+  try {
+    return new Pipeline(route, spec, items, call, core.estimates);
+  } catch (error) {
+    route.end(false, error);
+    throw error;
   }
 }
 

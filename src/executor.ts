@@ -8,18 +8,18 @@
  */
 
 import type { TaskFunction, TaskRef } from "./task.ts";
-import { toTaskSpec } from "./task.ts";
-import type { TaskSpec } from "./protocol.ts";
+import { specOf } from "./task.ts";
 import type { Shared, SharedValue } from "./shared.ts";
 import type { ParallelConfig } from "./config.ts";
 import type { ExecutorStats } from "./telemetry.ts";
 import type { CallKind } from "./_options.ts";
 import { resolveCall, resolveSettings } from "./_options.ts";
 import { Core } from "./_core.ts";
-import { Route } from "./_route.ts";
+import { startCall } from "./_route.ts";
 import { directStrategy, submitDirect, submitRouted } from "./_submit.ts";
 import { explain } from "./_explain.ts";
-import { collect, iterate, Pipeline } from "./_pipeline.ts";
+import type { Pipeline } from "./_pipeline.ts";
+import { collect, iterate } from "./_pipeline.ts";
 import { MAX_CHUNK } from "./chunking.ts";
 import { ExecutorClosedError } from "./errors.ts";
 import { checkKeys, describe } from "./_checks.ts";
@@ -57,10 +57,6 @@ export type ExecutorOptions = ParallelConfig;
  */
 export class ParallelExecutor implements AsyncDisposable {
   readonly #core: Core;
-  /** Each task's spec, made once per function or reference. */
-  readonly #specs = new WeakMap<object, TaskSpec>();
-  #closing: Promise<void> | undefined;
-  #terminating: Promise<void> | undefined;
 
   /**
    * Creates an executor. No worker starts until a call needs one. Reads `CE_PARALLEL` (see
@@ -162,7 +158,7 @@ export class ParallelExecutor implements AsyncDisposable {
           `Expected warmup's tasks to be an array of tasks, got ${describe(tasks)}`,
         );
       }
-      const specs = tasks.map((task) => this.#spec(task));
+      const specs = tasks.map((task) => specOf(task));
       if (core.closed) throw new ExecutorClosedError();
       return core.warmup(specs);
     } catch (error) {
@@ -253,13 +249,13 @@ export class ParallelExecutor implements AsyncDisposable {
     options: ImapOptions = {},
   ): AsyncIterableIterator<O> {
     const call = resolveCall("imap", this.#core.settings, options);
-    const spec = this.#spec(task);
+    const spec = specOf(task);
     // Per chunk in flight: two chunks' worth each.
     const window = (call.chunkSize === "auto" ? MAX_CHUNK : call.chunkSize) * 2;
     const core = this.#core;
     // The call begins when the loop takes its first result, as a generator's body does.
     return (async function* () {
-      const pipeline = begin(core, "imap", spec, items, call);
+      const pipeline = startCall(core, "imap", spec, items, call);
       yield* iterate<O>(pipeline, call.ordered, window);
     })();
   }
@@ -296,7 +292,7 @@ export class ParallelExecutor implements AsyncDisposable {
       const call = options === undefined
         ? (core.submitDefaults ??= resolveCall("submit", core.settings, {}))
         : resolveCall("submit", core.settings, options);
-      const spec = this.#spec(task);
+      const spec = specOf(task);
       if (core.closed) throw new ExecutorClosedError();
       const direct = directStrategy(core);
       if (direct !== undefined) return submitDirect(core, direct, spec, input, call);
@@ -363,15 +359,7 @@ export class ParallelExecutor implements AsyncDisposable {
    * @returns A promise that resolves once no worker is left.
    */
   close(): Promise<void> {
-    const core = this.#core;
-    core.closed = true;
-    this.#closing ??= (async () => {
-      await core.idle();
-      core.shared.releaseAll();
-      await Promise.all(core.started().map((strategy) => strategy.close()));
-      core.gone(this);
-    })();
-    return this.#closing;
+    return this.#core.close();
   }
 
   /**
@@ -382,18 +370,7 @@ export class ParallelExecutor implements AsyncDisposable {
    * @returns A promise that resolves once no worker is left.
    */
   terminate(): Promise<void> {
-    const core = this.#core;
-    core.closed = true;
-    this.#terminating ??= (async () => {
-      const error = new ExecutorClosedError(
-        "The executor was terminated while this call was running",
-      );
-      for (const pipeline of [...core.running]) pipeline.cancel(error, true);
-      core.shared.releaseAll();
-      await Promise.all(core.started().map((strategy) => strategy.terminate()));
-      core.gone(this);
-    })();
-    return this.#terminating;
+    return this.#core.terminate();
   }
 
   /** Same as `close()`, for `await using`. */
@@ -410,38 +387,6 @@ export class ParallelExecutor implements AsyncDisposable {
     probeOnly = false,
   ): Pipeline {
     const call = resolveCall(kind, this.#core.settings, options);
-    return begin(this.#core, kind, this.#spec(task), items, call, probeOnly);
-  }
-
-  /** The task's spec, made once per function or reference. */
-  #spec(task: unknown): TaskSpec {
-    if ((typeof task === "object" && task !== null) || typeof task === "function") {
-      let spec = this.#specs.get(task);
-      if (spec === undefined) {
-        spec = toTaskSpec(task);
-        this.#specs.set(task, spec);
-      }
-      return spec;
-    }
-    return toTaskSpec(task);
-  }
-}
-
-/** A call's route and pipeline, counted by `close()` from here on. */
-function begin(
-  core: Core,
-  kind: CallKind,
-  spec: TaskSpec,
-  items: unknown,
-  call: ReturnType<typeof resolveCall>,
-  probeOnly = false,
-): Pipeline {
-  if (core.closed) throw new ExecutorClosedError();
-  const route = new Route(core, kind, spec, items, call, probeOnly);
-  try {
-    return new Pipeline(route, spec, items, call, core.estimates);
-  } catch (error) {
-    route.end(false, error);
-    throw error;
+    return startCall(this.#core, kind, specOf(task), items, call, probeOnly);
   }
 }

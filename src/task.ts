@@ -137,6 +137,22 @@ export function toTaskSpec(task: unknown): TaskSpec {
   );
 }
 
+/** Each function's or reference's spec, made once (`toTaskSpec` of it never changes). */
+const specs = new WeakMap<object, TaskSpec>();
+
+/** `toTaskSpec`, made once per function or reference. */
+export function specOf(task: unknown): TaskSpec {
+  if ((typeof task !== "object" || task === null) && typeof task !== "function") {
+    return toTaskSpec(task);
+  }
+  let spec = specs.get(task);
+  if (spec === undefined) {
+    spec = toTaskSpec(task);
+    specs.set(task, spec);
+  }
+  return spec;
+}
+
 /**
  * A task's identity as a string: its module and export, or its source. Equal tasks from
  * different call sites share one key (what a worker prepares once, what estimates remember).
