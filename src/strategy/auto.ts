@@ -30,8 +30,9 @@ import type { RuntimeName } from "../runtime/mod.ts";
 import { CAPABILITIES } from "../runtime/_capabilities.ts";
 import type { StrategyName } from "./types.ts";
 import type { Profile } from "../chunking.ts";
-import type { Figure, PoolCosts } from "../_calibration.ts";
+import type { PoolCosts } from "../_calibration.ts";
 import { ASYNC_CONCURRENCY } from "../config.ts";
+import { count, figures, megabytes, ms, percent } from "./_auto_words.ts";
 
 /** Round trip of one chunk to a warm thread and back, in ms (bench/round_trip.ts, part c). */
 export const ROUND_TRIP_MS = 0.03;
@@ -397,40 +398,4 @@ function waiting(
     Math.max(gain, 0),
     inFlight,
   );
-}
-
-function percent(share: number): string {
-  const p = share * 100;
-  return `${p < 1 ? "<1" : p < 10 ? p.toFixed(1).replace(/\.0$/, "") : Math.round(p)}%`;
-}
-
-/** `n` with thousands separators (by hand: `Intl` costs tens of µs on some runtimes). */
-function grouped(n: number): string {
-  const digits = String(Math.round(n));
-  return digits.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-}
-
-function count(n: number, what: string): string {
-  return `${grouped(n)} ${what}${n === 1 ? "" : "s"}`;
-}
-
-function ms(value: number): string {
-  if (value >= 100) return `${grouped(value)} ms`;
-  if (value >= 0.001) return `${Number(value.toPrecision(2))} ms`;
-  return "<0.001 ms";
-}
-
-/** The figures the cost model priced the pool with, each said to be measured or assumed. */
-function figures({ start, roundTrip, transport }: PoolCosts): string {
-  const how = (figure: Figure): string => figure.measured ? "(measured)" : "(assumed)";
-  const us = transport.ms * 1000; // transport is a fraction of a µs per item
-  return `; start ~${ms(start.ms)} ${how(start)}, round trip ~${ms(roundTrip.ms)} ${
-    how(roundTrip)
-  }, transport ~${us >= 0.001 ? `${Number(us.toPrecision(2))} µs` : "<0.001 µs"} per item ${
-    how(transport)
-  }`;
-}
-
-function megabytes(bytes: number): string {
-  return `${Number((bytes / 1e6).toPrecision(3))} MB`;
 }
