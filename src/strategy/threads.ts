@@ -35,7 +35,6 @@ import { workerEntry } from "../runtime/_entries.ts";
 import { KILL_GRACE_MS } from "../runtime/_kill.ts";
 import type { Job as Job_ } from "./_pool.ts";
 import { WarmPool } from "./_warm_pool.ts";
-import { newJob } from "./_queue.ts";
 import { stopsHard } from "../_abort.ts";
 import type { PoolOptions } from "./_pool.ts";
 import { WorkerStartError } from "../errors.ts";
@@ -51,8 +50,6 @@ import {
 } from "./_pool_errors.ts";
 
 const ENTRY = new URL("../worker/thread_entry.js", import.meta.url);
-/** What `warmup()` runs through each worker to prime it (see `prime`). */
-const PRIME_TASK = { kind: "inline", source: "(x) => x" } as const;
 
 type Job = Job_<PoolWorker>;
 
@@ -62,6 +59,7 @@ export type ThreadPoolOptions = PoolOptions;
 /** Runs chunks on a pool of worker threads. */
 export class ThreadPool extends WarmPool<PoolWorker> {
   readonly name = "threads";
+  protected override readonly primeRounds: number = detect().capabilities.primeRounds;
   readonly #factory: ThreadFactory;
 
   /**
@@ -248,41 +246,6 @@ export class ThreadPool extends WarmPool<PoolWorker> {
     if (worker.prepared.has(id)) return;
     await worker.control!.prepare(id, task);
     worker.prepared.add(id);
-  }
-
-  /**
-   * A few one-item chunks of fanout's own identity task through an idle `worker`, each as a
-   * submit sends it: the worker's item path and the reply's are compiled before the first real
-   * submit, which then costs about what later ones do (an empty chunk left the first submit at
-   * ~4× a warm round trip, and the first few after it 2–1.5×). Never the caller's tasks: their
-   * inputs are unknown, and a call of one could do anything.
-   */
-  protected override async prime(worker: PoolWorker): Promise<void> {
-    const id = this.taskIds.of(PRIME_TASK);
-    if (!worker.prepared.has(id)) {
-      // Taken by real work meanwhile (or gone): that primes it as well.
-      if (!this.idle.includes(worker) || worker.dead || this.closed) return;
-      // An idle thread keeps nothing alive, and the caller of warmup() may await this alone
-      // (a thread that was busy when warmup() began has been idle, and unref'd, since).
-      this.hold(worker, true);
-      try {
-        await this.preload(worker, id, PRIME_TASK);
-      } finally {
-        if (!worker.dead && this.idle.includes(worker)) this.hold(worker, false);
-      }
-    }
-    const rounds = detect().capabilities.primeRounds;
-    for (let round = 0; round < rounds; round++) {
-      const at = this.idle.indexOf(worker);
-      // Taken by real work meanwhile (or gone): that primes it as well.
-      if (at < 0 || worker.dead || this.closed) return;
-      this.idle.splice(at, 1);
-      this.hold(worker, true);
-      await new Promise<void>((resolve) => {
-        const request = { task: PRIME_TASK, base: 0, items: [round], single: true };
-        this.assign(worker, newJob<PoolWorker>(request, id, () => resolve(), () => resolve()));
-      });
-    }
   }
 
   protected assign(worker: PoolWorker, job: Job): void {
