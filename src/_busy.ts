@@ -25,6 +25,7 @@
 
 import process from "node:process";
 import { setImmediate } from "node:timers";
+import { detect } from "./runtime/mod.ts";
 
 /** Longest the meter spins the event loop; after it, the thread's CPU clock is read instead. */
 export const SPIN_MS = 50;
@@ -38,9 +39,8 @@ const threadCpu = (process as { threadCpuUsage?: () => CpuUsage }).threadCpuUsag
 
 type Utilization = { idle: number; active: number; utilization: number };
 type Elu = (since?: Utilization) => Utilization;
-const scope = globalThis as { Deno?: unknown; Bun?: unknown };
-/** Node's own measure of its event loop; Deno and Bun have the function, but it says zeros. */
-const elu: Elu | undefined = scope.Deno === undefined && scope.Bun === undefined
+/** The runtime's own measure of its event loop, where it has one that measures (Node). */
+const elu: Elu | undefined = detect().capabilities.eventLoopUtilization
   ? (performance as unknown as { eventLoopUtilization?: Elu }).eventLoopUtilization
     ?.bind(performance)
   : undefined;

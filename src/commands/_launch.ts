@@ -63,7 +63,8 @@ export function openSpawner(): Spawner {
       close: () => Promise.resolve(),
     };
   }
-  const wanted = forced === "launcher" || (forced !== "direct" && detect().name === "node");
+  const wanted = forced === "launcher" ||
+    (forced !== "direct" && detect().capabilities.spawnThroughLauncher);
   return wanted && unavailable === undefined && mayLaunch() ? new LaunchingSpawner() : DIRECT;
 }
 

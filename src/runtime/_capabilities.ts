@@ -41,6 +41,19 @@ export interface Capabilities {
    * in the middle of them).
    */
   readonly primeRounds: number;
+  /**
+   * Whether command batches start their jobs through the long-lived launcher
+   * (`runtime/_launcher.ts`) rather than the runtime's own spawn: on Node, whose
+   * `child_process.spawn` forks the whole runtime, 200 × `true` on 4 slots took ~2.5× as long
+   * spawned directly; Deno's and Bun's spawn beat a round trip through the launcher
+   * (bench/commands.ts).
+   */
+  readonly spawnThroughLauncher: boolean;
+  /**
+   * Whether `performance.eventLoopUtilization()` measures the event loop (Node); Deno and Bun
+   * have the function, but it answers zeros.
+   */
+  readonly eventLoopUtilization: boolean;
 }
 
 /** The facts of every runtime. */
@@ -54,6 +67,8 @@ export const CAPABILITIES: Readonly<Record<RuntimeName, Capabilities>> = {
     transportMs: 0.0001,
     noHeapCap: 'Deno\'s Web Workers have no per-worker heap limit (use strategy: "processes")',
     primeRounds: 16,
+    spawnThroughLauncher: false,
+    eventLoopUtilization: false,
   },
   bun: {
     label: "Bun",
@@ -64,6 +79,8 @@ export const CAPABILITIES: Readonly<Record<RuntimeName, Capabilities>> = {
     transportMs: 0.00003,
     noHeapCap: "Bun (JavaScriptCore) has no per-worker heap limit",
     primeRounds: 4,
+    spawnThroughLauncher: false,
+    eventLoopUtilization: false,
   },
   node: {
     label: "Node",
@@ -74,5 +91,7 @@ export const CAPABILITIES: Readonly<Record<RuntimeName, Capabilities>> = {
     transportMs: 0.0001,
     noHeapCap: "",
     primeRounds: 16,
+    spawnThroughLauncher: true,
+    eventLoopUtilization: true,
   },
 };
