@@ -11,7 +11,7 @@
  * @module
  */
 
-import { className } from "./worker/run_task.js";
+import { className } from "./worker/clone_failure.js";
 
 /** The longest delay a timer takes (a signed 32-bit count of ms); longer ones fire at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;

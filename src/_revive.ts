@@ -8,7 +8,7 @@
 
 import type { CloneFailure, WireError } from "./protocol.ts";
 import { NotCloneableError, SharedReleasedError, TaskError } from "./errors.ts";
-import { findUncloneable } from "./worker/run_task.js";
+import { findUncloneable } from "./worker/clone_failure.js";
 import { reviveError as reviveWire } from "./worker/error_wire.js";
 
 /**

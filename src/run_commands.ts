@@ -26,7 +26,8 @@
 
 import { planBatch } from "./commands/_plan.ts";
 import type { Plan } from "./commands/_plan.ts";
-import { Batch, isSuccess } from "./commands/_batch.ts";
+import { Batch } from "./commands/_batch.ts";
+import { isSuccess } from "./commands/_outcome.ts";
 import type { JobOutput, Stop } from "./commands/_batch.ts";
 import type { Progress } from "./progress.ts";
 import { Deque } from "./_deque.ts";

@@ -19,7 +19,7 @@
  */
 
 import { MARK, visitRefs } from "./worker/shared_refs.js";
-import { findUncloneable } from "./worker/run_task.js";
+import { findUncloneable } from "./worker/clone_failure.js";
 import { NotCloneableError, SharedReleasedError } from "./errors.ts";
 import { describe } from "./_checks.ts";
 import { toSharedMemory } from "./shared_array.ts";

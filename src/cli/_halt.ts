@@ -5,7 +5,7 @@
  */
 
 import type { BatchResult, HaltMode, HaltRule } from "../run_commands.ts";
-import { isSuccess } from "../commands/_batch.ts";
+import { isSuccess } from "../commands/_outcome.ts";
 import { UsageError } from "./errors.ts";
 
 /** GNU parallel's old numeric forms. */

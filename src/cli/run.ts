@@ -16,7 +16,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join } from "node:path";
 import { planBatch } from "../commands/_plan.ts";
 import type { PlannedJob } from "../commands/_plan.ts";
-import { isSuccess } from "../commands/_batch.ts";
+import { isSuccess } from "../commands/_outcome.ts";
 import { runPlan } from "../run_commands.ts";
 import type { BatchResult, CommandJob, HaltMode, HaltRule, JobResult } from "../run_commands.ts";
 import { progressReporter } from "../progress.ts";

@@ -10,19 +10,18 @@
  * @module
  */
 
-import { statSync } from "node:fs";
 import { openSpawner } from "./_launch.ts";
 import type { Spawner } from "./_launch.ts";
 import type { ChildExit, ChildHandle } from "../runtime/mod.ts";
 import { killGently } from "../runtime/_kill.ts";
 import { onAbort } from "../_abort.ts";
-import { SpawnError } from "../errors.ts";
-import type { CommandProgress, HaltRule, JobResult } from "../run_commands.ts";
+import type { CommandProgress, JobResult } from "../run_commands.ts";
 import { estimateEta } from "../progress.ts";
 import { JobKilledError, JobSkippedError } from "./errors.ts";
 import { Capture } from "./_capture.ts";
 import type { Plan, PlannedJob } from "./_plan.ts";
 import { Deque } from "../_deque.ts";
+import { formatCmd, haltCause, halts, isSuccess, startError } from "./_outcome.ts";
 
 /** Why a batch stopped early: an abort, a throwing `onProgress`, or a left loop (no error). */
 export interface Stop {
@@ -361,75 +360,7 @@ export class Batch {
   }
 }
 
-/** Whether the result of a job that just finished meets the batch's halt rule. */
-function halts(
-  rule: HaltRule,
-  success: boolean,
-  done: number,
-  failed: number,
-  total: number,
-): boolean {
-  if (rule.on === "fail" && success) return false;
-  if (rule.on === "success" && !success) return false;
-  const reached = rule.on === "fail" ? failed : rule.on === "success" ? done - failed : done;
-  return rule.percent === undefined
-    ? reached >= (rule.count ?? 1)
-    : reached >= 1 && reached * 100 >= rule.percent * total;
-}
-
-/** Whether a job succeeded: exit code 0, without an error or a timeout. */
-export function isSuccess(result: JobResult): boolean {
-  return result.exitCode === 0 && result.error === undefined && !result.timedOut;
-}
-
 function succeeded(attempt: Attempt): boolean {
   return attempt.exit.code === 0 && attempt.error === undefined && !attempt.timedOut &&
     !attempt.killedByHalt;
-}
-
-/**
- * The error of a failed start. The runtimes report a missing `cwd` as a missing executable;
- * this says which it was.
- */
-function startError(job: PlannedJob, error: unknown): Error {
-  if (
-    error instanceof SpawnError && job.cwd !== undefined &&
-    (error.code === "ENOENT" || error.code === "ENOTDIR") && !isDirectory(job.cwd)
-  ) {
-    return new SpawnError(
-      error.command,
-      `Expected \`cwd\` to be a directory, but ${JSON.stringify(job.cwd)} is not one`,
-      { code: error.code, cause: error },
-    );
-  }
-  return error instanceof Error ? error : new Error(String(error), { cause: error });
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-/** Why a batch halted, for the messages of skipped and killed jobs. */
-function haltCause(failed: JobResult): string {
-  const how = isSuccess(failed)
-    ? "succeeded"
-    : failed.error !== undefined
-    ? `could not start (${failed.error.message})`
-    : failed.timedOut
-    ? `timed out (${failed.signal ?? "exited"})`
-    : failed.signal !== null
-    ? `was killed by ${failed.signal}`
-    : `exited with code ${failed.exitCode}`;
-  return `the batch halted after job ${failed.index} (${formatCmd(failed.cmd)}) ${how}`;
-}
-
-/** A command for messages: shell-like, shortened. */
-function formatCmd(cmd: readonly string[]): string {
-  const text = cmd.map((arg) => /^[\w@%+=:,./-]+$/.test(arg) ? arg : JSON.stringify(arg))
-    .join(" ");
-  return text.length > 80 ? `\`${text.slice(0, 77)}...\`` : `\`${text}\``;
 }

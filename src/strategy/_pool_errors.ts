@@ -10,7 +10,7 @@ import type { EachFailure, FromWorkerEvent } from "../protocol.ts";
 import type { ThreadExit } from "../runtime/mod.ts";
 import type { Job } from "./_queue.ts";
 import { cloneError, reviveError, taskFailure } from "../_revive.ts";
-import { findUncloneable } from "../worker/run_task.js";
+import { findUncloneable } from "../worker/clone_failure.js";
 import { TaskTimeoutError, WorkerCrashedError } from "../errors.ts";
 
 /** The error of a chunk whose item failed (a "fail" event). */

@@ -21,14 +21,8 @@
 /** @import { TaskFn } from "./load_task.js" */
 
 import process from "node:process";
-import {
-  Chunk,
-  eachCloneReply,
-  eachReply,
-  heapInUse,
-  resultCloneFailure,
-  runItems,
-} from "./run_task.js";
+import { Chunk, eachReply, heapInUse, runItems } from "./run_task.js";
+import { eachCloneReply, resultCloneFailure } from "./clone_failure.js";
 import { loadTask } from "./load_task.js";
 import { saveCompileCache, startCompileCache } from "./compile_cache.js";
 import { serializeError } from "./error_wire.js";
